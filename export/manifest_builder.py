@@ -1,0 +1,47 @@
+"""Assemble the manifest of a bundle exported from one of our run directories."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+
+from seq2seq_edge.runtime.manifest import (FeatureSpec, GraphSpec, IONames, Manifest, StateSpec, TokenSpec)
+from seq2seq_edge.runtime.vocab import Vocabulary
+from seq2seq_edge.training.config import RunConfig
+from seq2seq_edge.training.models import state_names, step_output_name
+
+__all__ = ["build_manifest", "versions"]
+
+
+def versions(opset: int) -> dict[str, str | int]:
+    """Versions of everything that shaped the graphs."""
+    out: dict[str, str | int] = {"onnx_opset": opset}
+    for dist in ("seq2seq-edge", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tuple[Vocabulary, Vocabulary] | None,
+                   parity: dict, opset: int) -> Manifest:
+    """The manifest for a run: state contract h{k}/c{k} -> h{k}_out/c{k}_out, sides, decode limits."""
+    units = config.model.units
+    state = tuple(StateSpec(name=f"{kind}{k}", layer=k, kind=kind, size=units, output=f"{kind}{k}_out",
+                            init="encoder", encoder_output=f"{kind}{k}") for k, kind in state_names(config.model))
+    sides = config.sides
+    if sides.target_kind == "tokens":
+        source, target = (TokenSpec(v) for v in vocabs)
+        first_input = "start_token"
+    else:
+        stats = config.normalisation
+        source, target = (FeatureSpec(size, tuple(stats[side]["mean"]), tuple(stats[side]["std"]))
+                          for side, size in (("source", sides.source_size), ("target", sides.target_size)))
+        first_input = "last_source_step"
+    io = IONames(source_length="source_length" if sides.source_kind == "tokens" else None,
+                 step_output=step_output_name(sides))
+    layers = (units,) * config.model.layers
+    return Manifest(family="seq2seq", cell=config.model.cell, encoder_units=layers, decoder_units=layers,
+                    graphs=graphs, state=state, source=source, target=target, io=io,
+                    max_steps=sides.max_steps, first_input=first_input, task=config.task, parity=parity,
+                    versions=versions(opset))

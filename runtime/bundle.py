@@ -1,0 +1,158 @@
+"""Open a bundle directory: read the manifest, verify every file, start the sessions.
+
+Each check names what is wrong and how to fix it; nothing is trusted that the
+manifest does not state (tensor names, shapes and sizes are compared with the
+graphs themselves).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .errors import BundleError
+from .manifest import FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec
+
+__all__ = ["Bundle", "open_bundle", "read_manifest", "sha256_bytes"]
+
+MANIFEST = "manifest.json"
+ORT_DTYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float)": "float32"}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its manifest and one onnxruntime session per graph."""
+
+    path: Path
+    manifest: Manifest
+    sessions: dict[str, ort.InferenceSession]
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of a byte string (the hash the manifest stores for each graph)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_bundle(path: str | Path, threads: int | None = None) -> Bundle:
+    """Read and verify the bundle at ``path``; raise BundleError if anything disagrees."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    options = _session_options(threads)
+    sessions = {name: _session(path, spec, options) for name, spec in manifest.graphs.items()}
+    _check_contract(manifest, sessions)
+    return Bundle(path, manifest, sessions)
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse ``path/manifest.json``."""
+    if not path.is_dir():
+        raise BundleError(f"no bundle at {str(path)!r}: expected a directory holding {MANIFEST} "
+                          "(write one with `seq2seq-edge export RUN_DIR --out BUNDLE`)")
+    file = path / MANIFEST
+    if not file.is_file():
+        raise BundleError(f"{str(path)!r} has no {MANIFEST}; it is not a seq2seq-edge bundle, or it is "
+                          "incomplete: export it again")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{file}: not valid JSON ({exc}); the manifest is corrupt: export the bundle again") from exc
+    return Manifest.from_dict(data)
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None (onnxruntime's default), got {threads!r}")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
+
+
+def _session(root: Path, spec: GraphSpec, options: ort.SessionOptions) -> ort.InferenceSession:
+    if Path(spec.file).name != spec.file:
+        raise BundleError(f"manifest.json: graph file {spec.file!r} must be a plain file name inside the bundle")
+    file = root / spec.file
+    if not file.is_file():
+        raise BundleError(f"{file} is missing; the bundle is incomplete: copy the whole directory or export again")
+    data = file.read_bytes()
+    actual = sha256_bytes(data)
+    if actual != spec.sha256:
+        raise BundleError(f"{spec.file}: sha256 {actual[:16]}... does not match the manifest's "
+                          f"{spec.sha256[:16]}...; the file was changed or corrupted after export: export again")
+    try:
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several private types
+        raise BundleError(f"{spec.file}: onnxruntime cannot load it ({exc}); export the bundle again") from exc
+    _check_interface(spec, session)
+    return session
+
+
+def _check_interface(spec: GraphSpec, session: ort.InferenceSession) -> None:
+    for kind, declared, actual in (("input", spec.inputs, session.get_inputs()),
+                                   ("output", spec.outputs, session.get_outputs())):
+        found = {a.name: a for a in actual}
+        if set(found) != {t.name for t in declared}:
+            raise BundleError(f"{spec.file}: graph {kind}s {sorted(found)} do not match the manifest's "
+                              f"{sorted(t.name for t in declared)}; the manifest belongs to another bundle")
+        for t in declared:
+            _check_tensor(spec.file, t, found[t.name])
+
+
+def _check_tensor(file: str, declared: TensorSpec, actual) -> None:
+    dtype = ORT_DTYPES.get(actual.type, actual.type)
+    if dtype != declared.dtype:
+        raise BundleError(f"{file}: tensor {declared.name!r} is {dtype} in the graph but {declared.dtype} "
+                          "in the manifest")
+    shape = list(actual.shape)
+    same = len(shape) == len(declared.shape) and all(
+        (isinstance(d, int) and d == a) or (isinstance(d, str) and not isinstance(a, int))
+        for d, a in zip(declared.shape, shape))
+    if not same:
+        raise BundleError(f"{file}: tensor {declared.name!r} has shape {shape} in the graph but "
+                          f"{list(declared.shape)} in the manifest")
+
+
+def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> None:
+    """Sizes and names must agree between encoder, decoder and the declared sides."""
+    enc, dec = m.graphs["encoder"], m.graphs["decoder_step"]
+    state_inputs = {s.name for s in m.state}
+    extra = {t.name for t in dec.inputs} - state_inputs - {m.io.step_input}
+    if extra:
+        raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input nor a state")
+    extra = {t.name for t in dec.outputs} - {s.output for s in m.state} - {m.io.step_output}
+    if extra:
+        raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output nor a state")
+    for s in m.state:
+        _expect(dec.input(s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)")
+        _expect(dec.output(s.output), ("batch", s.size), f"state {s.name!r} (decoder_step output {s.output!r})")
+        if s.init == "encoder":
+            _expect(enc.output(s.encoder_output), ("batch", s.size),
+                    f"state {s.name!r} (encoder output {s.encoder_output!r})")
+    src = enc.input(m.io.source)
+    if isinstance(m.source, FeatureSpec):
+        _expect(src, ("batch", "time", m.source.features), "source")
+    else:
+        _expect(src, ("batch", "time"), "source")
+        if m.io.source_length is None:
+            raise BundleError("manifest.json: io.source_length is required for token sources")
+        _expect(enc.input(m.io.source_length), ("batch",), "source_length")
+    out = dec.output(m.io.step_output)
+    width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
+    _expect(out, ("batch", width), "step_output")
+    step_in = dec.input(m.io.step_input)
+    _expect(step_in, ("batch", 1) if isinstance(m.target, TokenSpec) else ("batch", m.target.features),
+            "step_input")
+
+
+def _expect(tensor: TensorSpec, shape: tuple, what: str) -> None:
+    ok = len(tensor.shape) == len(shape) and all(
+        (isinstance(e, str) and isinstance(a, str)) or e == a for e, a in zip(shape, tensor.shape))
+    if not ok:
+        raise BundleError(f"{what}: tensor {tensor.name!r} has shape {list(tensor.shape)}, expected "
+                          f"{list(shape)}; encoder, decoder and manifest disagree: export the bundle again")

@@ -1,0 +1,96 @@
+"""Validation of what callers hand the runtime. Every check raises InputError with the fix."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["check_texts", "check_token_ids", "check_lengths", "check_features", "check_state"]
+
+
+def check_texts(texts: Any) -> list[str]:
+    """A non-empty list of non-empty strings."""
+    if isinstance(texts, str):
+        raise InputError("expected a list of strings, got a single string; wrap it: [text]")
+    if not isinstance(texts, Sequence) or isinstance(texts, bytes):
+        raise InputError(f"expected a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise InputError("empty batch: pass at least one string")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"item {i} is {type(text).__name__}, expected str")
+        if not text.strip():
+            raise InputError(f"item {i} is an empty string; every input needs at least one symbol")
+    return list(texts)
+
+
+def check_token_ids(ids: Any, vocab_size: int, name: str = "source", rank: int = 2) -> np.ndarray:
+    """Integer ids of the given rank, each in [0, vocab_size); returned as int32."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"{name}: token ids must be integers, got dtype {arr.dtype}; "
+                         "for text use generate_text() or the vocabulary's encode_batch()")
+    if arr.ndim != rank:
+        want = "(batch, time)" if rank == 2 else "(batch,)"
+        raise InputError(f"{name}: expected shape {want}, got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InputError(f"{name}: empty batch; pass at least one sequence")
+    if rank == 2 and arr.shape[1] == 0:
+        raise InputError(f"{name}: sequences have no time steps; pass at least one token each")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+        raise InputError(f"{name}: ids must lie in [0, {vocab_size}), got values from {arr.min()} to {arr.max()}")
+    return arr.astype(np.int32, copy=False)
+
+
+def check_lengths(lengths: Any, ids: np.ndarray, pad_id: int) -> np.ndarray:
+    """Lengths (batch,) for right-padded ids; derived from the padding when None."""
+    batch, time = ids.shape
+    if lengths is None:
+        nonpad = ids != pad_id  # (batch, time)
+        lengths = np.where(nonpad.any(axis=1), time - np.argmax(nonpad[:, ::-1], axis=1), 0)
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu" or arr.shape != (batch,):
+        raise InputError(f"lengths: expected integers of shape ({batch},), got {arr.dtype} {arr.shape}")
+    bad = np.flatnonzero((arr < 1) | (arr > time))
+    if bad.size:
+        raise InputError(f"lengths: sequence {bad[0]} has length {arr[bad[0]]}; every length must be in "
+                         f"[1, {time}] (a row of only padding is an empty input)")
+    return arr.astype(np.int32, copy=False)
+
+
+def check_features(x: Any, features: int, name: str = "source", rank: int = 3) -> np.ndarray:
+    """Finite real values of shape (batch, time, features) (rank 3) or (batch, features) (rank 2)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        raise InputError(f"{name}: expected floating-point values, got dtype {arr.dtype}; "
+                         "convert with np.asarray(x, dtype=np.float32)")
+    want = "(batch, time, features)" if rank == 3 else "(batch, features)"
+    if arr.ndim != rank:
+        raise InputError(f"{name}: expected shape {want}, got {arr.shape}")
+    if arr.shape[-1] != features:
+        raise InputError(f"{name}: the model takes {features} features, got {arr.shape[-1]} (shape {arr.shape})")
+    if arr.shape[0] == 0 or (rank == 3 and arr.shape[1] == 0):
+        raise InputError(f"{name}: empty input of shape {arr.shape}; pass at least one step of one sequence")
+    if not np.isfinite(arr).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise InputError(f"{name}: contains NaN or inf (first at index {where}); clean or impute it first")
+    return arr.astype(np.float32, copy=False)
+
+
+def check_state(state: Any, sizes: dict[str, int], batch: int) -> dict[str, np.ndarray]:
+    """A dict holding exactly the named state arrays, each float32 (batch, size)."""
+    if not isinstance(state, dict):
+        raise InputError(f"state must be a dict of arrays named {sorted(sizes)}, got {type(state).__name__}")
+    if set(state) != set(sizes):
+        raise InputError(f"state has keys {sorted(state)}, expected {sorted(sizes)}; pass the dict that "
+                         "encode() or the previous step() returned")
+    out = {}
+    for name, size in sizes.items():
+        arr = np.asarray(state[name])
+        if arr.shape != (batch, size) or arr.dtype.kind != "f":
+            raise InputError(f"state {name!r}: expected float ({batch}, {size}), got {arr.dtype} {arr.shape}")
+        out[name] = arr.astype(np.float32, copy=False)
+    return out

@@ -1,0 +1,264 @@
+"""manifest.json: the contract between export (which writes it) and the runtime.
+
+Everything the runtime needs is here, nothing implicit: graph files with their
+hashes and exact tensor names, the state contract pairing decoder state inputs
+with outputs by name, vocabularies or feature statistics, and decode limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .errors import BundleError
+from .vocab import Vocabulary
+
+__all__ = ["FORMAT", "TensorSpec", "GraphSpec", "StateSpec", "TokenSpec", "FeatureSpec", "IONames",
+           "Manifest"]
+
+FORMAT = "seq2seq-edge/1"
+FAMILIES = ("seq2seq",)
+CELLS = ("lstm",)
+FIRST_INPUTS = ("start_token", "last_source_step", "zeros")
+DTYPES = ("int32", "int64", "float32")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output: our name, its dtype, its shape (ints or axis names)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One ONNX file of the bundle and its interface."""
+
+    file: str
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec:
+        return _by_name(self.inputs, name, f"{self.file} inputs")
+
+    def output(self, name: str) -> TensorSpec:
+        return _by_name(self.outputs, name, f"{self.file} outputs")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "inputs": [t.to_dict() for t in self.inputs],
+                "outputs": [t.to_dict() for t in self.outputs]}
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One recurrent state tensor of the decoder (batch, size).
+
+    ``name`` is the decoder_step input, ``output`` the decoder_step output that
+    carries its next value; ``init`` is ``"encoder"`` (taken from the encoder
+    output ``encoder_output``) or ``"zeros"``.
+    """
+
+    name: str
+    layer: int
+    kind: str
+    size: int
+    output: str
+    init: str = "encoder"
+    encoder_output: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "layer": self.layer, "kind": self.kind, "size": self.size,
+                "output": self.output, "init": self.init, "encoder_output": self.encoder_output}
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    """A side (source or target) made of token ids."""
+
+    vocabulary: Vocabulary
+    kind: str = "tokens"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "vocabulary": self.vocabulary.to_dict()}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A side made of real-valued feature vectors, with the normalisation used in training."""
+
+    features: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    kind: str = "features"
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != self.features or len(self.std) != self.features:
+            raise BundleError(f"features: mean and std need {self.features} values each")
+        if any(not s > 0 for s in self.std):
+            raise BundleError("features: every std must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "features": self.features, "mean": list(self.mean), "std": list(self.std)}
+
+
+Side = Union[TokenSpec, FeatureSpec]
+
+
+@dataclass(frozen=True)
+class IONames:
+    """Names of the non-state tensors the runtime feeds and reads."""
+
+    source: str = "source"
+    source_length: str | None = "source_length"
+    step_input: str = "step_input"
+    step_output: str = "logits"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "source_length": self.source_length, "step_input": self.step_input,
+                "step_output": self.step_output}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Parsed, validated manifest.json."""
+
+    family: str
+    cell: str
+    encoder_units: tuple[int, ...]
+    decoder_units: tuple[int, ...]
+    graphs: dict[str, GraphSpec]
+    state: tuple[StateSpec, ...]
+    source: Side
+    target: Side
+    io: IONames
+    max_steps: int
+    first_input: str
+    task: str | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_choice("family", self.family, FAMILIES)
+        _check_choice("cell", self.cell, CELLS)
+        _check_choice("decode.first_input", self.first_input, FIRST_INPUTS)
+        for required in ("encoder", "decoder_step"):
+            if required not in self.graphs:
+                raise BundleError(f"manifest.json: graphs.{required} is missing")
+        if not (isinstance(self.max_steps, int) and self.max_steps > 0):
+            raise BundleError(f"manifest.json: decode.max_steps must be a positive integer, got {self.max_steps!r}")
+        if self.first_input == "start_token" and not (
+                isinstance(self.target, TokenSpec) and self.target.vocabulary.start_id is not None):
+            raise BundleError("manifest.json: first_input 'start_token' needs a token target with a start_id")
+        if self.first_input == "last_source_step" and not (
+                isinstance(self.source, FeatureSpec) and isinstance(self.target, FeatureSpec)
+                and self.source.features == self.target.features):
+            raise BundleError("manifest.json: first_input 'last_source_step' needs feature source and target "
+                              "of the same width")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the exact content of manifest.json."""
+        return {
+            "format": FORMAT, "family": self.family, "task": self.task,
+            "model": {"cell": self.cell, "encoder_units": list(self.encoder_units),
+                      "decoder_units": list(self.decoder_units)},
+            "graphs": {k: g.to_dict() for k, g in self.graphs.items()},
+            "io": self.io.to_dict(),
+            "state": [s.to_dict() for s in self.state],
+            "source": self.source.to_dict(), "target": self.target.to_dict(),
+            "decode": {"max_steps": self.max_steps, "first_input": self.first_input},
+            "parity": self.parity, "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Manifest":
+        """Parse manifest.json content; every problem is a BundleError naming the field."""
+        r = _Reader(data, "manifest.json")
+        fmt = r.get("format", str)
+        if fmt != FORMAT:
+            raise BundleError(f"manifest.json: format {fmt!r} is not supported (this runtime reads {FORMAT!r}); "
+                              "re-export the bundle with a matching seq2seq-edge version")
+        model, decode = r.child("model"), r.child("decode")
+        try:
+            return cls(
+                family=r.get("family", str), cell=model.get("cell", str),
+                encoder_units=tuple(model.get("encoder_units", list)),
+                decoder_units=tuple(model.get("decoder_units", list)),
+                graphs={k: _graph(r.child("graphs").child(k)) for k in r.get("graphs", dict)},
+                state=tuple(_state(s) for s in r.items("state")),
+                source=_side(r.child("source")), target=_side(r.child("target")),
+                io=IONames(**r.get("io", dict)),
+                max_steps=decode.get("max_steps", int), first_input=decode.get("first_input", str),
+                task=data.get("task"), parity=data.get("parity", {}), versions=data.get("versions", {}))
+        except TypeError as exc:
+            raise BundleError(f"manifest.json: malformed entry ({exc})") from exc
+
+
+class _Reader:
+    """Typed field access with error messages that name the field's path."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise BundleError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        self.data, self.path = data, path
+
+    def get(self, key: str, kind: type) -> Any:
+        if key not in self.data:
+            raise BundleError(f"{self.path}: field '{key}' is missing")
+        value = self.data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BundleError(f"{self.path}: field '{key}' must be {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    def child(self, key: str) -> "_Reader":
+        return _Reader(self.get(key, dict), f"{self.path}.{key}")
+
+    def items(self, key: str) -> list["_Reader"]:
+        return [_Reader(v, f"{self.path}.{key}[{i}]") for i, v in enumerate(self.get(key, list))]
+
+
+def _graph(r: _Reader) -> GraphSpec:
+    def tensors(key: str) -> tuple[TensorSpec, ...]:
+        out = []
+        for t in r.items(key):
+            dtype = t.get("dtype", str)
+            _check_choice(f"{t.path}.dtype", dtype, DTYPES)
+            out.append(TensorSpec(t.get("name", str), dtype, tuple(t.get("shape", list))))
+        return tuple(out)
+
+    return GraphSpec(r.get("file", str), r.get("sha256", str), tensors("inputs"), tensors("outputs"))
+
+
+def _state(r: _Reader) -> StateSpec:
+    spec = StateSpec(r.get("name", str), r.get("layer", int), r.get("kind", str), r.get("size", int),
+                     r.get("output", str), r.get("init", str), r.data.get("encoder_output"))
+    _check_choice(f"{r.path}.init", spec.init, ("encoder", "zeros"))
+    if spec.init == "encoder" and not spec.encoder_output:
+        raise BundleError(f"{r.path}: init 'encoder' needs 'encoder_output'")
+    return spec
+
+
+def _side(r: _Reader) -> Side:
+    kind = r.get("kind", str)
+    if kind == "tokens":
+        return TokenSpec(Vocabulary.from_dict(r.get("vocabulary", dict)))
+    if kind == "features":
+        return FeatureSpec(r.get("features", int), tuple(r.get("mean", list)), tuple(r.get("std", list)))
+    raise BundleError(f"{r.path}: kind must be 'tokens' or 'features', got {kind!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise BundleError(f"manifest.json: {name} must be one of {list(choices)}, got {value!r}")
+
+
+def _by_name(specs: tuple[TensorSpec, ...], name: str, where: str) -> TensorSpec:
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    raise BundleError(f"{where}: no tensor named {name!r} (have {[s.name for s in specs]})")

@@ -1,0 +1,158 @@
+"""The model object applications use: encode, step, generate, generate_text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .bundle import Bundle, open_bundle
+from .decoding import greedy_tokens, rollout_features
+from .errors import InputError
+from .inputs import check_features, check_lengths, check_state, check_texts, check_token_ids
+from .manifest import FeatureSpec, Manifest, TokenSpec
+from .vocab import Vocabulary
+
+__all__ = ["Seq2SeqModel", "load"]
+
+State = dict[str, np.ndarray]
+
+
+def load(path: str | Path, threads: int | None = None) -> "Seq2SeqModel":
+    """Open and verify the bundle at ``path``; ``threads`` sets onnxruntime's intra-op threads."""
+    return Seq2SeqModel(open_bundle(path, threads=threads))
+
+
+class Seq2SeqModel:
+    """An encoder plus a single-step decoder. Holds no decode state: safe to share across threads."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.manifest: Manifest = bundle.manifest
+        self._encoder = bundle.sessions["encoder"]
+        self._decoder = bundle.sessions["decoder_step"]
+        m = self.manifest
+        self._state_sizes = {s.name: s.size for s in m.state}
+        self._encoder_outputs = [s.encoder_output for s in m.state if s.init == "encoder"]
+        self._decoder_outputs = [m.io.step_output] + [s.output for s in m.state]
+
+    # -- introspection ----------------------------------------------------
+    @property
+    def source_vocab(self) -> Vocabulary:
+        """The source vocabulary (token bundles only)."""
+        return self._vocab(self.manifest.source, "source")
+
+    @property
+    def target_vocab(self) -> Vocabulary:
+        """The target vocabulary (token bundles only)."""
+        return self._vocab(self.manifest.target, "target")
+
+    @property
+    def max_steps(self) -> int:
+        """The hard cap on decode length from the manifest."""
+        return self.manifest.max_steps
+
+    # -- the three calls --------------------------------------------------
+    def encode(self, source: Any, lengths: Any = None) -> State:
+        """Run the encoder: the decoder's initial state, one named (batch, size) array per state tensor.
+
+        Token bundles take right-padded ids (batch, time) and optional lengths (batch,);
+        feature bundles take raw (un-normalised) values (batch, time, features).
+        """
+        m = self.manifest
+        if isinstance(m.source, TokenSpec):
+            vocab = m.source.vocabulary
+            ids = check_token_ids(source, len(vocab))
+            feed = {m.io.source: ids, m.io.source_length: check_lengths(lengths, ids, vocab.pad_id)}
+        else:
+            x = check_features(source, m.source.features)
+            feed = {m.io.source: _normalise(x, m.source)}
+        return self._encode_feed(feed)
+
+    def step(self, step_input: Any, state: State) -> tuple[np.ndarray, State]:
+        """One decoder call: ``(output, next_state)``; the state passed in is not modified.
+
+        ``step_input`` is token ids (batch,) or normalised features (batch, features);
+        ``output`` is logits (batch, vocab) or normalised features (batch, features).
+        """
+        m = self.manifest
+        if isinstance(m.target, TokenSpec):
+            x = check_token_ids(step_input, len(m.target.vocabulary), "step_input", rank=1)
+        else:
+            x = check_features(step_input, m.target.features, "step_input", rank=2)
+        return self._step(x, check_state(state, self._state_sizes, x.shape[0]))
+
+    def generate(self, source: Any, max_steps: int | None = None, *, lengths: Any = None,
+                 first_input: Any = None) -> list[np.ndarray] | np.ndarray:
+        """Greedy decode of a batch.
+
+        Token bundles: a list of int32 id arrays, one per row, each stopping at its own
+        end token (not included) or at ``max_steps``. Feature bundles: an array
+        (batch, max_steps, features) in the data's units; the first decoder input is
+        ``first_input`` (batch, features) or what the manifest defines.
+        """
+        steps = self._check_max_steps(max_steps)
+        state = self.encode(source, lengths)
+        batch = next(iter(state.values())).shape[0]
+        m = self.manifest
+        if isinstance(m.target, TokenSpec):
+            if first_input is not None:
+                raise InputError("first_input applies to feature bundles only; token decoding starts at <s>")
+            vocab = m.target.vocabulary
+            start = np.full(batch, vocab.start_id, dtype=np.int32)
+            return greedy_tokens(self._step, state, start, vocab.end_id, steps, vocab.pad_id)
+        first = self._first_features(source, first_input, batch)
+        out = rollout_features(self._step, state, first, steps)  # (batch, steps, features)
+        return out * np.asarray(m.target.std, np.float32) + np.asarray(m.target.mean, np.float32)
+
+    def generate_text(self, texts: Sequence[str], max_steps: int | None = None) -> list[str]:
+        """Translate a list of strings with greedy decoding."""
+        texts = check_texts(texts)
+        source_vocab, target_vocab = self.source_vocab, self.target_vocab
+        ids, lengths = source_vocab.encode_batch(texts)
+        return [target_vocab.decode(row) for row in self.generate(ids, max_steps, lengths=lengths)]
+
+    # -- internals ----------------------------------------------------------
+    def _encode_feed(self, feed: dict[str, np.ndarray]) -> State:
+        outputs = dict(zip(self._encoder_outputs, self._encoder.run(self._encoder_outputs, feed)))
+        batch = next(iter(feed.values())).shape[0]
+        return {s.name: outputs[s.encoder_output] if s.init == "encoder"
+                else np.zeros((batch, s.size), np.float32) for s in self.manifest.state}
+
+    def _step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        m = self.manifest
+        feed = dict(state)
+        feed[m.io.step_input] = x[:, None] if isinstance(m.target, TokenSpec) else x
+        out, *next_values = self._decoder.run(self._decoder_outputs, feed)
+        return out, {s.name: v for s, v in zip(m.state, next_values)}
+
+    def _first_features(self, source: Any, first_input: Any, batch: int) -> np.ndarray:
+        m = self.manifest
+        if first_input is not None:
+            raw = check_features(first_input, m.target.features, "first_input", rank=2)
+            if raw.shape[0] != batch:
+                raise InputError(f"first_input: batch {raw.shape[0]} does not match the source's {batch}")
+        elif m.first_input == "last_source_step":
+            raw = np.asarray(source, np.float32)[:, -1, :]  # (batch, features), validated by encode()
+        else:
+            return np.zeros((batch, m.target.features), np.float32)
+        return _normalise(raw, m.target)
+
+    def _check_max_steps(self, max_steps: int | None) -> int:
+        cap = self.manifest.max_steps
+        if max_steps is None:
+            return cap
+        if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or not 1 <= max_steps <= cap:
+            raise InputError(f"max_steps must be an integer in [1, {cap}] (the bundle's decode.max_steps cap), "
+                             f"got {max_steps!r}")
+        return int(max_steps)
+
+    def _vocab(self, side: Any, name: str) -> Vocabulary:
+        if not isinstance(side, TokenSpec):
+            raise InputError(f"this bundle's {name} is real-valued features, not tokens; use generate()")
+        return side.vocabulary
+
+
+def _normalise(x: np.ndarray, side: FeatureSpec) -> np.ndarray:
+    return ((x - np.asarray(side.mean, np.float32)) / np.asarray(side.std, np.float32)).astype(np.float32)

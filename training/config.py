@@ -1,0 +1,117 @@
+"""Frozen, validated configuration objects, saved as JSON beside what they configure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
+
+__all__ = ["ConfigError", "ModelConfig", "TrainConfig", "Sides", "RunConfig"]
+
+
+class ConfigError(Seq2SeqEdgeError, ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the encoder-decoder: cell type, units per layer, layers, embedding width."""
+
+    cell: str = "lstm"
+    units: int = 128
+    layers: int = 1
+    embedding_dim: int = 32
+
+    def __post_init__(self) -> None:
+        if self.cell != "lstm":
+            raise ConfigError(f"cell must be 'lstm', got {self.cell!r}")
+        _positive(self, "units", "layers", "embedding_dim")
+        if self.layers > 4:
+            raise ConfigError(f"layers must be between 1 and 4, got {self.layers}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fit: data size and split, epochs, batch size, optimiser, seed, early stopping."""
+
+    samples: int = 20000
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    validation_split: float = 0.05
+    test_split: float = 0.05
+    patience: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive(self, "samples", "epochs", "batch_size")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        for name in ("validation_split", "test_split"):
+            if not 0 < getattr(self, name) < 0.5:
+                raise ConfigError(f"{name} must be in (0, 0.5), got {getattr(self, name)!r}")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise ConfigError(f"patience must be an integer >= 0 (0 turns early stopping off), got {self.patience!r}")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if int(self.samples * min(self.validation_split, self.test_split)) < 1:
+            raise ConfigError(f"samples={self.samples} is too few for the validation and test splits")
+
+
+@dataclass(frozen=True)
+class Sides:
+    """What the model reads and writes: token vocabularies' sizes or feature counts."""
+
+    source_kind: str
+    source_size: int
+    target_kind: str
+    target_size: int
+    max_steps: int
+
+    def __post_init__(self) -> None:
+        for kind in (self.source_kind, self.target_kind):
+            if kind not in ("tokens", "features"):
+                raise ConfigError(f"side kind must be 'tokens' or 'features', got {kind!r}")
+        _positive(self, "source_size", "target_size", "max_steps")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run directory's config.json holds."""
+
+    task: str
+    model: ModelConfig
+    train: TrainConfig
+    sides: Sides
+    normalisation: dict | None = None  # feature tasks: {"source": {mean, std}, "target": {mean, std}}
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            return cls(task=data["task"], model=_make(ModelConfig, data["model"]),
+                       train=_make(TrainConfig, data["train"]), sides=_make(Sides, data["sides"]),
+                       normalisation=data.get("normalisation"))
+        except KeyError as exc:
+            raise ConfigError(f"{path}: field {exc} is missing") from exc
+
+
+def _make(cls: type, data: dict) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+    return cls(**data)

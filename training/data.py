@@ -1,0 +1,63 @@
+"""Turn task splits into model arrays: vocabularies, padded ids, teacher-forcing inputs, normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seq2seq_edge.runtime.vocab import Vocabulary
+
+from .tasks import FeatureSplits, TokenSplits
+
+__all__ = ["Arrays", "build_vocabularies", "token_arrays", "feature_stats", "feature_arrays"]
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Model inputs and targets for one split."""
+
+    source: np.ndarray        # (n, time) int32 ids, or (n, window, features) float32
+    target_input: np.ndarray  # (n, steps) int32 ids starting with <s>, or (n, horizon, features)
+    target: np.ndarray        # (n, steps) int32 ids ending with </s> (0 = padding), or (n, horizon, features)
+
+
+def build_vocabularies(splits: TokenSplits) -> tuple[Vocabulary, Vocabulary]:
+    """Source and target vocabularies from the training split only."""
+    source = Vocabulary.build((s for s, _ in splits.train), separator=splits.source_separator)
+    target = Vocabulary.build((t for _, t in splits.train), separator=splits.target_separator,
+                              with_start_end=True)
+    return source, target
+
+
+def token_arrays(pairs: list[tuple[str, str]], source: Vocabulary, target: Vocabulary) -> Arrays:
+    """Right-padded arrays for teacher forcing; padding id 0 is masked in the encoder and the loss."""
+    src, _ = source.encode_batch([s for s, _ in pairs])  # (n, time)
+    rows = [target.encode(t) for _, t in pairs]
+    steps = max(len(r) for r in rows) + 1
+    target_input = np.full((len(rows), steps), target.pad_id, np.int32)  # (n, steps)
+    target_out = np.full((len(rows), steps), target.pad_id, np.int32)   # (n, steps)
+    for i, row in enumerate(rows):
+        target_input[i, : len(row) + 1] = [target.start_id] + row
+        target_out[i, : len(row) + 1] = row + [target.end_id]
+    return Arrays(src, target_input, target_out)
+
+
+def feature_stats(splits: FeatureSplits) -> dict:
+    """Per-feature mean and std of the training split, for source and target."""
+    def stats(x: np.ndarray) -> dict:
+        flat = x.reshape(-1, x.shape[-1])  # (n * time, features)
+        return {"mean": flat.mean(axis=0).tolist(), "std": np.maximum(flat.std(axis=0), 1e-6).tolist()}
+
+    return {"source": stats(splits.train[0]), "target": stats(splits.train[1])}
+
+
+def feature_arrays(split: tuple[np.ndarray, np.ndarray], stats: dict) -> Arrays:
+    """Normalised arrays; the decoder's first input is the window's last row (as in generation)."""
+    def norm(x: np.ndarray, side: str) -> np.ndarray:
+        return ((x - np.float32(stats[side]["mean"])) / np.float32(stats[side]["std"])).astype(np.float32)
+
+    source, target = split
+    last = norm(source[:, -1:, :], "target")  # (n, 1, features)
+    target_n = norm(target, "target")
+    return Arrays(norm(source, "source"), np.concatenate([last, target_n[:, :-1]], axis=1), target_n)

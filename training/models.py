@@ -1,0 +1,111 @@
+"""Keras builders: the teacher-forced training model and the inference models that share its layers.
+
+Layers are named and found by name:
+    source_embedding (token sources), encoder_lstm_{k}, target_embedding (token
+    targets), decoder_lstm_{k}, output.
+Decoder layer k starts from the final (h, c) of encoder layer k. Inference
+models name their outputs with Identity layers, so the exported graphs carry
+our tensor names: encoder -> h{k}, c{k}; decoder_step -> step output, h{k}_out, c{k}_out.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .config import ModelConfig, Sides
+
+__all__ = ["build_training_model", "build_encoder", "build_decoder_step", "state_names",
+           "step_output_name"]
+
+
+def state_names(cfg: ModelConfig) -> list[tuple[int, str]]:
+    """(layer, kind) for every state tensor, in the decoder's order: h0, c0, h1, c1, ..."""
+    return [(k, kind) for k in range(cfg.layers) for kind in ("h", "c")]
+
+
+def step_output_name(sides: Sides) -> str:
+    """The decoder step's output tensor: logits over the target vocabulary, or the next feature row."""
+    return "logits" if sides.target_kind == "tokens" else "prediction"
+
+
+def _lstm(cfg: ModelConfig, name: str) -> layers.LSTM:
+    return layers.LSTM(cfg.units, return_sequences=True, return_state=True, name=name)
+
+
+def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
+    """Teacher-forced model: inputs ``source`` and ``target_input``, output per-step logits or values."""
+    source = _source_input(sides)
+    x = _embed_source(source, sides, cfg, mask=True)
+    states = []
+    for k in range(cfg.layers):
+        x, h, c = _lstm(cfg, f"encoder_lstm_{k}")(x)  # x: (batch, time, units)
+        states.append([h, c])
+    if sides.target_kind == "tokens":
+        target_input = keras.Input((None,), dtype="int32", name="target_input")
+        y = layers.Embedding(sides.target_size, cfg.embedding_dim, name="target_embedding")(target_input)
+    else:
+        target_input = keras.Input((None, sides.target_size), dtype="float32", name="target_input")
+        y = target_input
+    for k in range(cfg.layers):
+        y, _, _ = _lstm(cfg, f"decoder_lstm_{k}")(y, initial_state=states[k])  # (batch, steps, units)
+    output = layers.Dense(sides.target_size, name="output")(y)  # (batch, steps, vocab or features)
+    return keras.Model([source, target_input], output, name="seq2seq")
+
+
+def build_encoder(model: keras.Model, cfg: ModelConfig, sides: Sides, *, masked: bool = True) -> keras.Model:
+    """source (+ padding mask when ``masked``) -> h{k}, c{k} for every layer.
+
+    The unmasked form is what export converts: padding is then honoured by the
+    ONNX LSTM op's sequence_lens input, which keeps the fast native op.
+    """
+    source = _source_input(sides)
+    x = _embed_source(source, sides, cfg, mask=masked, model=model)
+    outputs = []
+    for k in range(cfg.layers):
+        x, h, c = model.get_layer(f"encoder_lstm_{k}")(x)
+        outputs += [layers.Identity(name=f"h{k}")(h), layers.Identity(name=f"c{k}")(c)]
+    return keras.Model(source, outputs, name="encoder")
+
+
+def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> keras.Model:
+    """(step_input, h{k}, c{k}) -> (step output, h{k}_out, c{k}_out): one decoder step."""
+    if sides.target_kind == "tokens":
+        step_input = keras.Input((1,), dtype="int32", name="step_input")  # (batch, 1) ids
+        y = model.get_layer("target_embedding")(step_input)  # (batch, 1, embedding)
+    else:
+        step_input = keras.Input((sides.target_size,), dtype="float32", name="step_input")  # (batch, features)
+        y = layers.Reshape((1, sides.target_size), name="step_time_axis")(step_input)
+    state_inputs, outputs = [], []
+    for k in range(cfg.layers):
+        h_in = keras.Input((cfg.units,), name=f"h{k}")
+        c_in = keras.Input((cfg.units,), name=f"c{k}")
+        y, h, c = model.get_layer(f"decoder_lstm_{k}")(y, initial_state=[h_in, c_in])
+        state_inputs += [h_in, c_in]
+        outputs += [layers.Identity(name=f"h{k}_out")(h), layers.Identity(name=f"c{k}_out")(c)]
+    # The last layer's new h equals its (single) output step: (batch, units) -> (batch, vocab or features).
+    result = model.get_layer("output")(h)
+    result = layers.Identity(name=step_output_name(sides))(result)
+    return keras.Model([step_input] + state_inputs, [result] + outputs, name="decoder_step")
+
+
+def _source_input(sides: Sides) -> keras.KerasTensor:
+    if sides.source_kind == "tokens":
+        return keras.Input((None,), dtype="int32", name="source")  # (batch, time) ids, right-padded with 0
+    return keras.Input((None, sides.source_size), dtype="float32", name="source")  # (batch, time, features)
+
+
+def _embed_source(source, sides: Sides, cfg: ModelConfig, *, mask: bool, model: keras.Model | None = None):
+    if sides.source_kind != "tokens":
+        return source
+    if model is None:
+        return layers.Embedding(sides.source_size, cfg.embedding_dim, mask_zero=True,
+                                name="source_embedding")(source)
+    trained = model.get_layer("source_embedding")
+    if mask:
+        return trained(source)
+    # Same weights, no mask: a copy of the layer with mask_zero off.
+    plain = layers.Embedding(sides.source_size, cfg.embedding_dim, mask_zero=False, name="source_embedding")
+    plain.build((None, None))
+    plain.set_weights(trained.get_weights())
+    return plain(source)

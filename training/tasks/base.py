@@ -1,0 +1,39 @@
+"""What a built-in task produces: deterministic train / validation / test splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TokenSplits", "FeatureSplits", "split_sizes"]
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class TokenSplits:
+    """(source text, target text) pairs per split, and how each side splits into tokens."""
+
+    train: list[Pair]
+    validation: list[Pair]
+    test: list[Pair]
+    source_separator: str = ""
+    target_separator: str = ""
+    kind: str = "tokens"
+
+
+@dataclass(frozen=True)
+class FeatureSplits:
+    """(source (n, window, features), target (n, horizon, features)) arrays per split."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    kind: str = "features"
+
+
+def split_sizes(samples: int, validation_split: float, test_split: float) -> tuple[int, int, int]:
+    """Sizes of (train, validation, test) for ``samples`` examples."""
+    n_val, n_test = max(1, int(samples * validation_split)), max(1, int(samples * test_split))
+    return samples - n_val - n_test, n_val, n_test
