@@ -55,7 +55,7 @@ class Vocabulary:
         """Build a vocabulary from example texts: specials first, then sorted symbols."""
         symbols = sorted({sym for text in texts for sym in _split(text, separator)})
         specials = [PAD, UNK] + ([START, END] if with_start_end else [])
-        clash = set(specials) & set(symbols)
+        clash = {PAD, UNK, START, END} & set(symbols)
         if clash:
             raise InputError(f"training text contains reserved token(s) {sorted(clash)}")
         ids = {name: i for i, name in enumerate(specials)}

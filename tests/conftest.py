@@ -1,0 +1,64 @@
+"""Shared fixtures: the committed tiny bundles, and tiny models trained once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict:
+    return json.loads((DATA / "golden.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def dates_bundle() -> Path:
+    return DATA / "dates_tiny"
+
+
+@pytest.fixture(scope="session")
+def sine_bundle() -> Path:
+    return DATA / "sine_tiny"
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path, dates_bundle: Path) -> Path:
+    """A writable copy of the tiny dates bundle, for tampering with."""
+    target = tmp_path / "bundle"
+    shutil.copytree(dates_bundle, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def trained_dates(tmp_path_factory) -> Path:
+    """A tiny `dates` run directory (trained once per test session, fixed seed)."""
+    from seq2seq_edge.training import ModelConfig, TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "dates"
+    return train("dates", out, ModelConfig(units=16, embedding_dim=8),
+                 TrainConfig(samples=1500, epochs=1, batch_size=32, seed=3), verbose=0).path
+
+
+@pytest.fixture(scope="session")
+def trained_sine(tmp_path_factory) -> Path:
+    """A tiny 2-layer `sine` run directory."""
+    from seq2seq_edge.training import ModelConfig, TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "sine"
+    return train("sine", out, ModelConfig(units=8, layers=2), TrainConfig(samples=400, epochs=1, batch_size=32, seed=3),
+                 verbose=0).path
+
+
+@pytest.fixture(scope="session")
+def exported_dates(trained_dates: Path, tmp_path_factory):
+    from seq2seq_edge.export import export_run
+
+    return export_run(trained_dates, tmp_path_factory.mktemp("bundles") / "dates", parity_samples=64)

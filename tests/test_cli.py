@@ -1,0 +1,87 @@
+"""The `seq2seq-edge` command line: train, export, run, quickstart; errors exit 1 with a message."""
+
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.cli import main
+
+
+def test_train_export_run(tmp_path, capsys):
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    assert main(["train", "dates", "--out", str(run), "--samples", "400", "--epochs", "1", "--units", "8",
+                 "--embedding-dim", "4", "--quiet"]) == 0
+    assert (run / "model.keras").is_file()
+    assert main(["export", str(run), "--out", str(bundle), "--parity-samples", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "greedy tokens identical: True" in out and f"wrote {bundle}" in out
+    assert main(["run", str(bundle), "1 May 2000", "3 mei 1961"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+
+
+def test_run_reads_stdin(dates_bundle, golden, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(golden["dates"]["inputs"]) + "\n\n"))
+    assert main(["run", str(dates_bundle)]) == 0
+    assert capsys.readouterr().out.splitlines() == golden["dates"]["outputs"]
+
+
+def test_run_max_steps(dates_bundle, capsys):
+    assert main(["run", str(dates_bundle), "--max-steps", "4", "July 14, 2023"]) == 0
+    assert len(capsys.readouterr().out.strip()) == 4
+
+
+def test_run_features_csv_and_npy(sine_bundle, golden, tmp_path, capsys):
+    x = np.asarray(golden["sine"]["inputs"], np.float32)
+    csv = tmp_path / "one.csv"
+    np.savetxt(csv, x[0], delimiter=",")
+    assert main(["run", str(sine_bundle), "--input", str(csv)]) == 0
+    rows = np.loadtxt(io.StringIO(capsys.readouterr().out), delimiter=",")
+    np.testing.assert_allclose(rows, golden["sine"]["outputs"][0], atol=1e-5)
+    npy, out = tmp_path / "batch.npy", tmp_path / "pred.npy"
+    np.save(npy, x)
+    assert main(["run", str(sine_bundle), "--input", str(npy), "--output", str(out)]) == 0
+    np.testing.assert_allclose(np.load(out), golden["sine"]["outputs"], atol=1e-5)
+    assert main(["run", str(sine_bundle), "--input", str(npy), "--output", str(out)]) == 1
+    assert "pred.npy already exists; choose another path or pass --force" in capsys.readouterr().err
+    assert main(["run", str(sine_bundle), "--input", str(npy), "--output", str(out), "--force"]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "{tmp}/missing", "x"], "error: no bundle at"),
+    (["run", "{dates}", "1 May ☃"], "error: '☃' at position 6 of '1 May ☃' is not in the model's vocabulary"),
+    (["run", "{dates}", "--input", "x.npy"], "error: --input/--output are for feature bundles"),
+    (["run", "{sine}"], "error: this bundle reads real-valued features: pass --input FILE.npy or FILE.csv"),
+    (["run", "{sine}", "--input", "{tmp}/nothing.npy"], "nothing.npy: no such file"),
+    (["export", "{tmp}", "--out", "{tmp}/b"], "config.json is missing"),
+    (["train", "poetry", "--out", "{tmp}/r"], "error: unknown task 'poetry'; built-in tasks: dates, sine"),
+    (["train", "dates", "--out", "{tmp}/r", "--units", "0"], "error: units must be a positive integer, got 0"),
+    (["quickstart", "--out", "{tmp}"], "already exists; choose another path or pass --force"),
+])
+def test_errors_exit_1_with_message(argv, message, tmp_path, dates_bundle, sine_bundle, capsys):
+    argv = [a.format(tmp=tmp_path, dates=dates_bundle, sine=sine_bundle) for a in argv]
+    assert main(argv) == 1
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_csv_with_text_is_refused(sine_bundle, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\nx,y\n")
+    assert main(["run", str(sine_bundle), "--input", str(bad)]) == 1
+    assert "bad.csv: cannot read numbers from it" in capsys.readouterr().err
+
+
+def test_quickstart_small(tmp_path):
+    """The main job end to end, shrunk: train, export with parity, convert, score, time."""
+    from seq2seq_edge.quickstart import quickstart
+
+    lines = []
+    result = quickstart(tmp_path / "qs", samples=2000, epochs=1, print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "greedy tokens identical: True" in text and "held-out exact match" in text
+    assert result["parity"]["ok"] and result["test_size"] == 100
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["keras_us_per_token"] > result["runtime_us_per_token"] > 0
+    assert (tmp_path / "qs" / "bundle" / "manifest.json").is_file()

@@ -1,0 +1,101 @@
+"""Export: real Keras models, real tf2onnx conversion, parity proven against Keras."""
+
+import json
+
+import numpy as np
+import pytest
+
+
+from seq2seq_edge.export import ParityError, export_run  # noqa: E402
+from seq2seq_edge.fsutil import OutputExistsError  # noqa: E402
+from seq2seq_edge.runtime import load  # noqa: E402
+from seq2seq_edge.training import RunDir, RunDirError  # noqa: E402
+from seq2seq_edge.training.inference import KerasSeq2Seq  # noqa: E402
+
+TEXTS = ["vendredi 14 juillet 2023", "1 May 2000", "Sunday, 31 December 2049", "3 mei 1961"]
+
+
+def test_parity_is_measured_and_recorded(exported_dates):
+    report = exported_dates.parity
+    assert report.ok and report.tokens_identical and report.samples == 64
+    assert max(report.max_abs_encoder_state, report.max_abs_step_state, report.max_abs_step_output) <= 1e-4
+    manifest = json.loads((exported_dates.path / "manifest.json").read_text())
+    assert manifest["parity"] == report.to_dict()
+    assert manifest["format"] == "seq2seq-edge/1"
+
+
+def test_graph_interfaces_use_our_names(exported_dates):
+    m = load(exported_dates.path).manifest
+    enc, dec = m.graphs["encoder"], m.graphs["decoder_step"]
+    assert [(t.name, t.shape) for t in enc.inputs] == [("source", ("batch", "time")), ("source_length", ("batch",))]
+    assert [(t.name, t.shape) for t in enc.outputs] == [("h0", ("batch", 16)), ("c0", ("batch", 16))]
+    assert [t.name for t in dec.inputs] == ["step_input", "h0", "c0"]
+    assert [t.name for t in dec.outputs] == ["logits", "h0_out", "c0_out"]
+
+
+def test_encoder_keeps_native_lstm_with_sequence_lens(exported_dates):
+    import onnx
+
+    graph = onnx.load(str(exported_dates.path / "encoder.onnx")).graph
+    lstms = [n for n in graph.node if n.op_type == "LSTM"]
+    assert len(lstms) == 1 and lstms[0].input[4] == "source_length"
+    assert not [n for n in graph.node if n.op_type == "Loop"]
+
+
+def test_runtime_equals_keras_on_padded_batches(trained_dates, exported_dates):
+    """Keras masks padding; the runtime uses sequence_lens; both give each row's own final state."""
+    run = RunDir(trained_dates)
+    keras_ref, model = KerasSeq2Seq(run.load_model(), run.config), load(exported_dates.path)
+    ids, lengths = model.source_vocab.encode_batch(TEXTS)
+    ours, theirs = model.encode(ids, lengths), keras_ref.encode(ids)
+    for i, text in enumerate(TEXTS):
+        alone, _ = model.source_vocab.encode_batch([text])
+        keras_alone = keras_ref.encode(alone)
+        for name in ("h0", "c0"):
+            np.testing.assert_allclose(ours[name][i], theirs[name][i], atol=1e-5)
+            np.testing.assert_allclose(keras_alone[name][0], theirs[name][i], atol=1e-5)
+    target = model.target_vocab
+    want = keras_ref.generate_ids(ids, target.start_id, target.end_id, model.max_steps)
+    got = model.generate(ids, lengths=lengths)
+    assert [w.tolist() for w in want] == [g.tolist() for g in got]
+
+
+def test_existing_output_refused_then_forced(trained_dates, tmp_path):
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"bundle already exists; choose another path or pass --force"):
+        export_run(trained_dates, out, parity_samples=8)
+    assert (out / "keep.txt").read_text() == "mine"
+    export_run(trained_dates, out, force=True, parity_samples=8)
+    assert sorted(p.name for p in out.iterdir()) == ["decoder_step.onnx", "encoder.onnx", "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary leftovers
+
+
+def test_parity_failure_writes_nothing(trained_dates, tmp_path, monkeypatch):
+    import seq2seq_edge.export.parity as parity
+
+    monkeypatch.setattr(parity, "STEP_TOLERANCE", 0.0)
+    out = tmp_path / "bundle"
+    with pytest.raises(ParityError, match=r"parity check failed, nothing written: 8 held-out samples"):
+        export_run(trained_dates, out, parity_samples=8)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_run_dir(tmp_path):
+    with pytest.raises(RunDirError, match=r"config.json is missing: .* is not a complete run directory"):
+        export_run(tmp_path, tmp_path / "bundle")
+
+
+def test_two_layer_real_valued_export(trained_sine, tmp_path):
+    result = export_run(trained_sine, tmp_path / "sine", parity_samples=32)
+    assert result.parity.ok and result.parity.max_abs_decode <= 1e-3
+    model = load(result.path)
+    assert [(s.name, s.layer, s.output) for s in model.manifest.state] == [
+        ("h0", 0, "h0_out"), ("c0", 0, "c0_out"), ("h1", 1, "h1_out"), ("c1", 1, "c1_out")]
+    assert model.manifest.first_input == "last_source_step"
+    run = RunDir(trained_sine)
+    keras_ref = KerasSeq2Seq(run.load_model(), run.config)
+    x = np.random.default_rng(0).normal(size=(5, 40, 2)).astype(np.float32)
+    np.testing.assert_allclose(model.generate(x), keras_ref.generate_features(x, model.max_steps), atol=1e-3)
+    np.testing.assert_allclose(model.generate(x[2:3]), model.generate(x)[2:3], atol=1e-5)

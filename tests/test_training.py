@@ -1,0 +1,46 @@
+"""Training writes a complete run directory; the same seed gives the same data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.fsutil import OutputExistsError
+from seq2seq_edge.training import ModelConfig, RunDir, TrainConfig, train
+from seq2seq_edge.training.inference import KerasSeq2Seq
+
+
+def test_run_directory_contents(trained_dates):
+    assert sorted(p.name for p in trained_dates.iterdir()) == [
+        "config.json", "history.json", "model.keras", "vocabulary.json"]
+    run = RunDir(trained_dates)
+    config = run.config
+    assert config.task == "dates" and config.model == ModelConfig(units=16, embedding_dim=8)
+    assert config.train.seed == 3 and config.sides.target_kind == "tokens"
+    source, target = run.vocabularies()
+    assert config.sides.source_size == len(source) and config.sides.target_size == len(target)
+    assert set("0123456789-") <= set(target.tokens)
+    history = json.loads((trained_dates / "history.json").read_text())
+    assert history["epochs_run"] == 1 and len(history["loss"]) == 1 and history["seconds"] > 0
+
+
+def test_keras_model_ignores_padding(trained_dates):
+    run = RunDir(trained_dates)
+    keras_ref = KerasSeq2Seq(run.load_model(), run.config)
+    source, _ = run.vocabularies()
+    ids, _ = source.encode_batch(["1 May 2000", "Sunday, 31 December 2049"])
+    alone, _ = source.encode_batch(["1 May 2000"])
+    np.testing.assert_allclose(keras_ref.encode(alone)["c0"][0], keras_ref.encode(ids)["c0"][0], atol=1e-5)
+
+
+def test_existing_run_dir_refused_before_training(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(OutputExistsError, match=r"run already exists; choose another path or pass --force"):
+        train("dates", tmp_path / "run", ModelConfig(units=4), TrainConfig(samples=100, epochs=1), verbose=0)
+
+
+def test_output_path_that_is_a_file_refused(tmp_path):
+    (tmp_path / "run").write_text("x")
+    with pytest.raises(OutputExistsError, match=r"run exists and is a file; choose another output path"):
+        train("dates", tmp_path / "run", ModelConfig(units=4), TrainConfig(samples=100, epochs=1), force=True,
+              verbose=0)

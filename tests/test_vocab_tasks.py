@@ -1,0 +1,95 @@
+"""Vocabularies, built-in task data and configuration validation (no TensorFlow needed)."""
+
+import re
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.runtime import BundleError, InputError, UnknownTokenError, Vocabulary
+from seq2seq_edge.training import ConfigError, ModelConfig, TrainConfig
+from seq2seq_edge.training.tasks import dates, make_splits, sine
+
+
+def test_vocabulary_roundtrip_and_specials():
+    vocab = Vocabulary.build(["abc", "cab"], with_start_end=True)
+    assert vocab.tokens == ("<pad>", "<unk>", "<s>", "</s>", "a", "b", "c")
+    ids, lengths = vocab.encode_batch(["ab", "cabc"])
+    assert ids.tolist() == [[4, 5, 0, 0], [6, 4, 5, 6]] and lengths.tolist() == [2, 4]
+    assert vocab.decode([2, 6, 4, 3, 5]) == "ca"
+    assert Vocabulary.from_dict(vocab.to_dict()) == vocab
+
+
+def test_space_separated_vocabulary():
+    vocab = Vocabulary.build(["HH AH0 L OW1"], separator=" ", with_start_end=True)
+    assert vocab.decode(vocab.encode("L OW1 HH")) == "L OW1 HH"
+
+
+def test_unknown_policies():
+    strict = Vocabulary.build(["ab"])
+    with pytest.raises(UnknownTokenError, match=r"'z' at position 1 of 'az' is not in the model's vocabulary; known symbols: 'a' 'b'"):
+        strict.encode("az")
+    lenient = Vocabulary.build(["ab"], on_unknown="unk")
+    assert lenient.encode("az") == [lenient.tokens.index("a"), lenient.unk_id]
+
+
+def test_reserved_tokens_refused_in_training_text():
+    with pytest.raises(InputError, match=r"training text contains reserved token\(s\) \['<s>'\]"):
+        Vocabulary.build(["<s> x"], separator=" ")
+
+
+def test_vocabulary_special_out_of_range():
+    with pytest.raises(BundleError, match=r"vocabulary: end_id=9 is not an index into 3 tokens"):
+        Vocabulary(("<pad>", "a", "b"), end_id=9)
+
+
+def test_dates_are_deterministic_and_split_by_day():
+    a, b = dates.make(600, 5, 0.1, 0.1), dates.make(600, 5, 0.1, 0.1)
+    assert a == b
+    assert dates.make(600, 6, 0.1, 0.1).train != a.train
+    days = [{t for _, t in split} for split in (a.train, a.validation, a.test)]
+    assert not (days[0] & days[1]) and not (days[0] & days[2]) and not (days[1] & days[2])
+    assert (len(a.train), len(a.validation), len(a.test)) == (480, 60, 60)
+
+
+def test_dates_are_unambiguous():
+    """Only written month names and 4-digit years: every source has exactly the day and the year as numbers."""
+    splits = dates.make(2000, 0, 0.05, 0.05)
+    for source, target in splits.train:
+        year, _, day = target.split("-")
+        assert sorted(re.findall(r"\d+", source), key=len) == [str(int(day)), year], source
+    locales = {loc for loc, _ in dates.styles()}
+    assert {"en_US", "fr_FR", "de_DE"} <= locales
+
+
+def test_dates_cover_several_languages():
+    sources = " ".join(s for s, _ in dates.make(3000, 0, 0.05, 0.05).train).lower()
+    for word in ("juillet", "july", "juli", "julio", "luglio"):
+        assert word in sources
+
+
+def test_sine_is_deterministic():
+    a, b = sine.make(100, 1, 0.1, 0.1), sine.make(100, 1, 0.1, 0.1)
+    np.testing.assert_array_equal(a.train[0], b.train[0])
+    assert a.train[0].shape == (80, sine.WINDOW, sine.FEATURES)
+    assert a.test[1].shape == (10, sine.HORIZON, sine.FEATURES)
+    assert np.abs(a.train[0]).max() <= 1.5
+
+
+def test_unknown_task():
+    with pytest.raises(ConfigError, match=r"unknown task 'poetry'; built-in tasks: dates, sine"):
+        make_splits("poetry", TrainConfig())
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: ModelConfig(cell="gru"), r"cell must be 'lstm', got 'gru'"),
+    (lambda: ModelConfig(units=0), r"units must be a positive integer, got 0"),
+    (lambda: ModelConfig(layers=5), r"layers must be between 1 and 4, got 5"),
+    (lambda: TrainConfig(epochs=0), r"epochs must be a positive integer, got 0"),
+    (lambda: TrainConfig(learning_rate=2.0), r"learning_rate must be in \(0, 1\), got 2.0"),
+    (lambda: TrainConfig(validation_split=0.7), r"validation_split must be in \(0, 0.5\), got 0.7"),
+    (lambda: TrainConfig(patience=-1), r"patience must be an integer >= 0"),
+    (lambda: TrainConfig(samples=10), r"samples=10 is too few for the validation and test splits"),
+])
+def test_config_validation(make, match):
+    with pytest.raises(ConfigError, match=match):
+        make()
