@@ -20,7 +20,7 @@ from seq2seq_edge.training.rundir import RunDir
 from seq2seq_edge.training.tasks import make_splits
 
 from .convert import OPSET, ExportError, add_sequence_lengths, interface, keras_to_onnx, name_axes
-from .manifest_builder import build_manifest
+from .manifest_builder import build_manifest, source_padding
 from .parity import ParityReport, feature_parity, token_parity
 
 __all__ = ["export_run", "ExportResult", "ParityError"]
@@ -60,9 +60,10 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
 
 def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpec]:
     cfg, sides = config.model, config.sides
-    encoder = keras_to_onnx(build_encoder(model, cfg, sides, masked=False), opset)
     tokens_in = sides.source_kind == "tokens"
-    if tokens_in:
+    lengths = tokens_in and source_padding(config) == "lengths"
+    encoder = keras_to_onnx(build_encoder(model, cfg, sides, masked=not lengths), opset)
+    if lengths:
         add_sequence_lengths(encoder, "source_length", expected_lstms=cfg.layers)
     batch_only = {o.name: ("batch", None) for o in encoder.graph.output}
     name_axes(encoder, {"source": ("batch", "time") if tokens_in else ("batch", "time", None), **batch_only})

@@ -9,7 +9,13 @@ from seq2seq_edge.runtime.vocab import Vocabulary
 from seq2seq_edge.training.config import RunConfig
 from seq2seq_edge.training.models import state_names, step_output_name
 
-__all__ = ["build_manifest", "versions"]
+__all__ = ["build_manifest", "versions", "source_padding"]
+
+
+def source_padding(config: RunConfig) -> str:
+    """How the exported encoder honours padding: LSTM ops take per-row lengths (sequence_lens);
+    tf2onnx turns GRU into a Loop, which keeps Keras's mask on the pad id instead."""
+    return "lengths" if config.model.cell == "lstm" else "mask"
 
 
 def versions(opset: int) -> dict[str, str | int]:
@@ -38,7 +44,8 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
         source, target = (FeatureSpec(size, tuple(stats[side]["mean"]), tuple(stats[side]["std"]))
                           for side, size in (("source", sides.source_size), ("target", sides.target_size)))
         first_input = "last_source_step"
-    io = IONames(source_length="source_length" if sides.source_kind == "tokens" else None,
+    padding = source_padding(config) if sides.source_kind == "tokens" else None
+    io = IONames(source_length="source_length" if padding == "lengths" else None, padding=padding,
                  step_output=step_output_name(sides))
     layers = (units,) * config.model.layers
     return Manifest(family="seq2seq", cell=config.model.cell, encoder_units=layers, decoder_units=layers,

@@ -139,9 +139,10 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
         _expect(src, ("batch", "time", m.source.features), "source")
     else:
         _expect(src, ("batch", "time"), "source")
-        if m.io.source_length is None:
-            raise BundleError("manifest.json: io.source_length is required for token sources")
-        _expect(enc.input(m.io.source_length), ("batch",), "source_length")
+        if m.io.padding is None:
+            raise BundleError("manifest.json: io.padding must say how a token source's padding is handled")
+        if m.io.source_length is not None:
+            _expect(enc.input(m.io.source_length), ("batch",), "source_length")
     out = dec.output(m.io.step_output)
     width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
     _expect(out, ("batch", width), "step_output")

@@ -18,7 +18,8 @@ __all__ = ["FORMAT", "TensorSpec", "GraphSpec", "StateSpec", "TokenSpec", "Featu
 
 FORMAT = "seq2seq-edge/1"
 FAMILIES = ("seq2seq",)
-CELLS = ("lstm",)
+CELLS = ("lstm", "gru")
+PADDINGS = ("lengths", "mask", "none")
 FIRST_INPUTS = ("start_token", "last_source_step", "zeros")
 DTYPES = ("int32", "int64", "float32")
 
@@ -112,16 +113,30 @@ Side = Union[TokenSpec, FeatureSpec]
 
 @dataclass(frozen=True)
 class IONames:
-    """Names of the non-state tensors the runtime feeds and reads."""
+    """Names of the non-state tensors the runtime feeds and reads, and how token padding is handled.
+
+    ``padding`` (token sources only): ``"lengths"`` - the encoder takes per-row
+    lengths in ``source_length``; ``"mask"`` - the encoder masks the pad id
+    itself; ``"none"`` - the encoder sees padding as input, so the runtime
+    encodes rows of different lengths separately.
+    """
 
     source: str = "source"
     source_length: str | None = "source_length"
     step_input: str = "step_input"
     step_output: str = "logits"
+    padding: str | None = "lengths"
+
+    def __post_init__(self) -> None:
+        if self.padding is not None and self.padding not in PADDINGS:
+            raise BundleError(f"manifest.json: io.padding must be one of {list(PADDINGS)} or null, "
+                              f"got {self.padding!r}")
+        if (self.padding == "lengths") != (self.source_length is not None):
+            raise BundleError("manifest.json: io.source_length is set exactly when io.padding is 'lengths'")
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "source_length": self.source_length, "step_input": self.step_input,
-                "step_output": self.step_output}
+                "step_output": self.step_output, "padding": self.padding}
 
 
 @dataclass(frozen=True)

@@ -61,14 +61,17 @@ class Seq2SeqModel:
         feature bundles take raw (un-normalised) values (batch, time, features).
         """
         m = self.manifest
-        if isinstance(m.source, TokenSpec):
-            vocab = m.source.vocabulary
-            ids = check_token_ids(source, len(vocab))
-            feed = {m.io.source: ids, m.io.source_length: check_lengths(lengths, ids, vocab.pad_id)}
-        else:
+        if isinstance(m.source, FeatureSpec):
             x = check_features(source, m.source.features)
-            feed = {m.io.source: _normalise(x, m.source)}
-        return self._encode_feed(feed)
+            return self._encode_feed({m.io.source: _normalise(x, m.source)})
+        vocab = m.source.vocabulary
+        ids = check_token_ids(source, len(vocab))
+        lengths = check_lengths(lengths, ids, vocab.pad_id)
+        if m.io.padding == "lengths":
+            return self._encode_feed({m.io.source: ids, m.io.source_length: lengths})
+        if m.io.padding == "mask":
+            return self._encode_feed({m.io.source: ids})
+        return self._encode_by_length(ids, lengths)
 
     def step(self, step_input: Any, state: State) -> tuple[np.ndarray, State]:
         """One decoder call: ``(output, next_state)``; the state passed in is not modified.
@@ -119,6 +122,18 @@ class Seq2SeqModel:
         batch = next(iter(feed.values())).shape[0]
         return {s.name: outputs[s.encoder_output] if s.init == "encoder"
                 else np.zeros((batch, s.size), np.float32) for s in self.manifest.state}
+
+    def _encode_by_length(self, ids: np.ndarray, lengths: np.ndarray) -> State:
+        """Encoders that see padding as input: encode each group of equal-length rows unpadded."""
+        parts = {}
+        for length in np.unique(lengths):
+            rows = np.flatnonzero(lengths == length)
+            parts[int(length)] = (rows, self._encode_feed({self.manifest.io.source: ids[rows, :length]}))
+        state = {s.name: np.empty((len(ids), s.size), np.float32) for s in self.manifest.state}
+        for rows, values in parts.values():
+            for name, value in values.items():
+                state[name][rows] = value
+        return state
 
     def _step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         m = self.manifest

@@ -81,7 +81,8 @@ def test_unknown_task():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: ModelConfig(cell="gru"), r"cell must be 'lstm', got 'gru'"),
+    (lambda: ModelConfig(cell="rnn"), r"cell must be one of lstm, gru, got 'rnn'"),
+    (lambda: ModelConfig(activation="sigmoid"), r"activation must be one of tanh, relu, got 'sigmoid'"),
     (lambda: ModelConfig(units=0), r"units must be a positive integer, got 0"),
     (lambda: ModelConfig(layers=5), r"layers must be between 1 and 4, got 5"),
     (lambda: TrainConfig(epochs=0), r"epochs must be a positive integer, got 0"),

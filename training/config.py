@@ -23,18 +23,28 @@ def _positive(obj: Any, *names: str) -> None:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
+CELLS, ACTIVATIONS = ("lstm", "gru"), ("tanh", "relu")
+
+
+def _check_cell(cell: str, activation: str) -> None:
+    if cell not in CELLS:
+        raise ConfigError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the encoder-decoder: cell type, units per layer, layers, embedding width."""
+    """Shape of the encoder-decoder: cell type and activation, units per layer, layers, embedding width."""
 
     cell: str = "lstm"
     units: int = 128
     layers: int = 1
     embedding_dim: int = 32
+    activation: str = "tanh"
 
     def __post_init__(self) -> None:
-        if self.cell != "lstm":
-            raise ConfigError(f"cell must be 'lstm', got {self.cell!r}")
+        _check_cell(self.cell, self.activation)
         _positive(self, "units", "layers", "embedding_dim")
         if self.layers > 4:
             raise ConfigError(f"layers must be between 1 and 4, got {self.layers}")

@@ -1,11 +1,12 @@
 """Keras builders: the teacher-forced training model and the inference models that share its layers.
 
 Layers are named and found by name:
-    source_embedding (token sources), encoder_lstm_{k}, target_embedding (token
-    targets), decoder_lstm_{k}, output.
-Decoder layer k starts from the final (h, c) of encoder layer k. Inference
-models name their outputs with Identity layers, so the exported graphs carry
-our tensor names: encoder -> h{k}, c{k}; decoder_step -> step output, h{k}_out, c{k}_out.
+    source_embedding (token sources), encoder_rnn_{k}, target_embedding (token
+    targets), decoder_rnn_{k}, output.
+Each recurrent layer is an LSTM (state h, c) or a GRU (state h). Decoder layer
+k starts from the final state of encoder layer k. Inference models name their
+outputs with Identity layers, so the exported graphs carry our tensor names:
+encoder -> h{k}[, c{k}]; decoder_step -> step output, h{k}_out[, c{k}_out].
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ from keras import layers
 
 from .config import ModelConfig, Sides
 
-__all__ = ["build_training_model", "build_encoder", "build_decoder_step", "state_names",
+__all__ = ["build_training_model", "build_encoder", "build_decoder_step", "state_names", "state_kinds",
            "step_output_name"]
+
+STATE_KINDS = {"lstm": ("h", "c"), "gru": ("h",)}
+
+
+def state_kinds(cell: str) -> tuple[str, ...]:
+    """The state tensors one layer of this cell carries: ('h', 'c') for LSTM, ('h',) for GRU."""
+    return STATE_KINDS[cell]
 
 
 def state_names(cfg: ModelConfig) -> list[tuple[int, str]]:
     """(layer, kind) for every state tensor, in the decoder's order: h0, c0, h1, c1, ..."""
-    return [(k, kind) for k in range(cfg.layers) for kind in ("h", "c")]
+    return [(k, kind) for k in range(cfg.layers) for kind in state_kinds(cfg.cell)]
 
 
 def step_output_name(sides: Sides) -> str:
@@ -29,8 +37,14 @@ def step_output_name(sides: Sides) -> str:
     return "logits" if sides.target_kind == "tokens" else "prediction"
 
 
-def _lstm(cfg: ModelConfig, name: str) -> layers.LSTM:
-    return layers.LSTM(cfg.units, return_sequences=True, return_state=True, name=name)
+def recurrent_layer(cell: str, units: int, activation: str, name: str, **options) -> layers.Layer:
+    """An LSTM or GRU layer (Keras defaults otherwise, e.g. GRU reset_after=True)."""
+    cls = {"lstm": layers.LSTM, "gru": layers.GRU}[cell]
+    return cls(units, activation=activation, name=name, **options)
+
+
+def _rnn(cfg: ModelConfig, name: str) -> layers.Layer:
+    return recurrent_layer(cfg.cell, cfg.units, cfg.activation, name, return_sequences=True, return_state=True)
 
 
 def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
@@ -39,8 +53,8 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
     x = _embed_source(source, sides, cfg, mask=True)
     states = []
     for k in range(cfg.layers):
-        x, h, c = _lstm(cfg, f"encoder_lstm_{k}")(x)  # x: (batch, time, units)
-        states.append([h, c])
+        x, *state = _rnn(cfg, f"encoder_rnn_{k}")(x)  # x: (batch, time, units); state: [h] or [h, c]
+        states.append(state)
     if sides.target_kind == "tokens":
         target_input = keras.Input((None,), dtype="int32", name="target_input")
         y = layers.Embedding(sides.target_size, cfg.embedding_dim, name="target_embedding")(target_input)
@@ -48,28 +62,28 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
         target_input = keras.Input((None, sides.target_size), dtype="float32", name="target_input")
         y = target_input
     for k in range(cfg.layers):
-        y, _, _ = _lstm(cfg, f"decoder_lstm_{k}")(y, initial_state=states[k])  # (batch, steps, units)
+        y, *_ = _rnn(cfg, f"decoder_rnn_{k}")(y, initial_state=states[k])  # (batch, steps, units)
     output = layers.Dense(sides.target_size, name="output")(y)  # (batch, steps, vocab or features)
     return keras.Model([source, target_input], output, name="seq2seq")
 
 
 def build_encoder(model: keras.Model, cfg: ModelConfig, sides: Sides, *, masked: bool = True) -> keras.Model:
-    """source (+ padding mask when ``masked``) -> h{k}, c{k} for every layer.
+    """source -> h{k}[, c{k}] for every layer; ``masked`` keeps Keras's padding mask on token sources.
 
-    The unmasked form is what export converts: padding is then honoured by the
-    ONNX LSTM op's sequence_lens input, which keeps the fast native op.
+    The unmasked LSTM form is what export converts: padding is then honoured
+    by the ONNX LSTM op's sequence_lens input, which keeps the fast native op.
     """
     source = _source_input(sides)
     x = _embed_source(source, sides, cfg, mask=masked, model=model)
     outputs = []
     for k in range(cfg.layers):
-        x, h, c = model.get_layer(f"encoder_lstm_{k}")(x)
-        outputs += [layers.Identity(name=f"h{k}")(h), layers.Identity(name=f"c{k}")(c)]
+        x, *state = model.get_layer(f"encoder_rnn_{k}")(x)
+        outputs += [layers.Identity(name=f"{kind}{k}")(t) for kind, t in zip(state_kinds(cfg.cell), state)]
     return keras.Model(source, outputs, name="encoder")
 
 
 def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> keras.Model:
-    """(step_input, h{k}, c{k}) -> (step output, h{k}_out, c{k}_out): one decoder step."""
+    """(step_input, h{k}[, c{k}]) -> (step output, h{k}_out[, c{k}_out]): one decoder step."""
     if sides.target_kind == "tokens":
         step_input = keras.Input((1,), dtype="int32", name="step_input")  # (batch, 1) ids
         y = model.get_layer("target_embedding")(step_input)  # (batch, 1, embedding)
@@ -78,13 +92,13 @@ def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> ke
         y = layers.Reshape((1, sides.target_size), name="step_time_axis")(step_input)
     state_inputs, outputs = [], []
     for k in range(cfg.layers):
-        h_in = keras.Input((cfg.units,), name=f"h{k}")
-        c_in = keras.Input((cfg.units,), name=f"c{k}")
-        y, h, c = model.get_layer(f"decoder_lstm_{k}")(y, initial_state=[h_in, c_in])
-        state_inputs += [h_in, c_in]
-        outputs += [layers.Identity(name=f"h{k}_out")(h), layers.Identity(name=f"c{k}_out")(c)]
+        kinds = state_kinds(cfg.cell)
+        inputs = [keras.Input((cfg.units,), name=f"{kind}{k}") for kind in kinds]
+        y, *state = model.get_layer(f"decoder_rnn_{k}")(y, initial_state=inputs)
+        state_inputs += inputs
+        outputs += [layers.Identity(name=f"{kind}{k}_out")(t) for kind, t in zip(kinds, state)]
     # The last layer's new h equals its (single) output step: (batch, units) -> (batch, vocab or features).
-    result = model.get_layer("output")(h)
+    result = model.get_layer("output")(state[0])
     result = layers.Identity(name=step_output_name(sides))(result)
     return keras.Model([step_input] + state_inputs, [result] + outputs, name="decoder_step")
 

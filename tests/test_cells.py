@@ -1,0 +1,76 @@
+"""Stacked layers, GRU and relu LSTM: train briefly, export, and check the runtime against Keras."""
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.export import export_run
+from seq2seq_edge.runtime import load
+from seq2seq_edge.training import ModelConfig, RunDir, TrainConfig, train
+from seq2seq_edge.training.inference import KerasSeq2Seq
+
+TEXTS = ["vendredi 14 juillet 2023", "1 May 2000", "Sunday, 31 December 2049", "3 mei 1961", "14. Juli 2023",
+         "martes, 4 de julio de 1995", "2 jan 1970"]
+
+
+@pytest.fixture(scope="module", params=[("gru", "tanh", 2), ("lstm", "relu", 1), ("lstm", "tanh", 3)],
+                ids=lambda p: f"{p[0]}-{p[1]}-{p[2]}layers")
+def cell_bundle(request, tmp_path_factory):
+    cell, activation, layers = request.param
+    root = tmp_path_factory.mktemp(f"{cell}{layers}")
+    run = train("dates", root / "run", ModelConfig(cell=cell, activation=activation, layers=layers, units=12,
+                                                   embedding_dim=6),
+                TrainConfig(samples=800, epochs=1, batch_size=32, seed=4), verbose=0)
+    return run, export_run(run.path, root / "bundle", parity_samples=32)
+
+
+def test_parity_and_state_contract(cell_bundle):
+    run, result = cell_bundle
+    cfg = run.config.model
+    assert result.parity.ok and result.parity.tokens_identical
+    model = load(result.path)
+    kinds = ("h", "c") if cfg.cell == "lstm" else ("h",)
+    assert [(s.name, s.layer, s.output) for s in model.manifest.state] == [
+        (f"{kind}{k}", k, f"{kind}{k}_out") for k in range(cfg.layers) for kind in kinds]
+    assert model.manifest.cell == cfg.cell
+    assert model.manifest.io.padding == ("lengths" if cfg.cell == "lstm" else "mask")
+
+
+def test_alone_equals_any_batch(cell_bundle):
+    _, result = cell_bundle
+    model = load(result.path)
+    vocab = model.source_vocab
+    batch_ids, batch_len = vocab.encode_batch(TEXTS)
+    full_state, full_tokens = model.encode(batch_ids, batch_len), model.generate(batch_ids, lengths=batch_len)
+    for size in (1, 3):
+        for start in range(0, len(TEXTS), size):
+            ids, lengths = vocab.encode_batch(TEXTS[start:start + size])
+            state, tokens = model.encode(ids, lengths), model.generate(ids, lengths=lengths)
+            for i in range(len(tokens)):
+                assert tokens[i].tolist() == full_tokens[start + i].tolist()
+                for name in state:
+                    np.testing.assert_allclose(state[name][i], full_state[name][start + i], atol=1e-5)
+
+
+def test_runtime_equals_keras(cell_bundle):
+    run, result = cell_bundle
+    keras_ref, model = KerasSeq2Seq(run.load_model(), run.config), load(result.path)
+    ids, lengths = model.source_vocab.encode_batch(TEXTS)
+    for name, value in keras_ref.encode(ids).items():
+        np.testing.assert_allclose(model.encode(ids, lengths)[name], value, atol=1e-5)
+    t = model.target_vocab
+    want = keras_ref.generate_ids(ids, t.start_id, t.end_id, model.max_steps)
+    assert [w.tolist() for w in want] == [g.tolist() for g in model.generate(ids, lengths=lengths)]
+
+
+def test_four_layer_gru_sine(tmp_path):
+    run = train("sine", tmp_path / "run", ModelConfig(cell="gru", layers=4, units=8),
+                TrainConfig(samples=300, epochs=1, batch_size=32, seed=2), verbose=0)
+    result = export_run(run.path, tmp_path / "bundle", parity_samples=16)
+    assert result.parity.ok and result.parity.max_abs_decode <= 1e-3
+    model = load(result.path)
+    assert [s.name for s in model.manifest.state] == ["h0", "h1", "h2", "h3"]
+    x = np.random.default_rng(1).normal(size=(6, 40, 2)).astype(np.float32)
+    keras_ref = KerasSeq2Seq(RunDir(run.path).load_model(), run.config)
+    np.testing.assert_allclose(model.generate(x), keras_ref.generate_features(x, model.max_steps), atol=1e-3)
+    for i in range(6):
+        np.testing.assert_allclose(model.generate(x[i:i + 1])[0], model.generate(x)[i], atol=1e-5)
