@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
+
+import numpy as np
 
 from seq2seq_edge.fsutil import atomic_directory
 from seq2seq_edge.runtime.bundle import sha256_bytes
-from seq2seq_edge.runtime.manifest import GraphSpec
-from seq2seq_edge.runtime.model import load
+from seq2seq_edge.runtime.manifest import FeatureSpec, GraphSpec
+from seq2seq_edge.runtime.loader import load
 from seq2seq_edge.training.inference import KerasSeq2Seq
 from seq2seq_edge.training.models import build_decoder_step, build_encoder
 from seq2seq_edge.training.rundir import RunDir
 from seq2seq_edge.training.tasks import make_splits
 
 from .convert import OPSET, ExportError, add_sequence_lengths, interface, keras_to_onnx, name_axes
-from .manifest_builder import build_manifest, source_padding
+from .manifest_builder import build_manifest, data_record, source_padding
 from .parity import ParityReport, feature_parity, token_parity
 
 __all__ = ["export_run", "ExportResult", "ParityError"]
@@ -37,7 +40,7 @@ class ExportResult:
     """Where the bundle went and the parity measured on the way."""
 
     path: Path
-    parity: ParityReport
+    parity: Any  # ParityReport, or AutoencoderParity for autoencoders
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, parity_samples: int = 256,
@@ -45,32 +48,58 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
     """Export a run directory written by ``train`` to a verified bundle at ``out``."""
     run = RunDir(Path(run_dir))
     config = run.config
+    if config.family == "autoencoder":
+        return _export_autoencoder_run(run, out, force, parity_samples, opset)
     vocabs = run.vocabularies() if config.sides.target_kind == "tokens" else None
     model = run.load_model()
     with atomic_directory(out, force) as tmp:
         graphs = _write_graphs(model, config, tmp, opset)
-        _write_manifest(tmp, build_manifest(config, graphs, vocabs, {}, opset).to_dict())
-        report = _parity(KerasSeq2Seq(model, config), load(tmp), config, parity_samples)
+        write_manifest(tmp, build_manifest(config, graphs, vocabs, {}, opset).to_dict())
+        report = _parity(KerasSeq2Seq.from_run(model, config), load(tmp), config, parity_samples)
         if not report.ok:
             raise ParityError(f"parity check failed, nothing written: {report.summary()}")
-        _write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset).to_dict())
+        write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset).to_dict())
         load(tmp)  # the final bundle must load and verify as written
     return ExportResult(Path(out), report)
 
 
+def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int) -> "ExportResult":
+    from .autoencoder import find_encoder_half, write_autoencoder_bundle
+
+    config, model = run.config, run.load_model()
+    splits = make_splits(config.task, config.train)
+    held_out = splits.test if isinstance(splits.test, np.ndarray) else splits.test[0]  # raw windows
+    stats = config.normalisation["source"]
+    source = FeatureSpec(config.sides.source_size, tuple(stats["mean"]), tuple(stats["std"]))
+    return write_autoencoder_bundle(model, find_encoder_half(model), out, source=source, anomaly=config.anomaly,
+                                    task=config.task, held_out=held_out[:samples], force=force, opset=opset,
+                                    data=data_record(config))
+
+
 def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpec]:
     cfg, sides = config.model, config.sides
-    tokens_in = sides.source_kind == "tokens"
-    lengths = tokens_in and source_padding(config) == "lengths"
-    encoder = keras_to_onnx(build_encoder(model, cfg, sides, masked=not lengths), opset)
-    if lengths:
-        add_sequence_lengths(encoder, "source_length", expected_lstms=cfg.layers)
-    batch_only = {o.name: ("batch", None) for o in encoder.graph.output}
-    name_axes(encoder, {"source": ("batch", "time") if tokens_in else ("batch", "time", None), **batch_only})
-    decoder = keras_to_onnx(build_decoder_step(model, cfg, sides), opset)
-    name_axes(decoder, {v.name: ("batch", None) for v in list(decoder.graph.input) + list(decoder.graph.output)})
+    lengths = sides.source_kind == "tokens" and source_padding(config) == "lengths"
+    encoder = build_encoder(model, cfg, sides, masked=not lengths)
+    return write_seq2seq_graphs(encoder, build_decoder_step(model, cfg, sides), folder, opset,
+                                lstm_layers_with_lengths=cfg.layers if lengths else None)
+
+
+def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
+                         lstm_layers_with_lengths: int | None = None) -> dict[str, GraphSpec]:
+    """Convert our-named Keras encoder and decoder_step models and write them into ``folder``.
+
+    ``lstm_layers_with_lengths``: add the ``source_length`` input to that many LSTM ops.
+    """
+    enc = keras_to_onnx(encoder, opset)
+    if lstm_layers_with_lengths:
+        add_sequence_lengths(enc, "source_length", expected_lstms=lstm_layers_with_lengths)
+    source_rank = len(encoder.inputs[0].shape)
+    batch_only = {o.name: ("batch", None) for o in enc.graph.output}
+    name_axes(enc, {"source": ("batch", "time") + (None,) * (source_rank - 2), **batch_only})
+    dec = keras_to_onnx(decoder, opset)
+    name_axes(dec, {v.name: ("batch", None) for v in list(dec.graph.input) + list(dec.graph.output)})
     graphs = {}
-    for key, file, proto in (("encoder", ENCODER_FILE, encoder), ("decoder_step", DECODER_FILE, decoder)):
+    for key, file, proto in (("encoder", ENCODER_FILE, enc), ("decoder_step", DECODER_FILE, dec)):
         data = proto.SerializeToString()
         (folder / file).write_bytes(data)
         inputs, outputs = interface(proto)
@@ -78,7 +107,8 @@ def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpe
     return graphs
 
 
-def _write_manifest(folder: Path, data: dict) -> None:
+def write_manifest(folder: Path, data: dict) -> None:
+    """Write manifest.json (UTF-8, readable)."""
     text = json.dumps(data, indent=1, ensure_ascii=False)
     (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
 
@@ -86,6 +116,7 @@ def _write_manifest(folder: Path, data: dict) -> None:
 def _parity(keras_ref: KerasSeq2Seq, runtime, config, samples: int) -> ParityReport:
     held_out = make_splits(config.task, config.train).test
     if config.sides.target_kind == "tokens":
-        return token_parity(keras_ref, runtime, [s for s, _ in held_out[:samples]])
+        ids, lengths = runtime.source_vocab.encode_batch([s for s, _ in held_out[:samples]])
+        return token_parity(keras_ref, runtime, ids, lengths)
     source, _ = held_out
     return feature_parity(keras_ref, runtime, source[:samples])

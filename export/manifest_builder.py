@@ -9,7 +9,7 @@ from seq2seq_edge.runtime.vocab import Vocabulary
 from seq2seq_edge.training.config import RunConfig
 from seq2seq_edge.training.models import state_names, step_output_name
 
-__all__ = ["build_manifest", "versions", "source_padding"]
+__all__ = ["build_manifest", "versions", "source_padding", "data_record"]
 
 
 def source_padding(config: RunConfig) -> str:
@@ -27,6 +27,13 @@ def versions(opset: int) -> dict[str, str | int]:
         except md.PackageNotFoundError:
             out[dist] = "not installed"
     return out
+
+
+def data_record(config: RunConfig) -> dict:
+    """How the run's task data was made: enough for `evaluate` to rebuild the test split."""
+    t = config.train
+    return {"task": config.task, "samples": t.samples, "seed": t.seed, "validation_split": t.validation_split,
+            "test_split": t.test_split}
 
 
 def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tuple[Vocabulary, Vocabulary] | None,
@@ -51,4 +58,4 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
     return Manifest(family="seq2seq", cell=config.model.cell, encoder_units=layers, decoder_units=layers,
                     graphs=graphs, state=state, source=source, target=target, io=io,
                     max_steps=sides.max_steps, first_input=first_input, task=config.task, parity=parity,
-                    versions=versions(opset))
+                    versions=versions(opset), data=data_record(config))

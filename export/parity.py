@@ -62,20 +62,22 @@ def _lockstep(keras_ref, runtime, state_k, state_r, first, steps: int, next_inpu
     return worst_state, worst_out
 
 
-def token_parity(keras_ref, runtime, sources: list[str]) -> ParityReport:
-    """Token bundles: states and logits per step, then a whole greedy decode of every sample."""
-    src_vocab, tgt_vocab = runtime.source_vocab, runtime.target_vocab
-    ids, lengths = src_vocab.encode_batch(sources)  # (n, time), (n,)
+def token_parity(keras_ref, runtime, ids: np.ndarray, lengths: np.ndarray) -> ParityReport:
+    """Token bundles: states and logits per step, then a whole greedy decode of every sample.
+
+    ``ids`` (n, time) right-padded with the pad id, ``lengths`` (n,).
+    """
+    tgt_vocab = runtime.target_vocab
     state_k, state_r = keras_ref.encode(ids), runtime.encode(ids, lengths)
     enc = _max_diff(state_k, state_r)
-    start = np.full(len(sources), tgt_vocab.start_id, np.int32)
+    start = np.full(len(ids), tgt_vocab.start_id, np.int32)
     steps = runtime.max_steps
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, state_r, start, steps,
                                      lambda logits: logits.argmax(-1).astype(np.int32))
     want = keras_ref.generate_ids(ids, tgt_vocab.start_id, tgt_vocab.end_id, steps)
     got = runtime.generate(ids, lengths=lengths)
     differing = sum(not np.array_equal(a, b) for a, b in zip(want, got))
-    return ParityReport(len(sources), steps, enc, step_state, step_out, STEP_TOLERANCE,
+    return ParityReport(len(ids), steps, enc, step_state, step_out, STEP_TOLERANCE,
                         tokens_identical=differing == 0, sequences_differing=differing)
 
 
@@ -87,8 +89,12 @@ def feature_parity(keras_ref, runtime, source: np.ndarray) -> ParityReport:
     state_r = runtime.encode(source)
     enc = _max_diff(state_k, state_r)
     steps = runtime.max_steps
-    first = ((source[:, -1, :] - np.float32(m.target.mean)) / np.float32(m.target.std)).astype(np.float32)
+    if m.first_input == "last_source_step":
+        first = ((source[:, -1, :] - np.float32(m.target.mean)) / np.float32(m.target.std)).astype(np.float32)
+    else:
+        first = np.zeros((len(source), m.target.features), np.float32)
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, state_r, first, steps, lambda y: y)
-    decode = float(np.max(np.abs(keras_ref.generate_features(source, steps) - runtime.generate(source))))
+    want = keras_ref.generate_features(source, steps, m.first_input)
+    decode = float(np.max(np.abs(want - runtime.generate(source))))
     return ParityReport(len(source), steps, enc, step_state, step_out, STEP_TOLERANCE,
                         decode_tolerance=DECODE_TOLERANCE, max_abs_decode=decode)

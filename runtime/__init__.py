@@ -9,9 +9,11 @@ This package never imports tensorflow, keras, tf2onnx or onnx.
 """
 
 from .errors import BundleError, InputError, Seq2SeqEdgeError, UnknownTokenError
-from .manifest import Manifest
-from .model import Seq2SeqModel, load
+from .autoencoder import AutoencoderModel
+from .loader import load
+from .manifest import AutoencoderManifest, Manifest
+from .model import Seq2SeqModel
 from .vocab import Vocabulary
 
-__all__ = ["load", "Seq2SeqModel", "Manifest", "Vocabulary", "Seq2SeqEdgeError", "BundleError",
-           "InputError", "UnknownTokenError"]
+__all__ = ["load", "Seq2SeqModel", "AutoencoderModel", "Manifest", "AutoencoderManifest", "Vocabulary",
+           "Seq2SeqEdgeError", "BundleError", "InputError", "UnknownTokenError"]

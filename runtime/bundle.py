@@ -15,7 +15,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from .errors import BundleError
-from .manifest import FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec
+from .manifest import AutoencoderManifest, FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec, parse_manifest
 
 __all__ = ["Bundle", "open_bundle", "read_manifest", "sha256_bytes"]
 
@@ -28,7 +28,7 @@ class Bundle:
     """A verified bundle: its manifest and one onnxruntime session per graph."""
 
     path: Path
-    manifest: Manifest
+    manifest: Manifest | AutoencoderManifest
     sessions: dict[str, ort.InferenceSession]
 
 
@@ -43,11 +43,14 @@ def open_bundle(path: str | Path, threads: int | None = None) -> Bundle:
     manifest = read_manifest(path)
     options = _session_options(threads)
     sessions = {name: _session(path, spec, options) for name, spec in manifest.graphs.items()}
-    _check_contract(manifest, sessions)
+    if isinstance(manifest, AutoencoderManifest):
+        _check_autoencoder(manifest)
+    else:
+        _check_contract(manifest, sessions)
     return Bundle(path, manifest, sessions)
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
     """Parse ``path/manifest.json``."""
     if not path.is_dir():
         raise BundleError(f"no bundle at {str(path)!r}: expected a directory holding {MANIFEST} "
@@ -60,7 +63,7 @@ def read_manifest(path: Path) -> Manifest:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{file}: not valid JSON ({exc}); the manifest is corrupt: export the bundle again") from exc
-    return Manifest.from_dict(data)
+    return parse_manifest(data)
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
@@ -149,6 +152,18 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
     step_in = dec.input(m.io.step_input)
     _expect(step_in, ("batch", 1) if isinstance(m.target, TokenSpec) else ("batch", m.target.features),
             "step_input")
+
+
+def _check_autoencoder(m: AutoencoderManifest) -> None:
+    """Both graphs read (batch, window, features); the autoencoder gives the same shape back."""
+    shape = ("batch", m.window, m.source.features)
+    ae, enc = m.graphs["autoencoder"], m.graphs["encoder"]
+    _expect(ae.input(m.source_name), shape, "autoencoder source")
+    _expect(ae.output(m.reconstruction_name), shape, "reconstruction")
+    _expect(enc.input(m.source_name), shape, "encoder source")
+    latent = enc.output(m.latent_name)
+    if len(latent.shape) != 2:
+        raise BundleError(f"latent: tensor {latent.name!r} has shape {list(latent.shape)}, expected (batch, size)")
 
 
 def _expect(tensor: TensorSpec, shape: tuple, what: str) -> None:

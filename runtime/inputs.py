@@ -45,9 +45,11 @@ def check_token_ids(ids: Any, vocab_size: int, name: str = "source", rank: int =
     return arr.astype(np.int32, copy=False)
 
 
-def check_lengths(lengths: Any, ids: np.ndarray, pad_id: int) -> np.ndarray:
+def check_lengths(lengths: Any, ids: np.ndarray, pad_id: int | None) -> np.ndarray:
     """Lengths (batch,) for right-padded ids; derived from the padding when None."""
     batch, time = ids.shape
+    if lengths is None and pad_id is None:  # no pad id: every row is as long as the array
+        lengths = np.full(batch, time, np.int32)
     if lengths is None:
         nonpad = ids != pad_id  # (batch, time)
         lengths = np.where(nonpad.any(axis=1), time - np.argmax(nonpad[:, ::-1], axis=1), 0)

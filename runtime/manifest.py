@@ -14,10 +14,10 @@ from .errors import BundleError
 from .vocab import Vocabulary
 
 __all__ = ["FORMAT", "TensorSpec", "GraphSpec", "StateSpec", "TokenSpec", "FeatureSpec", "IONames",
-           "Manifest"]
+           "Manifest", "AutoencoderManifest", "parse_manifest"]
 
 FORMAT = "seq2seq-edge/1"
-FAMILIES = ("seq2seq",)
+FAMILIES = ("seq2seq", "autoencoder")
 CELLS = ("lstm", "gru")
 PADDINGS = ("lengths", "mask", "none")
 FIRST_INPUTS = ("start_token", "last_source_step", "zeros")
@@ -157,6 +157,7 @@ class Manifest:
     task: str | None = None
     parity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None  # how the task's splits were made (built-in tasks), for evaluation
 
     def __post_init__(self) -> None:
         _check_choice("family", self.family, FAMILIES)
@@ -187,17 +188,13 @@ class Manifest:
             "state": [s.to_dict() for s in self.state],
             "source": self.source.to_dict(), "target": self.target.to_dict(),
             "decode": {"max_steps": self.max_steps, "first_input": self.first_input},
-            "parity": self.parity, "versions": self.versions,
+            "data": self.data, "parity": self.parity, "versions": self.versions,
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> "Manifest":
         """Parse manifest.json content; every problem is a BundleError naming the field."""
-        r = _Reader(data, "manifest.json")
-        fmt = r.get("format", str)
-        if fmt != FORMAT:
-            raise BundleError(f"manifest.json: format {fmt!r} is not supported (this runtime reads {FORMAT!r}); "
-                              "re-export the bundle with a matching seq2seq-edge version")
+        r = _header(data)
         model, decode = r.child("model"), r.child("decode")
         try:
             return cls(
@@ -209,9 +206,97 @@ class Manifest:
                 source=_side(r.child("source")), target=_side(r.child("target")),
                 io=IONames(**r.get("io", dict)),
                 max_steps=decode.get("max_steps", int), first_input=decode.get("first_input", str),
-                task=data.get("task"), parity=data.get("parity", {}), versions=data.get("versions", {}))
+                task=data.get("task"), parity=data.get("parity", {}), versions=data.get("versions", {}),
+                data=data.get("data"))
         except TypeError as exc:
             raise BundleError(f"manifest.json: malformed entry ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class AutoencoderManifest:
+    """Parsed manifest of a RepeatVector sequence autoencoder bundle.
+
+    Graphs: ``autoencoder`` (source -> reconstruction) and ``encoder`` (source ->
+    latent), both on normalised values of shape (batch, window, features).
+    ``anomaly`` holds the detect threshold on the score (mean squared
+    reconstruction error per sequence, normalised units), or None.
+    """
+
+    cell: str
+    encoder_units: tuple[int, ...]
+    decoder_units: tuple[int, ...]
+    graphs: dict[str, GraphSpec]
+    source: FeatureSpec
+    window: int
+    source_name: str = "source"
+    reconstruction_name: str = "reconstruction"
+    latent_name: str = "latent"
+    anomaly: dict[str, Any] | None = None
+    task: str | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
+    family: str = "autoencoder"
+
+    def __post_init__(self) -> None:
+        _check_choice("model.cell", self.cell, CELLS + ("mixed",))
+        for required in ("autoencoder", "encoder"):
+            if required not in self.graphs:
+                raise BundleError(f"manifest.json: graphs.{required} is missing")
+        if not (isinstance(self.window, int) and self.window > 0):
+            raise BundleError(f"manifest.json: window must be a positive integer, got {self.window!r}")
+        if self.anomaly is not None:
+            threshold = self.anomaly.get("threshold")
+            if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not threshold >= 0:
+                raise BundleError(f"manifest.json: anomaly.threshold must be a number >= 0, got {threshold!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the exact content of manifest.json."""
+        return {
+            "format": FORMAT, "family": self.family, "task": self.task,
+            "model": {"cell": self.cell, "encoder_units": list(self.encoder_units),
+                      "decoder_units": list(self.decoder_units)},
+            "graphs": {k: g.to_dict() for k, g in self.graphs.items()},
+            "io": {"source": self.source_name, "reconstruction": self.reconstruction_name,
+                   "latent": self.latent_name},
+            "source": self.source.to_dict(), "window": self.window, "anomaly": self.anomaly,
+            "data": self.data, "parity": self.parity, "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "AutoencoderManifest":
+        """Parse manifest.json content; every problem is a BundleError naming the field."""
+        r = _header(data)
+        model, io = r.child("model"), r.child("io")
+        source = _side(r.child("source"))
+        if not isinstance(source, FeatureSpec):
+            raise BundleError("manifest.json: an autoencoder's source must be features")
+        anomaly = data.get("anomaly")
+        if anomaly is not None and not isinstance(anomaly, dict):
+            raise BundleError("manifest.json: anomaly must be an object or null")
+        return cls(cell=model.get("cell", str), encoder_units=tuple(model.get("encoder_units", list)),
+                   decoder_units=tuple(model.get("decoder_units", list)),
+                   graphs={k: _graph(r.child("graphs").child(k)) for k in r.get("graphs", dict)},
+                   source=source, window=r.get("window", int), source_name=io.get("source", str),
+                   reconstruction_name=io.get("reconstruction", str), latent_name=io.get("latent", str),
+                   anomaly=anomaly, task=data.get("task"), parity=data.get("parity", {}),
+                   versions=data.get("versions", {}), data=data.get("data"))
+
+
+def parse_manifest(data: Any) -> Manifest | AutoencoderManifest:
+    """Parse manifest.json content of either family."""
+    family = _header(data).get("family", str)
+    _check_choice("family", family, FAMILIES)
+    return AutoencoderManifest.from_dict(data) if family == "autoencoder" else Manifest.from_dict(data)
+
+
+def _header(data: Any) -> "_Reader":
+    r = _Reader(data, "manifest.json")
+    fmt = r.get("format", str)
+    if fmt != FORMAT:
+        raise BundleError(f"manifest.json: format {fmt!r} is not supported (this runtime reads {FORMAT!r}); "
+                          "re-export the bundle with a matching seq2seq-edge version")
+    return r
 
 
 class _Reader:

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .bundle import Bundle, open_bundle
+from .bundle import Bundle
 from .decoding import greedy_tokens, rollout_features
 from .errors import InputError
 from .inputs import check_features, check_lengths, check_state, check_texts, check_token_ids
 from .manifest import FeatureSpec, Manifest, TokenSpec
 from .vocab import Vocabulary
 
-__all__ = ["Seq2SeqModel", "load"]
+__all__ = ["Seq2SeqModel"]
 
 State = dict[str, np.ndarray]
-
-
-def load(path: str | Path, threads: int | None = None) -> "Seq2SeqModel":
-    """Open and verify the bundle at ``path``; ``threads`` sets onnxruntime's intra-op threads."""
-    return Seq2SeqModel(open_bundle(path, threads=threads))
 
 
 class Seq2SeqModel:
@@ -104,7 +98,7 @@ class Seq2SeqModel:
                 raise InputError("first_input applies to feature bundles only; token decoding starts at <s>")
             vocab = m.target.vocabulary
             start = np.full(batch, vocab.start_id, dtype=np.int32)
-            return greedy_tokens(self._step, state, start, vocab.end_id, steps, vocab.pad_id)
+            return greedy_tokens(self._step, state, start, vocab.end_id, steps, vocab.pad_id or 0)
         first = self._first_features(source, first_input, batch)
         out = rollout_features(self._step, state, first, steps)  # (batch, steps, features)
         return out * np.asarray(m.target.std, np.float32) + np.asarray(m.target.mean, np.float32)

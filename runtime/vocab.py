@@ -27,7 +27,7 @@ class Vocabulary:
 
     tokens: tuple[str, ...]
     separator: str = ""
-    pad_id: int = 0
+    pad_id: int | None = 0
     unk_id: int | None = None
     start_id: int | None = None
     end_id: int | None = None
@@ -83,7 +83,8 @@ class Vocabulary:
         """Encode texts into right-padded ids (batch, time) and lengths (batch,), both int32."""
         rows = [self.encode(t) for t in texts]
         lengths = np.array([len(r) for r in rows], dtype=np.int32)  # (batch,)
-        ids = np.full((len(rows), max(lengths, default=0)), self.pad_id, dtype=np.int32)  # (batch, time)
+        fill = 0 if self.pad_id is None else self.pad_id  # with no pad id, lengths say where rows end
+        ids = np.full((len(rows), max(lengths, default=0)), fill, dtype=np.int32)  # (batch, time)
         for i, row in enumerate(rows):
             ids[i, : len(row)] = row
         return ids, lengths
@@ -119,7 +120,7 @@ class Vocabulary:
     def from_dict(cls, data: dict[str, Any]) -> "Vocabulary":
         """Inverse of to_dict; raises BundleError on a malformed entry."""
         try:
-            return cls(tuple(data["tokens"]), separator=data.get("separator", ""), pad_id=data["pad_id"],
+            return cls(tuple(data["tokens"]), separator=data.get("separator", ""), pad_id=data.get("pad_id"),
                        unk_id=data.get("unk_id"), start_id=data.get("start_id"), end_id=data.get("end_id"),
                        on_unknown=data.get("on_unknown", "error"))
         except (KeyError, TypeError) as exc:

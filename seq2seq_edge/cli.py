@@ -48,12 +48,32 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_quickstart)
 
     p = sub.add_parser("train", help="train a built-in task into a run directory")
-    p.add_argument("task", help="built-in task: dates or sine")
+    p.add_argument("task", help="built-in task: dates, sine or ecg")
     p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--family", choices=("seq2seq", "autoencoder"), default=None,
+                   help="model family (default: the task's own: seq2seq for dates and sine, autoencoder for ecg)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     _config_flags(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("export-keras", help="export your own Keras models (.keras files) to a verified bundle")
+    p.add_argument("--encoder", help="encoder_model .keras (source -> states)")
+    p.add_argument("--decoder", help="decoder_model .keras ([step input] + states -> [output] + states)")
+    p.add_argument("--autoencoder", help="a RepeatVector sequence autoencoder .keras, instead of the pair")
+    p.add_argument("--out", required=True, help="bundle directory to create")
+    p.add_argument("--vocab", help="JSON with source_tokens, target_tokens, start_token, end_token")
+    p.add_argument("--max-steps", type=int, help="decode cap (required for encoder/decoder pairs)")
+    p.add_argument("--state-map", help="comma-separated decoder state input names fed by the encoder's outputs")
+    p.add_argument("--first-input", choices=("zeros", "last_source_step"), default="zeros",
+                   help="real-valued decoders: the first decoder input (default: %(default)s)")
+    p.add_argument("--threshold", type=float, help="autoencoders: the detect threshold to store")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_export_keras)
+
+    p = sub.add_parser("evaluate", help="score a built-in task's bundle on its held-out test split")
+    p.add_argument("bundle")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a run directory to a verified ONNX bundle")
     p.add_argument("run_dir")
@@ -75,18 +95,41 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per ModelConfig / TrainConfig field, defaults from the dataclasses."""
-    from seq2seq_edge.training.config import ModelConfig, TrainConfig
+    """One flag per field of ModelConfig, AutoencoderConfig and TrainConfig (tuples as 32,16)."""
+    from seq2seq_edge.training.config import AutoencoderConfig, ModelConfig, TrainConfig
 
-    for cls in (ModelConfig, TrainConfig):
+    autoencoder_defaults = {f.name: f.default for f in fields(AutoencoderConfig)}
+    seen = set()
+    for cls in (ModelConfig, AutoencoderConfig, TrainConfig):
         group = p.add_argument_group(cls.__name__)
         for f in fields(cls):
-            group.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                               help=f"(default: {f.default})")
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            default = f"(default: {_show(f.default)}"
+            if cls is ModelConfig and f.name in autoencoder_defaults:
+                default += f"; autoencoders: {_show(autoencoder_defaults[f.name])}"
+            group.add_argument(f"--{f.name.replace('_', '-')}", default=None, metavar=type(f.default).__name__.upper(),
+                               help=default + ")")
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _pick(cls: type, args: argparse.Namespace):
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+    """Build ``cls`` from the flags given; fields not given keep the dataclass defaults."""
+    values = {}
+    for f in fields(cls):
+        text = getattr(args, f.name, None)
+        if text is None:
+            continue
+        kind = type(f.default)
+        try:
+            values[f.name] = tuple(int(v) for v in text.split(",")) if kind is tuple else kind(text)
+        except ValueError as exc:
+            raise Seq2SeqEdgeError(f"--{f.name.replace('_', '-')}: {text!r} is not a valid {kind.__name__}") from exc
+    return cls(**values)
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -98,8 +141,12 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from seq2seq_edge.training import ModelConfig, TrainConfig, train
+    from seq2seq_edge.training.config import AutoencoderConfig
+    from seq2seq_edge.training.tasks import FAMILIES
 
-    model, config = _pick(ModelConfig, args), _pick(TrainConfig, args)
+    family = args.family or FAMILIES.get(args.task, ("seq2seq",))[0]
+    model = _pick(AutoencoderConfig if family == "autoencoder" else ModelConfig, args)
+    config = _pick(TrainConfig, args)
     run = train(args.task, args.out, model, config, force=args.force, verbose=0 if args.quiet else None)
     print(f"wrote {run.path} (model.keras, config.json, history.json)")
     return 0
@@ -110,7 +157,47 @@ def _export(args: argparse.Namespace) -> int:
 
     result = export_run(args.run_dir, args.out, force=args.force, parity_samples=args.parity_samples)
     print(f"parity: {result.parity.summary()}")
-    print(f"wrote {result.path} (encoder.onnx, decoder_step.onnx, manifest.json)")
+    print(f"wrote {result.path} ({', '.join(sorted(p.name for p in result.path.iterdir()))})")
+    return 0
+
+
+def _export_keras(args: argparse.Namespace) -> int:
+    import json
+
+    import keras
+
+    from seq2seq_edge.export import export_autoencoder, export_keras
+
+    def load_model(path: str):
+        if not Path(path).is_file():
+            raise Seq2SeqEdgeError(f"{path}: no such file")
+        return keras.models.load_model(path)
+
+    if args.autoencoder:
+        if args.encoder or args.decoder:
+            raise Seq2SeqEdgeError("pass either --autoencoder or --encoder with --decoder, not both")
+        result = export_autoencoder(load_model(args.autoencoder), args.out, force=args.force,
+                                    threshold=args.threshold)
+    else:
+        if not (args.encoder and args.decoder):
+            raise Seq2SeqEdgeError("pass --encoder and --decoder (or --autoencoder)")
+        vocab = json.loads(Path(args.vocab).read_text(encoding="utf-8")) if args.vocab else {}
+        result = export_keras(load_model(args.encoder), load_model(args.decoder), args.out, force=args.force,
+                              max_steps=args.max_steps, first_input=args.first_input,
+                              state_map=args.state_map.split(",") if args.state_map else None,
+                              **{k: vocab.get(k) for k in ("source_tokens", "target_tokens", "start_token",
+                                                           "end_token")})
+    print(f"parity: {result.parity.summary()}")
+    print(f"wrote {result.path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from seq2seq_edge.evaluate import evaluate_bundle
+
+    print(json.dumps(evaluate_bundle(args.bundle), indent=1))
     return 0
 
 
@@ -119,8 +206,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from .io_files import read_features, write_features
 
+    from seq2seq_edge.runtime import AutoencoderModel
+    from seq2seq_edge.runtime.manifest import TokenSpec
+
     model = load(args.bundle, threads=args.threads)
-    if model.manifest.io.source_length is not None:  # token bundle
+    if isinstance(model, AutoencoderModel):
+        return _run_autoencoder(model, args)
+    if isinstance(model.manifest.source, TokenSpec):
         if args.input or args.output:
             raise Seq2SeqEdgeError("--input/--output are for feature bundles; pass texts as arguments or on stdin")
         texts = args.inputs or [line.rstrip("\n") for line in sys.stdin if line.strip()]
@@ -132,4 +224,22 @@ def _run(args: argparse.Namespace) -> int:
     x, single = read_features(Path(args.input))
     y = model.generate(x, args.max_steps)  # (batch, steps, features)
     write_features(y[0] if single else y, Path(args.output) if args.output else None, force=args.force)
+    return 0
+
+
+def _run_autoencoder(model, args: argparse.Namespace) -> int:
+    """Print each window's score and whether it is flagged; --output writes the reconstructions."""
+    from .io_files import read_features, write_features
+
+    if not args.input:
+        raise Seq2SeqEdgeError("this is an autoencoder bundle: pass --input FILE.npy (windows) or FILE.csv (one window)")
+    x, single = read_features(Path(args.input))
+    scores = model.score(x)
+    flags = model.detect(x) if model.threshold is not None else [None] * len(scores)
+    print("window,score,anomalous")
+    for i, (score, flag) in enumerate(zip(scores, flags)):
+        print(f"{i},{score:.6g},{'' if flag is None else int(flag)}")
+    if args.output:
+        y = model.reconstruct(x)
+        write_features(y[0] if single else y, Path(args.output), force=args.force)
     return 0

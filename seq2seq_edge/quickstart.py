@@ -58,7 +58,7 @@ def quickstart(out: str | Path = "quickstart-out", *, force: bool = False, epoch
     print_fn("[4/4] batch-1 greedy latency on the same 20 held-out inputs:")
     vocab, target = model.source_vocab, model.target_vocab
     inputs = [vocab.encode_batch([s])[0] for s, _ in test[:20]]
-    keras_ref = KerasSeq2Seq(run.load_model(), run.config)
+    keras_ref = KerasSeq2Seq.from_run(run.load_model(), run.config)
     ours, _ = latency_per_token(model.generate, inputs)
     theirs, _ = latency_per_token(
         lambda ids: keras_ref.generate_ids(ids, target.start_id, target.end_id, model.max_steps), inputs)

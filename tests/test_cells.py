@@ -53,7 +53,7 @@ def test_alone_equals_any_batch(cell_bundle):
 
 def test_runtime_equals_keras(cell_bundle):
     run, result = cell_bundle
-    keras_ref, model = KerasSeq2Seq(run.load_model(), run.config), load(result.path)
+    keras_ref, model = KerasSeq2Seq.from_run(run.load_model(), run.config), load(result.path)
     ids, lengths = model.source_vocab.encode_batch(TEXTS)
     for name, value in keras_ref.encode(ids).items():
         np.testing.assert_allclose(model.encode(ids, lengths)[name], value, atol=1e-5)
@@ -70,7 +70,7 @@ def test_four_layer_gru_sine(tmp_path):
     model = load(result.path)
     assert [s.name for s in model.manifest.state] == ["h0", "h1", "h2", "h3"]
     x = np.random.default_rng(1).normal(size=(6, 40, 2)).astype(np.float32)
-    keras_ref = KerasSeq2Seq(RunDir(run.path).load_model(), run.config)
+    keras_ref = KerasSeq2Seq.from_run(RunDir(run.path).load_model(), run.config)
     np.testing.assert_allclose(model.generate(x), keras_ref.generate_features(x, model.max_steps), atol=1e-3)
     for i in range(6):
         np.testing.assert_allclose(model.generate(x[i:i + 1])[0], model.generate(x)[i], atol=1e-5)

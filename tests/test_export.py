@@ -45,7 +45,7 @@ def test_encoder_keeps_native_lstm_with_sequence_lens(exported_dates):
 def test_runtime_equals_keras_on_padded_batches(trained_dates, exported_dates):
     """Keras masks padding; the runtime uses sequence_lens; both give each row's own final state."""
     run = RunDir(trained_dates)
-    keras_ref, model = KerasSeq2Seq(run.load_model(), run.config), load(exported_dates.path)
+    keras_ref, model = KerasSeq2Seq.from_run(run.load_model(), run.config), load(exported_dates.path)
     ids, lengths = model.source_vocab.encode_batch(TEXTS)
     ours, theirs = model.encode(ids, lengths), keras_ref.encode(ids)
     for i, text in enumerate(TEXTS):
@@ -95,7 +95,7 @@ def test_two_layer_real_valued_export(trained_sine, tmp_path):
         ("h0", 0, "h0_out"), ("c0", 0, "c0_out"), ("h1", 1, "h1_out"), ("c1", 1, "c1_out")]
     assert model.manifest.first_input == "last_source_step"
     run = RunDir(trained_sine)
-    keras_ref = KerasSeq2Seq(run.load_model(), run.config)
+    keras_ref = KerasSeq2Seq.from_run(run.load_model(), run.config)
     x = np.random.default_rng(0).normal(size=(5, 40, 2)).astype(np.float32)
     np.testing.assert_allclose(model.generate(x), keras_ref.generate_features(x, model.max_steps), atol=1e-3)
     np.testing.assert_allclose(model.generate(x[2:3]), model.generate(x)[2:3], atol=1e-5)

@@ -26,7 +26,7 @@ def test_run_directory_contents(trained_dates):
 
 def test_keras_model_ignores_padding(trained_dates):
     run = RunDir(trained_dates)
-    keras_ref = KerasSeq2Seq(run.load_model(), run.config)
+    keras_ref = KerasSeq2Seq.from_run(run.load_model(), run.config)
     source, _ = run.vocabularies()
     ids, _ = source.encode_batch(["1 May 2000", "Sunday, 31 December 2049"])
     alone, _ = source.encode_batch(["1 May 2000"])

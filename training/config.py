@@ -9,7 +9,7 @@ from typing import Any
 
 from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
 
-__all__ = ["ConfigError", "ModelConfig", "TrainConfig", "Sides", "RunConfig"]
+__all__ = ["ConfigError", "ModelConfig", "AutoencoderConfig", "TrainConfig", "Sides", "RunConfig"]
 
 
 class ConfigError(Seq2SeqEdgeError, ValueError):
@@ -48,6 +48,29 @@ class ModelConfig:
         _positive(self, "units", "layers", "embedding_dim")
         if self.layers > 4:
             raise ConfigError(f"layers must be between 1 and 4, got {self.layers}")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """A RepeatVector sequence autoencoder: encoder widths (the last is the latent size), mirrored in the decoder.
+
+    ``units=(32, 16)`` builds 32 -> 16 -> RepeatVector(window) -> 16 -> 32 -> TimeDistributed(Dense).
+    ``threshold_quantile`` calibrates ``detect``: the quantile of the training windows' scores.
+    """
+
+    cell: str = "lstm"
+    units: tuple[int, ...] = (32, 16)
+    activation: str = "tanh"
+    threshold_quantile: float = 0.995
+
+    def __post_init__(self) -> None:
+        _check_cell(self.cell, self.activation)
+        units = tuple(self.units)
+        object.__setattr__(self, "units", units)
+        if not 1 <= len(units) <= 4 or any(not isinstance(u, int) or isinstance(u, bool) or u < 1 for u in units):
+            raise ConfigError(f"units must be 1 to 4 positive integers, got {self.units!r}")
+        if not 0.5 <= self.threshold_quantile <= 1:
+            raise ConfigError(f"threshold_quantile must be in [0.5, 1], got {self.threshold_quantile!r}")
 
 
 @dataclass(frozen=True)
@@ -100,21 +123,28 @@ class RunConfig:
     """Everything a run directory's config.json holds."""
 
     task: str
-    model: ModelConfig
+    model: ModelConfig | AutoencoderConfig
     train: TrainConfig
     sides: Sides
     normalisation: dict | None = None  # feature tasks: {"source": {mean, std}, "target": {mean, std}}
+    anomaly: dict | None = None        # autoencoders: {"threshold": x, "quantile": q, "score": "mse"}
+
+    @property
+    def family(self) -> str:
+        """'seq2seq' or 'autoencoder', from the model configuration's type."""
+        return "autoencoder" if isinstance(self.model, AutoencoderConfig) else "seq2seq"
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps({"family": self.family, **asdict(self)}, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> "RunConfig":
         data = json.loads(path.read_text(encoding="utf-8"))
         try:
-            return cls(task=data["task"], model=_make(ModelConfig, data["model"]),
+            model_cls = AutoencoderConfig if data.get("family") == "autoencoder" else ModelConfig
+            return cls(task=data["task"], model=_make(model_cls, data["model"]),
                        train=_make(TrainConfig, data["train"]), sides=_make(Sides, data["sides"]),
-                       normalisation=data.get("normalisation"))
+                       normalisation=data.get("normalisation"), anomaly=data.get("anomaly"))
         except KeyError as exc:
             raise ConfigError(f"{path}: field {exc} is missing") from exc
 

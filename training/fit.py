@@ -6,64 +6,114 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from seq2seq_edge.fsutil import atomic_directory
 
-from .config import ModelConfig, RunConfig, Sides, TrainConfig
+from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
 from .data import build_vocabularies, feature_arrays, feature_stats, token_arrays
-from .models import build_training_model
-from .rundir import HISTORY_FILE, MODEL_FILE, CONFIG_FILE, RunDir
-from .tasks import TokenSplits, make_splits
+from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
+from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits
 
 __all__ = ["train"]
 
 
-def train(task: str, out: str | Path, model: ModelConfig = ModelConfig(), train: TrainConfig = TrainConfig(),
-          *, force: bool = False, verbose: int | None = None) -> RunDir:
-    """Generate the task's data, fit the model with teacher forcing, and write a run directory.
+@dataclass
+class _Plan:
+    """What to fit: the network, its data, and what to save beside it."""
 
-    ``out`` must not exist unless ``force``; it appears only when training succeeds.
-    ``verbose``: Keras progress (1 = bar, 2 = a line per epoch, 0 = silent); by default
-    a bar on a terminal and a line per epoch otherwise.
+    net: Any
+    loss: Any
+    x: Any
+    y: np.ndarray
+    val: tuple
+    sides: Sides
+    normalisation: dict | None = None
+    vocabularies: tuple | None = None
+
+
+def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = ModelConfig(),
+          train: TrainConfig = TrainConfig(), *, force: bool = False, verbose: int | None = None) -> RunDir:
+    """Generate the task's data, fit the model, and write a run directory.
+
+    A ModelConfig trains a state-passing encoder-decoder with teacher forcing; an
+    AutoencoderConfig trains a RepeatVector autoencoder and calibrates its anomaly
+    threshold on the training windows. ``out`` must not exist unless ``force``; it
+    appears only when training succeeds. ``verbose``: Keras progress (1 = bar,
+    2 = a line per epoch, 0 = silent); by default a bar on a terminal, else a line per epoch.
     """
     import keras
 
+    family = "autoencoder" if isinstance(model, AutoencoderConfig) else "seq2seq"
+    if task in FAMILIES and family not in FAMILIES[task]:
+        raise ConfigError(f"task {task!r} trains {' or '.join(FAMILIES[task])} models, not {family}")
     with atomic_directory(out, force) as tmp:
         splits = make_splits(task, train)
         keras.utils.set_random_seed(train.seed)
-        if isinstance(splits, TokenSplits):
-            source_vocab, target_vocab = build_vocabularies(splits)
-            arrays = [token_arrays(s, source_vocab, target_vocab) for s in (splits.train, splits.validation)]
-            longest = arrays[0].target.shape[1]  # target steps including </s>
-            sides = Sides("tokens", len(source_vocab), "tokens", len(target_vocab), math.ceil(longest * 1.5) + 2)
-            stats = None
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-        else:
-            stats = feature_stats(splits)
-            arrays = [feature_arrays(s, stats) for s in (splits.train, splits.validation)]
-            src, tgt = arrays[0].source, arrays[0].target
-            sides = Sides("features", src.shape[-1], "features", tgt.shape[-1], tgt.shape[1])
-            loss = "mse"
-        net = build_training_model(model, sides)
-        net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=loss)
+        plan = _autoencoder_plan(splits, model) if family == "autoencoder" else _seq2seq_plan(splits, model)
+        plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss)
         callbacks = []
         if train.patience:
             callbacks.append(keras.callbacks.EarlyStopping(patience=train.patience, restore_best_weights=True))
-        fit_arrays, val_arrays = arrays
         started = time.perf_counter()
-        history = net.fit(
-            {"source": fit_arrays.source, "target_input": fit_arrays.target_input}, fit_arrays.target,
-            validation_data=({"source": val_arrays.source, "target_input": val_arrays.target_input},
-                             val_arrays.target),
-            epochs=train.epochs, batch_size=train.batch_size, callbacks=callbacks,
-            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
+        history = plan.net.fit(plan.x, plan.y, validation_data=plan.val, epochs=train.epochs,
+                               batch_size=train.batch_size, callbacks=callbacks,
+                               verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
         seconds = time.perf_counter() - started
-        net.save(tmp / MODEL_FILE)
-        RunConfig(task, model, train, sides, stats).save(tmp / CONFIG_FILE)
-        if isinstance(splits, TokenSplits):
-            RunDir(tmp).save_vocabularies(source_vocab, target_vocab)
+        anomaly = _calibrate(plan, model) if family == "autoencoder" else None
+        plan.net.save(tmp / MODEL_FILE)
+        RunConfig(task, model, train, plan.sides, plan.normalisation, anomaly).save(tmp / CONFIG_FILE)
+        if plan.vocabularies:
+            RunDir(tmp).save_vocabularies(*plan.vocabularies)
         record = {"seconds": round(seconds, 2), "epochs_run": len(history.history["loss"]),
                   **{k: [float(v) for v in vals] for k, vals in history.history.items()}}
         (tmp / HISTORY_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return RunDir(Path(out))
+
+
+def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig) -> _Plan:
+    import keras
+
+    from .models import build_training_model
+
+    if isinstance(splits, TokenSplits):
+        vocabs = build_vocabularies(splits)
+        fit, val = (token_arrays(s, *vocabs) for s in (splits.train, splits.validation))
+        longest = fit.target.shape[1]  # target steps including </s>
+        sides = Sides("tokens", len(vocabs[0]), "tokens", len(vocabs[1]), math.ceil(longest * 1.5) + 2)
+        loss, stats = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), None
+    else:
+        vocabs, stats = None, feature_stats(splits)
+        fit, val = (feature_arrays(s, stats) for s in (splits.train, splits.validation))
+        sides = Sides("features", fit.source.shape[-1], "features", fit.target.shape[-1], fit.target.shape[1])
+        loss = "mse"
+    inputs = lambda a: {"source": a.source, "target_input": a.target_input}  # noqa: E731
+    return _Plan(build_training_model(cfg, sides), loss, inputs(fit), fit.target, (inputs(val), val.target),
+                 sides, stats, vocabs)
+
+
+def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderConfig) -> _Plan:
+    from .autoencoder import build_autoencoder
+
+    train_x, val_x = ((splits.train, splits.validation) if isinstance(splits, AnomalySplits)
+                      else (splits.train[0], splits.validation[0]))
+    flat = train_x.reshape(-1, train_x.shape[-1])  # (n * window, features)
+    stats = {"mean": flat.mean(axis=0).tolist(), "std": np.maximum(flat.std(axis=0), 1e-6).tolist()}
+    norm = lambda x: ((x - np.float32(stats["mean"])) / np.float32(stats["std"])).astype(np.float32)  # noqa: E731
+    fit, val = norm(train_x), norm(val_x)
+    window, features = fit.shape[1:]
+    sides = Sides("features", features, "features", features, window)
+    return _Plan(build_autoencoder(cfg, window, features), "mse", fit, fit, (val, val), sides,
+                 {"source": stats, "target": stats})
+
+
+def _calibrate(plan: _Plan, cfg: AutoencoderConfig) -> dict:
+    """The detect threshold: a quantile of the training windows' reconstruction errors."""
+    reconstruction = np.asarray(plan.net.predict(plan.x, batch_size=256, verbose=0))
+    scores = np.mean((reconstruction - plan.x) ** 2, axis=(1, 2))  # (n,)
+    return {"score": "mse", "threshold": float(np.quantile(scores, cfg.threshold_quantile)),
+            "quantile": cfg.threshold_quantile, "calibration_windows": int(len(scores))}

@@ -20,19 +20,34 @@ State = dict[str, np.ndarray]
 
 
 class KerasSeq2Seq:
-    """Encoder and step decoder built from a trained model's layers, called directly (no predict())."""
+    """An encoder and a step decoder with our tensor names, called directly (no predict()).
 
-    def __init__(self, model, config: RunConfig) -> None:
-        self.config = config
-        self.encoder = build_encoder(model, config.model, config.sides, masked=True)
-        self.decoder = build_decoder_step(model, config.model, config.sides)
-        self.state_names = [f"{kind}{k}" for k, kind in state_names(config.model)]
-        self.tokens = config.sides.target_kind == "tokens"
+    ``encoder``: source -> named state outputs; ``decoder``: step_input and named
+    states -> step output and ``<name>_out`` states (the interface export converts).
+    """
+
+    def __init__(self, encoder, decoder, state_names: list[str], tokens: bool,
+                 normalisation: dict | None = None) -> None:
+        self.encoder, self.decoder = encoder, decoder
+        self.state_names, self.tokens, self.normalisation = list(state_names), tokens, normalisation
+        self._encoder_outputs = list(encoder.output_names)
+
+    @classmethod
+    def from_run(cls, model, config: RunConfig) -> "KerasSeq2Seq":
+        """The inference models of one of our trained encoder-decoders."""
+        return cls(build_encoder(model, config.model, config.sides, masked=True),
+                   build_decoder_step(model, config.model, config.sides),
+                   [f"{kind}{k}" for k, kind in state_names(config.model)],
+                   config.sides.target_kind == "tokens", config.normalisation)
 
     def encode(self, source: np.ndarray) -> State:
-        """Model-space source (ids right-padded with 0, or normalised features) -> named state."""
+        """Model-space source (ids, or normalised features) -> every named state (zeros where not fed)."""
         outputs = self.encoder(source, training=False)
-        return {name: np.asarray(value) for name, value in zip(self.state_names, outputs)}
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        fed = {name: np.asarray(value) for name, value in zip(self._encoder_outputs, outputs)}
+        batch = len(source)
+        sizes = {t.name: t.shape[-1] for t in self.decoder.inputs}
+        return {name: fed.get(name, np.zeros((batch, sizes[name]), np.float32)) for name in self.state_names}
 
     def step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """One decoder step in model space: ids (batch,) or features (batch, features)."""
@@ -45,11 +60,16 @@ class KerasSeq2Seq:
         start = np.full(ids.shape[0], start_id, np.int32)
         return greedy_tokens(self.step, self.encode(ids), start, end_id, max_steps, pad_id=0)
 
-    def generate_features(self, source: np.ndarray, steps: int) -> np.ndarray:
-        """Continue raw source windows (batch, window, features) for ``steps``; raw units out."""
-        stats = self.config.normalisation
+    def generate_features(self, source: np.ndarray, steps: int, first_input: str = "last_source_step") -> np.ndarray:
+        """Continue raw source windows (batch, window, features) for ``steps``; raw units out.
+
+        ``first_input``: the decoder's first input, 'last_source_step' or 'zeros'.
+        """
+        stats = self.normalisation or {side: {"mean": 0.0, "std": 1.0} for side in ("source", "target")}
         src_mean, src_std = (np.float32(stats["source"][k]) for k in ("mean", "std"))
         tgt_mean, tgt_std = (np.float32(stats["target"][k]) for k in ("mean", "std"))
         state = self.encode(((source - src_mean) / src_std).astype(np.float32))
-        first = ((source[:, -1, :] - tgt_mean) / tgt_std).astype(np.float32)  # (batch, features)
+        width = self.decoder.inputs[0].shape[-1]
+        first = (((source[:, -1, :] - tgt_mean) / tgt_std).astype(np.float32) if first_input == "last_source_step"
+                 else np.zeros((len(source), width), np.float32))  # (batch, features)
         return rollout_features(self.step, state, first, steps) * tgt_std + tgt_mean

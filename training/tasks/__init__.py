@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Callable, Union
 
 from ..config import ConfigError, TrainConfig
-from . import dates, sine
-from .base import FeatureSplits, TokenSplits
+from . import dates, ecg, sine
+from .base import AnomalySplits, FeatureSplits, TokenSplits
 
-__all__ = ["TASKS", "make_splits", "TokenSplits", "FeatureSplits"]
+__all__ = ["TASKS", "FAMILIES", "make_splits", "TokenSplits", "FeatureSplits", "AnomalySplits"]
 
-Splits = Union[TokenSplits, FeatureSplits]
-TASKS: dict[str, Callable[..., Splits]] = {"dates": dates.make, "sine": sine.make}
+Splits = Union[TokenSplits, FeatureSplits, AnomalySplits]
+TASKS: dict[str, Callable[..., Splits]] = {"dates": dates.make, "sine": sine.make, "ecg": ecg.make}
+# The model family each task trains by default: sine also trains autoencoders (on its windows).
+FAMILIES = {"dates": ("seq2seq",), "sine": ("seq2seq", "autoencoder"), "ecg": ("autoencoder",)}
 
 
 def make_splits(task: str, train: TrainConfig) -> Splits:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TokenSplits", "FeatureSplits", "split_sizes"]
+__all__ = ["TokenSplits", "FeatureSplits", "AnomalySplits", "split_sizes"]
 
 Pair = tuple[str, str]
 
@@ -37,3 +37,15 @@ def split_sizes(samples: int, validation_split: float, test_split: float) -> tup
     """Sizes of (train, validation, test) for ``samples`` examples."""
     n_val, n_test = max(1, int(samples * validation_split)), max(1, int(samples * test_split))
     return samples - n_val - n_test, n_val, n_test
+
+
+@dataclass(frozen=True)
+class AnomalySplits:
+    """Windows (n, window, features) for an autoencoder: normal ones to train on, labelled ones to test."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray  # (n_test,) bool: at least half the window is labelled anomalous
+    test_events: np.ndarray  # (n_test,) int: the labelled anomaly the window touches, -1 for none
+    kind: str = "anomaly"

@@ -1,0 +1,224 @@
+"""Bring your own Keras models: export the encoder_model / decoder_model pair of the keras-io
+seq2seq example (one-hot or id inputs, "\\t" start and "\\n" end) or a continuous decoder fed its
+own output, reading the state contract from the models' own graphs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from seq2seq_edge.runtime.vocab import Vocabulary
+
+from .convert import ExportError
+from .support import all_layers, cell_of_layer, check_supported_layers
+
+__all__ = ["export_keras", "StateSlot", "decoder_contract"]
+
+KINDS = {"lstm": ("h", "c"), "gru": ("h",)}
+
+
+@dataclass(frozen=True)
+class StateSlot:
+    """One decoder state: our name, its layer and kind, and where it sits in the user's decoder_model."""
+
+    name: str
+    layer: int
+    kind: str
+    size: int
+    input_index: int
+    output_index: int
+    input_name: str
+
+
+@dataclass(frozen=True)
+class DecoderContract:
+    cell: str
+    slots: tuple[StateSlot, ...]
+    step_input_index: int
+    step_output_index: int
+    probabilities: bool  # the step output is a softmax, not logits
+
+
+def _initial_state(node) -> list:
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    init = kwargs.get("initial_state", args[1] if len(args) > 1 else None)
+    if init is None:
+        return []
+    return list(init) if isinstance(init, (list, tuple)) else [init]
+
+
+def decoder_contract(decoder_model) -> DecoderContract:
+    """Pair each recurrent layer's state inputs and outputs by tracing the decoder_model's graph."""
+    check_supported_layers(decoder_model)
+    rnn = [layer for layer in all_layers(decoder_model) if cell_of_layer(layer)]
+    cells = {cell_of_layer(layer) for layer in rnn}
+    if len(cells) != 1:
+        raise ExportError(f"{decoder_model.name}: the decoder needs recurrent layers of one kind (LSTM or GRU), "
+                          f"found {sorted(cells) or 'none'}")
+    cell = cells.pop()
+    input_index = {id(t): i for i, t in enumerate(decoder_model.inputs)}
+    slots = []
+    for out_i, tensor in enumerate(decoder_model.outputs):
+        layer, node_index, tensor_index = tensor._keras_history
+        if not cell_of_layer(layer) or tensor_index == 0:
+            continue
+        kind = KINDS[cell][tensor_index - 1]
+        init = _initial_state(layer._inbound_nodes[node_index])
+        if len(init) != len(KINDS[cell]) or id(init[tensor_index - 1]) not in input_index:
+            raise ExportError(f"decoder layer {layer.name!r} returns its {kind} state but does not take it as an "
+                              "initial_state input of decoder_model; build decoder_model as "
+                              "Model([decoder_inputs] + state_inputs, [outputs] + states)")
+        in_i = input_index[id(init[tensor_index - 1])]
+        k = rnn.index(layer)
+        slots.append(StateSlot(f"{kind}{k}", k, kind, layer.units, in_i, out_i, decoder_model.inputs[in_i].name))
+    slots.sort(key=lambda s: (s.layer, KINDS[cell].index(s.kind)))
+    missing = [layer.name for k, layer in enumerate(rnn) if len([s for s in slots if s.layer == k]) != len(KINDS[cell])]
+    if missing:
+        raise ExportError(f"decoder layer(s) {missing} do not both take and return their full state "
+                          "(return_state=True, initial_state from decoder_model inputs)")
+    rest_in = [i for i in range(len(decoder_model.inputs)) if i not in {s.input_index for s in slots}]
+    rest_out = [i for i in range(len(decoder_model.outputs)) if i not in {s.output_index for s in slots}]
+    if len(rest_in) != 1 or len(rest_out) != 1:
+        raise ExportError(f"{decoder_model.name}: expected one step input and one step output besides the states, "
+                          f"found {len(rest_in)} inputs and {len(rest_out)} outputs")
+    return DecoderContract(cell, tuple(slots), rest_in[0], rest_out[0],
+                           _is_softmax(decoder_model.outputs[rest_out[0]]._keras_history[0]))
+
+
+def _is_softmax(layer) -> bool:
+    layer = getattr(layer, "layer", layer)  # TimeDistributed
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", "") == "softmax"
+
+
+def encoder_feeds(encoder_model, contract: DecoderContract, state_map: Sequence[str] | None) -> list[str]:
+    """Which of our state names each encoder output feeds (in the encoder's output order)."""
+    outputs = list(encoder_model.outputs)
+    by_input_name = {s.input_name: s for s in contract.slots}
+    if state_map is not None:
+        if len(state_map) != len(outputs):
+            raise ExportError(f"state_map names {len(state_map)} decoder inputs for {len(outputs)} encoder outputs")
+        unknown = [n for n in state_map if n not in by_input_name]
+        if unknown:
+            raise ExportError(f"state_map: {unknown} are not decoder state inputs; they are "
+                              f"{sorted(by_input_name)}")
+        slots = [by_input_name[n] for n in state_map]
+    else:
+        if len(outputs) > len(contract.slots):
+            raise ExportError(f"encoder_model returns {len(outputs)} tensors but decoder_model takes only "
+                              f"{len(contract.slots)} state inputs")
+        slots = list(contract.slots[: len(outputs)])  # the first layers' states; the rest start at zero
+    for tensor, slot in zip(outputs, slots):
+        if tensor.shape[-1] != slot.size or len(tensor.shape) != 2:
+            raise ExportError(f"encoder output {tensor.name!r} has shape {tuple(tensor.shape)} but feeds decoder "
+                              f"state input {slot.input_name!r} of size {slot.size}")
+    return [slot.name for slot in slots]
+
+
+def _one_hot(size: int, name: str):
+    import keras
+
+    layer = keras.layers.Embedding(size, size, embeddings_initializer="identity", trainable=False, name=name)
+    layer.build((None, None))
+    return layer
+
+
+def _side_kind(tensor, tokens: Sequence[str] | None, what: str) -> str:
+    """'one_hot', 'ids' or 'features' for a model input."""
+    rank, dtype = len(tensor.shape), str(tensor.dtype)
+    if tokens is None:
+        if "int" in dtype:
+            raise ExportError(f"{what} takes integer ids: pass the index-to-token list ({what}_tokens=...)")
+        return "features"
+    if "int" in dtype:
+        return "ids"
+    if tensor.shape[-1] != len(tokens):
+        raise ExportError(f"{what} input has {tensor.shape[-1]} one-hot channels but {len(tokens)} tokens were given")
+    return "one_hot" if rank == 3 else "features"
+
+
+def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: list[str],
+                source_tokens, target_tokens):
+    """Our-named (encoder, decoder_step) Keras models around the user's ones."""
+    import keras
+    from keras import layers
+
+    src_t = encoder_model.inputs[0]
+    src_kind = _side_kind(src_t, source_tokens, "source")
+    if src_kind == "features":
+        source = keras.Input(tuple(src_t.shape[1:]), name="source")
+        x = source
+    else:
+        source = keras.Input(tuple(src_t.shape[1:2]), dtype="int32", name="source")
+        x = _one_hot(len(source_tokens), "source_one_hot")(source) if src_kind == "one_hot" else source
+    outs = encoder_model(x)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    encoder = keras.Model(source, [layers.Identity(name=n)(o) for n, o in zip(feeds, outs)], name="encoder")
+
+    step_t = decoder_model.inputs[contract.step_input_index]
+    tgt_kind = _side_kind(step_t, target_tokens, "target")
+    if tgt_kind == "features":
+        width = step_t.shape[-1]
+        step = keras.Input((width,), name="step_input")
+        y = layers.Reshape((1, width))(step) if len(step_t.shape) == 3 else step
+    else:
+        step = keras.Input((1,), dtype="int32", name="step_input")
+        y = _one_hot(len(target_tokens), "target_one_hot")(step) if tgt_kind == "one_hot" else step
+    states = {s.name: keras.Input((s.size,), name=s.name) for s in contract.slots}
+    args = [None] * len(decoder_model.inputs)
+    args[contract.step_input_index] = y
+    for s in contract.slots:
+        args[s.input_index] = states[s.name]
+    outs = decoder_model(args)
+    width = decoder_model.outputs[contract.step_output_index].shape[-1]
+    result = layers.Reshape((width,))(outs[contract.step_output_index])  # (batch, vocab or features)
+    if contract.probabilities:  # log-probabilities are logits: the runtime sees one kind of output
+        result = layers.Lambda(lambda p: keras.ops.log(keras.ops.maximum(p, 1e-30)), name="log_probs")(result)
+    name = "prediction" if tgt_kind == "features" else "logits"
+    outputs = [layers.Identity(name=name)(result)]
+    outputs += [layers.Identity(name=f"{s.name}_out")(outs[s.output_index]) for s in contract.slots]
+    decoder = keras.Model([step] + [states[s.name] for s in contract.slots], outputs, name="decoder_step")
+    return encoder, decoder, src_kind, tgt_kind
+
+
+def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_tokens: Sequence[str] | None = None,
+                 target_tokens: Sequence[str] | None = None, start_token: str | None = None,
+                 end_token: str | None = None, max_steps: int | None = None, force: bool = False,
+                 state_map: Sequence[str] | None = None, first_input: str = "zeros", samples=None):
+    """Export a user's inference encoder_model and one-step decoder_model to a verified bundle.
+
+    ``source_tokens``/``target_tokens``: index-to-token lists (the models read one-hot vectors
+    over them, or integer ids if they embed); ``start_token``/``end_token`` delimit target
+    sequences; ``max_steps`` caps decoding (required). The state contract is read from the
+    models; encoder outputs feed the first decoder layers' states in order (the rest start at
+    zero) unless ``state_map`` lists, per encoder output, the decoder state input it feeds.
+    Real-valued decoders start from ``first_input`` ('zeros' or 'last_source_step').
+    Parity is checked on ``samples`` or on seeded random inputs.
+    """
+    from .byo_bundle import write_byo_bundle
+
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
+    check_supported_layers(encoder_model)
+    contract = decoder_contract(decoder_model)
+    feeds = encoder_feeds(encoder_model, contract, state_map)
+    encoder, decoder, src_kind, tgt_kind = wrap_models(encoder_model, decoder_model, contract, feeds,
+                                                       source_tokens, target_tokens)
+    vocabs = _vocabularies(source_tokens, target_tokens, start_token, end_token, tgt_kind)
+    return write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out_dir, max_steps=max_steps, force=force,
+                            first_input=first_input, samples=samples, encoder_model=encoder_model)
+
+
+def _vocabularies(source_tokens, target_tokens, start_token, end_token, tgt_kind):
+    source = None if source_tokens is None else Vocabulary(tuple(source_tokens), pad_id=None)
+    if tgt_kind == "features":
+        return source, None
+    missing = [n for n, t in (("start_token", start_token), ("end_token", end_token)) if t not in target_tokens]
+    if missing:
+        raise ExportError(f"{' and '.join(missing)} must be one of target_tokens (e.g. start_token='\\t', "
+                          "end_token='\\n' for the keras-io example)")
+    tokens = tuple(target_tokens)
+    return source, Vocabulary(tokens, pad_id=None, start_id=tokens.index(start_token), end_id=tokens.index(end_token))

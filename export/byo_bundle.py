@@ -1,0 +1,79 @@
+"""Write and verify the bundle of a user's own encoder/decoder pair (see byo.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq_edge.fsutil import atomic_directory
+from seq2seq_edge.runtime.loader import load
+from seq2seq_edge.runtime.manifest import FeatureSpec, IONames, Manifest, StateSpec, TokenSpec
+from seq2seq_edge.training.inference import KerasSeq2Seq
+
+from .api import ExportResult, ParityError, write_manifest, write_seq2seq_graphs
+from .convert import OPSET
+from .manifest_builder import versions
+from .parity import feature_parity, token_parity
+from .support import all_layers, cell_of_layer
+
+__all__ = ["write_byo_bundle"]
+
+
+def _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_input, parity) -> Manifest:
+    source_vocab, target_vocab = vocabs
+    state = tuple(StateSpec(s.name, s.layer, s.kind, s.size, f"{s.name}_out",
+                            init="encoder" if s.name in feeds else "zeros",
+                            encoder_output=s.name if s.name in feeds else None) for s in contract.slots)
+    enc_src = graphs["encoder"].input("source")
+    dec_out = graphs["decoder_step"].output("logits" if target_vocab else "prediction")
+    source = TokenSpec(source_vocab) if source_vocab else FeatureSpec(
+        enc_src.shape[-1], (0.0,) * enc_src.shape[-1], (1.0,) * enc_src.shape[-1])
+    target = TokenSpec(target_vocab) if target_vocab else FeatureSpec(
+        dec_out.shape[-1], (0.0,) * dec_out.shape[-1], (1.0,) * dec_out.shape[-1])
+    io = IONames(source_length=None, padding="none" if source_vocab else None,
+                 step_output="logits" if target_vocab else "prediction")
+    layer_units = lambda model: tuple(l.units for l in all_layers(model) if cell_of_layer(l))  # noqa: E731
+    decoder_units = tuple(s.size for s in contract.slots if s.kind == "h")
+    return Manifest(family="seq2seq", cell=contract.cell, encoder_units=layer_units(encoder_model),
+                    decoder_units=decoder_units, graphs=graphs, state=state, source=source, target=target, io=io,
+                    max_steps=max_steps, first_input="start_token" if target_vocab else first_input, task=None,
+                    parity=parity, versions=versions(OPSET))
+
+
+def _default_samples(runtime, encoder) -> np.ndarray:
+    """Seeded random inputs of equal length (no padding): ids over ordinary tokens, or normal features."""
+    rng = np.random.default_rng(0)
+    m = runtime.manifest
+    time = encoder.inputs[0].shape[1] or 12
+    if isinstance(m.source, TokenSpec):
+        return rng.integers(0, len(m.source.vocabulary), size=(16, time)).astype(np.int32)
+    return rng.normal(size=(16, time, m.source.features)).astype(np.float32)
+
+
+def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path, *, max_steps: int, force: bool,
+                     first_input: str, samples, encoder_model) -> ExportResult:
+    """Convert the wrapped models, check parity against them, and write the bundle atomically."""
+    names = [s.name for s in contract.slots]
+    keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None)
+    with atomic_directory(out, force) as tmp:
+        graphs = write_seq2seq_graphs(encoder, decoder, tmp, OPSET)
+        build = lambda parity: _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps,  # noqa: E731
+                                         first_input, parity)
+        write_manifest(tmp, build({}).to_dict())
+        runtime = load(tmp)
+        x = _default_samples(runtime, encoder) if samples is None else samples
+        if vocabs[0] is not None:
+            if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
+                lengths = {len(runtime.source_vocab.encode(t)) for t in x}
+                x = [t for t in x if len(runtime.source_vocab.encode(t)) == max(lengths)]  # no padding in Keras
+                x = runtime.source_vocab.encode_batch(x)[0]
+            ids = np.asarray(x, np.int32)
+            report = token_parity(keras_ref, runtime, ids, np.full(len(ids), ids.shape[1], np.int32))
+        else:
+            report = feature_parity(keras_ref, runtime, np.asarray(x, np.float32))
+        if not report.ok:
+            raise ParityError(f"parity check failed, nothing written: {report.summary()}")
+        write_manifest(tmp, build(report.to_dict()).to_dict())
+        load(tmp)
+    return ExportResult(Path(out), report)

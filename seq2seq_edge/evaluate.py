@@ -1,0 +1,60 @@
+"""`seq2seq-edge evaluate BUNDLE`: score a built-in task's bundle on its held-out test split.
+
+Needs the task's data (the [train] extra, and [ecg] for ecg) but not TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq_edge.runtime import load
+from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
+
+__all__ = ["evaluate_bundle", "anomaly_metrics"]
+
+BATCH = 256
+
+
+def evaluate_bundle(path: str | Path) -> dict:
+    """Metrics of the bundle on its task's test split (rebuilt from the manifest's data record)."""
+    from seq2seq_edge.training.config import TrainConfig
+    from seq2seq_edge.training.tasks import AnomalySplits, TokenSplits, make_splits
+
+    model = load(path)
+    record = model.manifest.data
+    if not record:
+        raise Seq2SeqEdgeError(f"{path}: the manifest has no data record; evaluate works on bundles exported "
+                               "from `seq2seq-edge train` runs of a built-in task")
+    config = TrainConfig(samples=record["samples"], seed=record["seed"],
+                         validation_split=record["validation_split"], test_split=record["test_split"])
+    splits = make_splits(record["task"], config)
+    if isinstance(splits, AnomalySplits):
+        return {"task": record["task"], **anomaly_metrics(model, splits)}
+    if isinstance(splits, TokenSplits):
+        sources = [s for s, _ in splits.test]
+        predictions = [p for i in range(0, len(sources), BATCH) for p in model.generate_text(sources[i:i + BATCH])]
+        correct = sum(p == t for p, (_, t) in zip(predictions, splits.test))
+        return {"task": record["task"], "samples": len(sources), "exact_match": correct / len(sources)}
+    source, target = splits.test
+    predicted = model.generate(source, target.shape[1])
+    return {"task": record["task"], "samples": len(source), "mse": float(np.mean((predicted - target) ** 2)),
+            "mae": float(np.mean(np.abs(predicted - target)))}
+
+
+def anomaly_metrics(model, splits) -> dict:
+    """Window-level precision/recall of ``detect`` against the labels, and event-level (point-adjusted)
+    figures: an event counts as found when any flagged window touches it."""
+    flagged = model.detect(splits.test)
+    labels, events = splits.test_labels, splits.test_events
+    tp = int(np.sum(flagged & labels))
+    touching = int(np.sum(flagged & (events >= 0)))
+    all_events = sorted(set(events[events >= 0].tolist()))
+    found = [e for e in all_events if np.any(flagged & (events == e))]
+    return {"windows": int(len(labels)), "anomalous_windows": int(labels.sum()), "flagged": int(flagged.sum()),
+            "threshold": model.threshold,
+            "precision": tp / flagged.sum() if flagged.sum() else 0.0,
+            "recall": tp / labels.sum() if labels.sum() else 0.0,
+            "event_precision": touching / flagged.sum() if flagged.sum() else 0.0,
+            "event_recall": len(found) / len(all_events) if all_events else 0.0, "events": len(all_events)}

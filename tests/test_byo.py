@@ -1,0 +1,123 @@
+"""Bring your own Keras models: the keras-io char seq2seq pair, the 4-layer sine decoder, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.cli import main
+from seq2seq_edge.export import ExportError, export_keras
+from seq2seq_edge.runtime import load
+
+from keras_examples import keras_io_char_seq2seq, sine_four_layer_decoder
+
+WORDS = ["Go.", "Hi.", "Wait!", "Hello!", "Run!", "Help!"]
+
+
+@pytest.fixture(scope="module")
+def keras_io():
+    return keras_io_char_seq2seq(epochs=40)
+
+
+@pytest.fixture(scope="module")
+def keras_io_bundle(keras_io, tmp_path_factory):
+    enc, dec, source_tokens, target_tokens, _, max_out = keras_io
+    return export_keras(enc, dec, tmp_path_factory.mktemp("byo") / "b", source_tokens=source_tokens,
+                        target_tokens=target_tokens, start_token="\t", end_token="\n", max_steps=max_out)
+
+
+def test_keras_io_pair_matches_its_own_decode_loop(keras_io, keras_io_bundle):
+    decode_sequence = keras_io[4]
+    assert keras_io_bundle.parity.ok and keras_io_bundle.parity.tokens_identical
+    model = load(keras_io_bundle.path)
+    want = [decode_sequence(w) for w in WORDS]
+    assert model.generate_text(["Go."]) == want[:1]
+    assert model.generate_text(WORDS) == want  # different lengths in one batch
+
+
+def test_keras_io_state_contract_read_from_the_models(keras_io_bundle):
+    m = load(keras_io_bundle.path).manifest
+    assert m.cell == "lstm" and m.io.padding == "none"
+    assert [(s.name, s.init, s.encoder_output) for s in m.state] == [("h0", "encoder", "h0"), ("c0", "encoder", "c0")]
+    assert m.target.vocabulary.start_id == m.target.vocabulary.tokens.index("\t")
+    assert [t.name for t in m.graphs["decoder_step"].inputs] == ["step_input", "h0", "c0"]
+    assert m.graphs["decoder_step"].input("step_input").dtype == "int32"  # ids, though Keras took one-hot
+
+
+def _keras_sine_loop(enc, dec, x, steps, feeds):
+    """What users write: encoder states into the decoder inputs named in ``feeds``, zeros elsewhere."""
+    states = {t.name: np.zeros((len(x), t.shape[-1]), np.float32) for t in dec.inputs[1:]}
+    for name, value in zip(feeds, enc(x)):
+        states[name] = np.asarray(value)
+    y, out = np.zeros((len(x), 1, 1), np.float32), []
+    for _ in range(steps):
+        y, *values = (np.asarray(v) for v in dec([y] + [states[t.name] for t in dec.inputs[1:]]))
+        states = dict(zip([t.name for t in dec.inputs[1:]], values))
+        out.append(y[:, 0])
+    return np.stack(out, axis=1)
+
+
+def test_four_layer_decoder_with_zero_started_layers(tmp_path):
+    enc, dec = sine_four_layer_decoder(horizon=150)
+    result = export_keras(enc, dec, tmp_path / "b", max_steps=150)
+    assert result.parity.ok
+    model = load(result.path)
+    assert [(s.name, s.init) for s in model.manifest.state] == [
+        ("h0", "encoder"), ("c0", "encoder"), ("h1", "zeros"), ("c1", "zeros"), ("h2", "zeros"), ("c2", "zeros"),
+        ("h3", "zeros"), ("c3", "zeros")]
+    x = np.sin(np.linspace(0, 6, 30, dtype=np.float32))[None, :, None] * np.float32([[[1.0]], [[0.5]]])
+    want = _keras_sine_loop(enc, dec, x, 150, [t.name for t in dec.inputs[1:3]])
+    got = model.generate(x)
+    assert got.shape == (2, 150, 1)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_state_map_routes_encoder_states(tmp_path):
+    enc, dec = sine_four_layer_decoder()
+    feeds = [dec.inputs[3].name, dec.inputs[4].name]  # layer 1's h and c
+    result = export_keras(enc, dec, tmp_path / "b", max_steps=20, state_map=feeds)
+    model = load(result.path)
+    assert [s.name for s in model.manifest.state if s.init == "encoder"] == ["h1", "c1"]
+    x = np.cos(np.linspace(0, 4, 12, dtype=np.float32))[None, :, None]
+    np.testing.assert_allclose(model.generate(x), _keras_sine_loop(enc, dec, x, 20, feeds), atol=1e-4)
+
+
+def test_refusals(keras_io, tmp_path):
+    import keras
+
+    enc, dec, source_tokens, target_tokens, _, _ = keras_io
+    kw = dict(source_tokens=source_tokens, target_tokens=target_tokens, start_token="\t", end_token="\n")
+    with pytest.raises(ExportError, match=r"max_steps must be a positive integer"):
+        export_keras(enc, dec, tmp_path / "a", **kw)
+    with pytest.raises(ExportError, match=r"start_token must be one of target_tokens"):
+        export_keras(enc, dec, tmp_path / "a", max_steps=5, **dict(kw, start_token="<go>"))
+    with pytest.raises(ExportError, match=r"source input has \d+ one-hot channels but 3 tokens were given"):
+        export_keras(enc, dec, tmp_path / "a", max_steps=5, **dict(kw, source_tokens=["a", "b", "c"]))
+    with pytest.raises(ExportError, match=r"state_map: \['nope', 'nope2'\] are not decoder state inputs"):
+        export_keras(enc, dec, tmp_path / "a", max_steps=5, state_map=["nope", "nope2"], **kw)
+    small = keras.Input((None, len(source_tokens)))
+    _, h, c = keras.layers.LSTM(3, return_state=True)(small)
+    with pytest.raises(ExportError, match=r"encoder output .* has shape \(None, 3\) but feeds decoder state input"):
+        export_keras(keras.Model(small, [h, c]), dec, tmp_path / "a", max_steps=5, **kw)
+    stateful_in = keras.Input((1, 1), batch_size=1)
+    s_out, s_h, s_c = keras.layers.LSTM(2, stateful=True, return_state=True, name="remember")(stateful_in)
+    with pytest.raises(ExportError, match=r"layer 'remember': stateful=True is not supported"):
+        export_keras(keras.Model(stateful_in, [s_h, s_c]), dec, tmp_path / "a", max_steps=5, **kw)
+    assert not (tmp_path / "a").exists()
+
+
+def test_cli_export_keras(keras_io, tmp_path, capsys):
+    enc, dec, source_tokens, target_tokens, decode_sequence, max_out = keras_io
+    enc.save(tmp_path / "enc.keras")
+    dec.save(tmp_path / "dec.keras")
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps({"source_tokens": source_tokens, "target_tokens": target_tokens,
+                                 "start_token": "\t", "end_token": "\n"}))
+    bundle = tmp_path / "bundle"
+    assert main(["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--decoder", str(tmp_path / "dec.keras"),
+                 "--vocab", str(vocab), "--max-steps", str(max_out), "--out", str(bundle)]) == 0
+    assert "greedy tokens identical: True" in capsys.readouterr().out
+    assert main(["run", str(bundle), "Go.", "Hello!"]) == 0
+    assert capsys.readouterr().out.splitlines() == [decode_sequence("Go."), decode_sequence("Hello!")]
+    assert main(["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--out", str(tmp_path / "x")]) == 1
+    assert "pass --encoder and --decoder (or --autoencoder)" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""Built-in task `ecg`: anomaly detection on a real ECG recording with a labelled anomaly.
+
+The data is the MIT-BIH Arrhythmia Database excerpt that sktime ships in its
+package (sktime/datasets/data/mitdb/mitdb.csv: 7500 samples at 360 Hz, one
+labelled abnormal stretch). It is read from the installed files, never
+downloaded, and its sha256 is checked: install the `[ecg]` extra, which pins
+the sktime release. sktime itself is not imported.
+
+The recording is averaged down by 3 (120 Hz, a beat is about 100 samples) and
+cut into windows of WINDOW samples. Time decides the split: the first part is
+normal and gives the training and validation windows; the last part holds the
+labelled anomaly and gives the test windows. A test window is labelled
+anomalous when at least half of its samples are labelled anomalous; each test
+window also records which labelled anomaly (event) it touches, if any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ConfigError
+from .base import AnomalySplits
+
+__all__ = ["make", "load_recording", "WINDOW", "DOWNSAMPLE"]
+
+CSV = "sktime/datasets/data/mitdb/mitdb.csv"
+CSV_SHA256 = "d4f2539a5e85e1ac1e7f8bba152b5e60a02356282463a8a1c97848ad3e1bb386"
+DOWNSAMPLE, WINDOW = 3, 96
+TRAIN_END, VAL_END = 1700, 2000  # in downsampled samples; the anomaly lies after VAL_END
+TRAIN_STRIDE, TEST_STRIDE = 2, 4
+
+
+def load_recording() -> tuple[np.ndarray, np.ndarray]:
+    """The full recording: values (7500,) float32 and labels (7500,) bool."""
+    try:
+        path = Path(md.distribution("sktime").locate_file(CSV))
+    except md.PackageNotFoundError as exc:
+        raise ConfigError("task 'ecg' reads the MIT-BIH excerpt shipped with sktime; install it with "
+                          "pip install 'seq2seq-edge[ecg]'") from exc
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing from the installed sktime; install the pinned release with "
+                          "pip install 'seq2seq-edge[ecg]'")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != CSV_SHA256:
+        raise ConfigError(f"{path} differs from the recording this task was built on (sha256 mismatch); "
+                          "install the pinned sktime release with pip install 'seq2seq-edge[ecg]'")
+    table = np.loadtxt(path, delimiter=",", skiprows=1)  # (7500, 2): value, label
+    return table[:, 0].astype(np.float32), table[:, 1] > 0
+
+
+def _windows(x: np.ndarray, start: int, stop: int, stride: int) -> np.ndarray:
+    """(n, WINDOW) windows of x[start:stop]."""
+    starts = range(start, stop - WINDOW + 1, stride)
+    return np.stack([x[s: s + WINDOW] for s in starts])
+
+
+def make(samples: int, seed: int, validation_split: float, test_split: float) -> AnomalySplits:
+    """The task's windows. The split is fixed by time (the arguments only fit the task interface)."""
+    values, labels = load_recording()
+    usable = len(values) // DOWNSAMPLE * DOWNSAMPLE
+    x = values[:usable].reshape(-1, DOWNSAMPLE).mean(axis=1)             # (2500,)
+    y = labels[:usable].reshape(-1, DOWNSAMPLE).mean(axis=1) >= 0.5      # (2500,)
+    if y[:VAL_END].any():
+        raise ConfigError("ecg: a labelled anomaly falls in the training part; the recording changed")
+    test = _windows(x, VAL_END, len(x), TEST_STRIDE)
+    test_labels = _windows(y.astype(np.float32), VAL_END, len(x), TEST_STRIDE).mean(axis=1) >= 0.5
+    events = np.cumsum(np.diff(y.astype(np.int8), prepend=0) == 1) * y - 1  # (2500,) event id, -1 outside
+    test_events = _windows(events, VAL_END, len(x), TEST_STRIDE).max(axis=1)
+    return AnomalySplits(train=_windows(x, 0, TRAIN_END, TRAIN_STRIDE)[..., None],
+                         validation=_windows(x, TRAIN_END, VAL_END, TRAIN_STRIDE)[..., None],
+                         test=test[..., None], test_labels=test_labels, test_events=test_events)
