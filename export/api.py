@@ -18,7 +18,7 @@ from seq2seq_edge.runtime.bundle import sha256_bytes
 from seq2seq_edge.runtime.manifest import FeatureSpec, GraphSpec
 from seq2seq_edge.runtime.loader import load
 from seq2seq_edge.training.inference import KerasSeq2Seq
-from seq2seq_edge.training.models import build_decoder_step, build_encoder
+from seq2seq_edge.training.models import build_decoder_step, build_encoder, state_kinds
 from seq2seq_edge.training.rundir import RunDir
 from seq2seq_edge.training.tasks import make_splits
 
@@ -54,11 +54,12 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
     model = run.load_model()
     with atomic_directory(out, force) as tmp:
         graphs = _write_graphs(model, config, tmp, opset)
-        write_manifest(tmp, build_manifest(config, graphs, vocabs, {}, opset).to_dict())
+        modes = _write_fused(model, config, vocabs, graphs, tmp, opset)
+        write_manifest(tmp, build_manifest(config, graphs, vocabs, {}, opset, modes).to_dict())
         report = _parity(KerasSeq2Seq.from_run(model, config), load(tmp), config, parity_samples)
         if not report.ok:
             raise ParityError(f"parity check failed, nothing written: {report.summary()}")
-        write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset).to_dict())
+        write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes).to_dict())
         load(tmp)  # the final bundle must load and verify as written
     return ExportResult(Path(out), report)
 
@@ -84,6 +85,26 @@ def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpe
                                 lstm_layers_with_lengths=cfg.layers if lengths else None)
 
 
+def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Path, opset: int) -> dict[str, str]:
+    """Add decode_loop.onnx (fp32) and decode_loop_int8.onnx to ``graphs``; returns the decode modes."""
+    from .fused import build_decode_loop, decoder_weights, quantize_loop
+
+    end_id = vocabs[1].end_id if vocabs else None
+    names = [[f"{kind}{k}" for kind in state_kinds(config.model.cell)] for k in range(config.model.layers)]
+    loop = build_decode_loop(decoder_weights(model, config), names, end_id, opset)
+    graphs["decode_loop"] = write_graph(loop, folder, "decode_loop.onnx")
+    graphs["decode_loop_int8"] = write_graph(quantize_loop(loop), folder, "decode_loop_int8.onnx")
+    return {"step": "decoder_step", "fused": "decode_loop", "fused-int8": "decode_loop_int8"}
+
+
+def write_graph(proto, folder: Path, file: str) -> GraphSpec:
+    """Serialise one ONNX model into the bundle folder and describe it for the manifest."""
+    data = proto.SerializeToString()
+    (folder / file).write_bytes(data)
+    inputs, outputs = interface(proto)
+    return GraphSpec(file, sha256_bytes(data), inputs, outputs)
+
+
 def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
                          lstm_layers_with_lengths: int | None = None) -> dict[str, GraphSpec]:
     """Convert our-named Keras encoder and decoder_step models and write them into ``folder``.
@@ -98,13 +119,7 @@ def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
     name_axes(enc, {"source": ("batch", "time") + (None,) * (source_rank - 2), **batch_only})
     dec = keras_to_onnx(decoder, opset)
     name_axes(dec, {v.name: ("batch", None) for v in list(dec.graph.input) + list(dec.graph.output)})
-    graphs = {}
-    for key, file, proto in (("encoder", ENCODER_FILE, enc), ("decoder_step", DECODER_FILE, dec)):
-        data = proto.SerializeToString()
-        (folder / file).write_bytes(data)
-        inputs, outputs = interface(proto)
-        graphs[key] = GraphSpec(file, sha256_bytes(data), inputs, outputs)
-    return graphs
+    return {"encoder": write_graph(enc, folder, ENCODER_FILE), "decoder_step": write_graph(dec, folder, DECODER_FILE)}
 
 
 def write_manifest(folder: Path, data: dict) -> None:

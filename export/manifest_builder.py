@@ -37,7 +37,7 @@ def data_record(config: RunConfig) -> dict:
 
 
 def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tuple[Vocabulary, Vocabulary] | None,
-                   parity: dict, opset: int) -> Manifest:
+                   parity: dict, opset: int, modes: dict[str, str] | None = None) -> Manifest:
     """The manifest for a run: state contract h{k}/c{k} -> h{k}_out/c{k}_out, sides, decode limits."""
     units = config.model.units
     state = tuple(StateSpec(name=f"{kind}{k}", layer=k, kind=kind, size=units, output=f"{kind}{k}_out",
@@ -58,4 +58,5 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
     return Manifest(family="seq2seq", cell=config.model.cell, encoder_units=layers, decoder_units=layers,
                     graphs=graphs, state=state, source=source, target=target, io=io,
                     max_steps=sides.max_steps, first_input=first_input, task=config.task, parity=parity,
-                    versions=versions(opset), data=data_record(config))
+                    versions=versions(opset), data=data_record(config),
+                    modes=modes or {"step": "decoder_step"}, default_mode="fused" if modes else "step")

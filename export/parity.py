@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -26,13 +26,17 @@ class ParityReport:
     max_abs_decode: float | None = None
     tokens_identical: bool | None = None
     sequences_differing: int | None = None
+    modes: dict = field(default_factory=dict)  # per decode mode: its whole decode against Keras
 
     @property
     def ok(self) -> bool:
+        """Every number within tolerance, for every exact mode (int8 modes are measured, not gated)."""
         within = max(self.max_abs_encoder_state, self.max_abs_step_state, self.max_abs_step_output) <= self.step_tolerance
+        exact = [r for mode, r in self.modes.items() if "int8" not in mode]
         if self.tokens_identical is not None:
-            return within and self.tokens_identical
-        return within and self.max_abs_decode is not None and self.max_abs_decode <= self.decode_tolerance
+            return within and self.tokens_identical and all(r["tokens_identical"] for r in exact)
+        return (within and self.max_abs_decode is not None and self.max_abs_decode <= self.decode_tolerance
+                and all(r["max_abs_decode"] <= self.decode_tolerance for r in exact))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}
@@ -42,8 +46,14 @@ class ParityReport:
                 f"step state {self.max_abs_step_state:.2e}, step output {self.max_abs_step_output:.2e} "
                 f"(tolerance {self.step_tolerance:g})")
         if self.tokens_identical is not None:
-            return text + f"; greedy tokens identical: {self.tokens_identical}"
-        return text + f"; whole decode {self.max_abs_decode:.2e} (tolerance {self.decode_tolerance:g})"
+            text += f"; greedy tokens identical: {self.tokens_identical}"
+        else:
+            text += f"; whole decode {self.max_abs_decode:.2e} (tolerance {self.decode_tolerance:g})"
+        for mode, r in self.modes.items():
+            if mode != "step":
+                text += f"; {mode}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                  for k, v in r.items())
+        return text
 
 
 def _max_diff(a: dict, b: dict) -> float:
@@ -75,10 +85,22 @@ def token_parity(keras_ref, runtime, ids: np.ndarray, lengths: np.ndarray) -> Pa
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, state_r, start, steps,
                                      lambda logits: logits.argmax(-1).astype(np.int32))
     want = keras_ref.generate_ids(ids, tgt_vocab.start_id, tgt_vocab.end_id, steps)
-    got = runtime.generate(ids, lengths=lengths)
-    differing = sum(not np.array_equal(a, b) for a, b in zip(want, got))
+    modes = {mode: _token_agreement(want, runtime.generate(ids, lengths=lengths, mode=mode))
+             for mode in runtime.modes}
+    step = modes["step"]
     return ParityReport(len(ids), steps, enc, step_state, step_out, STEP_TOLERANCE,
-                        tokens_identical=differing == 0, sequences_differing=differing)
+                        tokens_identical=step["tokens_identical"], sequences_differing=step["sequences_differing"],
+                        modes=modes)
+
+
+def _token_agreement(want: list[np.ndarray], got: list[np.ndarray]) -> dict:
+    """Whole-sequence and per-position agreement of two greedy decodes."""
+    differing = sum(not np.array_equal(a, b) for a, b in zip(want, got))
+    positions = sum(max(len(a), len(b)) + 1 for a, b in zip(want, got))  # +1: the end token
+    equal = sum(int(np.sum(a[:min(len(a), len(b))] == b[:min(len(a), len(b))])) + (len(a) == len(b))
+                for a, b in zip(want, got))
+    return {"tokens_identical": differing == 0, "sequences_differing": differing,
+            "token_agreement": equal / positions}
 
 
 def feature_parity(keras_ref, runtime, source: np.ndarray) -> ParityReport:
@@ -95,6 +117,8 @@ def feature_parity(keras_ref, runtime, source: np.ndarray) -> ParityReport:
         first = np.zeros((len(source), m.target.features), np.float32)
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, state_r, first, steps, lambda y: y)
     want = keras_ref.generate_features(source, steps, m.first_input)
-    decode = float(np.max(np.abs(want - runtime.generate(source))))
+    modes = {mode: {"max_abs_decode": float(np.max(np.abs(want - runtime.generate(source, mode=mode))))}
+             for mode in runtime.modes}
     return ParityReport(len(source), steps, enc, step_state, step_out, STEP_TOLERANCE,
-                        decode_tolerance=DECODE_TOLERANCE, max_abs_decode=decode)
+                        decode_tolerance=DECODE_TOLERANCE, max_abs_decode=modes["step"]["max_abs_decode"],
+                        modes=modes)

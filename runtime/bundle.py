@@ -146,12 +146,35 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
             raise BundleError("manifest.json: io.padding must say how a token source's padding is handled")
         if m.io.source_length is not None:
             _expect(enc.input(m.io.source_length), ("batch",), "source_length")
+    for mode, key in m.modes.items():
+        if key != "decoder_step":
+            _check_loop(m, m.graphs[key], mode)
     out = dec.output(m.io.step_output)
     width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
     _expect(out, ("batch", width), "step_output")
     step_in = dec.input(m.io.step_input)
     _expect(step_in, ("batch", 1) if isinstance(m.target, TokenSpec) else ("batch", m.target.features),
             "step_input")
+
+
+LOOP_INPUT, LOOP_STEPS = "first_input", "max_steps"
+
+
+def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
+    """A fused decode graph: states, first_input and max_steps in; tokens or predictions out."""
+    names = {t.name for t in graph.inputs}
+    want = {s.name for s in m.state} | {LOOP_INPUT, LOOP_STEPS}
+    if names != want:
+        raise BundleError(f"{graph.file} (mode {mode!r}): inputs {sorted(names)} should be {sorted(want)}")
+    for s in m.state:
+        _expect(graph.input(s.name), ("batch", s.size), f"state {s.name!r} ({graph.file})")
+    _expect(graph.input(LOOP_STEPS), (), "max_steps")
+    if isinstance(m.target, TokenSpec):
+        _expect(graph.input(LOOP_INPUT), ("batch",), "first_input")
+        _expect(graph.output("tokens"), ("steps", "batch"), "tokens")
+    else:
+        _expect(graph.input(LOOP_INPUT), ("batch", m.target.features), "first_input")
+        _expect(graph.output("predictions"), ("steps", "batch", m.target.features), "predictions")
 
 
 def _check_autoencoder(m: AutoencoderManifest) -> None:

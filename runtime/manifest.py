@@ -158,9 +158,17 @@ class Manifest:
     parity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] | None = None  # how the task's splits were made (built-in tasks), for evaluation
+    modes: dict[str, str] = field(default_factory=lambda: {"step": "decoder_step"})  # mode -> graph
+    default_mode: str = "step"
 
     def __post_init__(self) -> None:
         _check_choice("family", self.family, FAMILIES)
+        if self.modes.get("step") != "decoder_step":
+            raise BundleError("manifest.json: decode.modes must map 'step' to the decoder_step graph")
+        for mode, graph in self.modes.items():
+            if graph not in self.graphs:
+                raise BundleError(f"manifest.json: decode.modes.{mode} names graph {graph!r}, which is not in graphs")
+        _check_choice("decode.default_mode", self.default_mode, tuple(self.modes))
         _check_choice("cell", self.cell, CELLS)
         _check_choice("decode.first_input", self.first_input, FIRST_INPUTS)
         for required in ("encoder", "decoder_step"):
@@ -187,7 +195,8 @@ class Manifest:
             "io": self.io.to_dict(),
             "state": [s.to_dict() for s in self.state],
             "source": self.source.to_dict(), "target": self.target.to_dict(),
-            "decode": {"max_steps": self.max_steps, "first_input": self.first_input},
+            "decode": {"max_steps": self.max_steps, "first_input": self.first_input, "modes": self.modes,
+                       "default_mode": self.default_mode},
             "data": self.data, "parity": self.parity, "versions": self.versions,
         }
 
@@ -207,7 +216,7 @@ class Manifest:
                 io=IONames(**r.get("io", dict)),
                 max_steps=decode.get("max_steps", int), first_input=decode.get("first_input", str),
                 task=data.get("task"), parity=data.get("parity", {}), versions=data.get("versions", {}),
-                data=data.get("data"))
+                data=data.get("data"), modes=decode.get("modes", dict), default_mode=decode.get("default_mode", str))
         except TypeError as exc:
             raise BundleError(f"manifest.json: malformed entry ({exc})") from exc
 

@@ -80,16 +80,24 @@ class Seq2SeqModel:
             x = check_features(step_input, m.target.features, "step_input", rank=2)
         return self._step(x, check_state(state, self._state_sizes, x.shape[0]))
 
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The decode modes this bundle offers ('step' always; 'fused', 'fused-int8' when exported)."""
+        return tuple(self.manifest.modes)
+
     def generate(self, source: Any, max_steps: int | None = None, *, lengths: Any = None,
-                 first_input: Any = None) -> list[np.ndarray] | np.ndarray:
+                 first_input: Any = None, mode: str | None = None) -> list[np.ndarray] | np.ndarray:
         """Greedy decode of a batch.
 
         Token bundles: a list of int32 id arrays, one per row, each stopping at its own
         end token (not included) or at ``max_steps``. Feature bundles: an array
         (batch, max_steps, features) in the data's units; the first decoder input is
-        ``first_input`` (batch, features) or what the manifest defines.
+        ``first_input`` (batch, features) or what the manifest defines. ``mode``: one of
+        ``modes`` ('step' drives decoder_step from Python; 'fused' runs the whole loop in
+        one graph call); default: the manifest's default_mode.
         """
         steps = self._check_max_steps(max_steps)
+        mode = self._check_mode(mode)
         state = self.encode(source, lengths)
         batch = next(iter(state.values())).shape[0]
         m = self.manifest
@@ -98,17 +106,40 @@ class Seq2SeqModel:
                 raise InputError("first_input applies to feature bundles only; token decoding starts at <s>")
             vocab = m.target.vocabulary
             start = np.full(batch, vocab.start_id, dtype=np.int32)
+            if mode != "step":
+                return self._fused_tokens(mode, state, start, steps, vocab.end_id)
             return greedy_tokens(self._step, state, start, vocab.end_id, steps, vocab.pad_id or 0)
         first = self._first_features(source, first_input, batch)
-        out = rollout_features(self._step, state, first, steps)  # (batch, steps, features)
+        if mode != "step":
+            out = self._fused(mode, state, first, steps).transpose(1, 0, 2)  # (batch, steps, features)
+        else:
+            out = rollout_features(self._step, state, first, steps)  # (batch, steps, features)
         return out * np.asarray(m.target.std, np.float32) + np.asarray(m.target.mean, np.float32)
 
-    def generate_text(self, texts: Sequence[str], max_steps: int | None = None) -> list[str]:
+    def _fused(self, mode: str, state: State, first: np.ndarray, steps: int) -> np.ndarray:
+        session = self.bundle.sessions[self.manifest.modes[mode]]
+        feed = dict(state, first_input=first, max_steps=np.array(steps, np.int64))
+        return session.run(None, feed)[0]  # (steps run, batch[, features])
+
+    def _fused_tokens(self, mode: str, state: State, start: np.ndarray, steps: int, end_id: int) -> list[np.ndarray]:
+        tokens = self._fused(mode, state, start, steps).T  # (batch, steps run)
+        ended = tokens == end_id
+        lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), tokens.shape[1])
+        return [tokens[i, : lengths[i]].astype(np.int32) for i in range(len(tokens))]
+
+    def _check_mode(self, mode: str | None) -> str:
+        if mode is None:
+            return self.manifest.default_mode
+        if mode not in self.manifest.modes:
+            raise InputError(f"mode must be one of {list(self.manifest.modes)} for this bundle, got {mode!r}")
+        return mode
+
+    def generate_text(self, texts: Sequence[str], max_steps: int | None = None, *, mode: str | None = None) -> list[str]:
         """Translate a list of strings with greedy decoding."""
         texts = check_texts(texts)
         source_vocab, target_vocab = self.source_vocab, self.target_vocab
         ids, lengths = source_vocab.encode_batch(texts)
-        return [target_vocab.decode(row) for row in self.generate(ids, max_steps, lengths=lengths)]
+        return [target_vocab.decode(row) for row in self.generate(ids, max_steps, lengths=lengths, mode=mode)]
 
     # -- internals ----------------------------------------------------------
     def _encode_feed(self, feed: dict[str, np.ndarray]) -> State:

@@ -117,3 +117,17 @@ def test_bad_unknown_policy(bundle_copy):
     _edit_manifest(bundle_copy, lambda d: d["source"]["vocabulary"].update(on_unknown="guess"))
     with pytest.raises(BundleError, match=r"vocabulary: on_unknown must be one of \('error', 'unk'\), got 'guess'"):
         load(bundle_copy)
+
+
+def test_mode_names_a_missing_graph(bundle_copy):
+    _edit_manifest(bundle_copy, lambda d: d["decode"]["modes"].update(fused="nowhere"))
+    with pytest.raises(BundleError, match=r"decode.modes.fused names graph 'nowhere', which is not in graphs"):
+        load(bundle_copy)
+
+
+def test_loop_graph_interface_checked(bundle_copy):
+    def swap(d):
+        d["graphs"]["decode_loop"], d["graphs"]["decoder_step"] = d["graphs"]["decoder_step"], d["graphs"]["decode_loop"]
+    _edit_manifest(bundle_copy, swap)
+    with pytest.raises(BundleError, match=r"decoder_step has inputs \['first_input', 'max_steps'\] that are neither"):
+        load(bundle_copy)

@@ -51,6 +51,19 @@ def test_alone_equals_any_batch(cell_bundle):
                     np.testing.assert_allclose(state[name][i], full_state[name][start + i], atol=1e-5)
 
 
+def test_fused_modes(cell_bundle):
+    _, result = cell_bundle
+    model = load(result.path)
+    assert model.modes == ("step", "fused", "fused-int8")
+    ids, lengths = model.source_vocab.encode_batch(TEXTS)
+    step = model.generate(ids, lengths=lengths, mode="step")
+    fused = model.generate(ids, lengths=lengths, mode="fused")
+    assert [s.tolist() for s in step] == [f.tolist() for f in fused]
+    assert result.parity.modes["fused"]["tokens_identical"]
+    int8 = result.parity.modes["fused-int8"]
+    assert 0 <= int8["token_agreement"] <= 1 and "tokens_identical" in int8
+
+
 def test_runtime_equals_keras(cell_bundle):
     run, result = cell_bundle
     keras_ref, model = KerasSeq2Seq.from_run(run.load_model(), run.config), load(result.path)

@@ -68,7 +68,8 @@ def test_existing_output_refused_then_forced(trained_dates, tmp_path):
         export_run(trained_dates, out, parity_samples=8)
     assert (out / "keep.txt").read_text() == "mine"
     export_run(trained_dates, out, force=True, parity_samples=8)
-    assert sorted(p.name for p in out.iterdir()) == ["decoder_step.onnx", "encoder.onnx", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "decode_loop.onnx", "decode_loop_int8.onnx", "decoder_step.onnx", "encoder.onnx", "manifest.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary leftovers
 
 

@@ -119,3 +119,8 @@ def test_bad_first_input(sine, window):
 def test_threads_must_be_positive(dates_bundle):
     with pytest.raises(ValueError, match=r"threads must be a positive integer or None"):
         load(dates_bundle, threads=0)
+
+
+def test_unknown_mode(dates):
+    with pytest.raises(InputError, match=r"mode must be one of \['step', 'fused', 'fused-int8'\] for this bundle, got 'turbo'"):
+        dates.generate_text(["1 May 2000"], mode="turbo")

@@ -117,3 +117,21 @@ def test_manifest_records_contract(dates_bundle):
     assert m.parity["ok"] is True and m.parity["tokens_identical"] is True
     assert m.graphs["encoder"].input("source").shape == ("batch", "time")
     assert "tensorflow" in m.versions and "tf2onnx" in m.versions
+
+
+def test_modes_agree_on_the_committed_bundles(dates_bundle, sine_bundle, golden):
+    dates = load(dates_bundle)
+    assert dates.modes == ("step", "fused", "fused-int8") and dates.manifest.default_mode == "fused"
+    texts = golden["dates"]["inputs"]
+    assert dates.generate_text(texts, mode="step") == dates.generate_text(texts, mode="fused") == golden["dates"]["outputs"]
+    assert dates.generate_text(texts, max_steps=3, mode="fused") == dates.generate_text(texts, max_steps=3, mode="step")
+    sine = load(sine_bundle)
+    x = np.asarray(golden["sine"]["inputs"], np.float32)
+    np.testing.assert_allclose(sine.generate(x, mode="fused"), sine.generate(x, mode="step"), atol=1e-5)
+    np.testing.assert_allclose(sine.generate(x, 7, mode="fused-int8"), sine.generate(x, 7), atol=0.05)
+
+
+def test_int8_agreement_is_recorded(dates_bundle):
+    parity = load(dates_bundle).manifest.parity
+    assert parity["modes"]["fused"]["tokens_identical"] is True
+    assert 0.0 <= parity["modes"]["fused-int8"]["token_agreement"] <= 1.0
