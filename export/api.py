@@ -44,8 +44,11 @@ class ExportResult:
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, parity_samples: int = 256,
-               opset: int = OPSET) -> ExportResult:
-    """Export a run directory written by ``train`` to a verified bundle at ``out``."""
+               opset: int = OPSET, parity_inputs: list[str] | None = None) -> ExportResult:
+    """Export a run directory written by ``train`` to a verified bundle at ``out``.
+
+    Parity is checked on the task's held-out split, or on ``parity_inputs`` (texts) when given.
+    """
     run = RunDir(Path(run_dir))
     config = run.config
     if config.family == "autoencoder":
@@ -56,7 +59,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
         graphs = _write_graphs(model, config, tmp, opset)
         modes = _write_fused(model, config, vocabs, graphs, tmp, opset)
         write_manifest(tmp, build_manifest(config, graphs, vocabs, {}, opset, modes).to_dict())
-        report = _parity(KerasSeq2Seq.from_run(model, config), load(tmp), config, parity_samples)
+        report = _parity(KerasSeq2Seq.from_run(model, config), load(tmp), config, parity_samples, parity_inputs)
         if not report.ok:
             raise ParityError(f"parity check failed, nothing written: {report.summary()}")
         write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes).to_dict())
@@ -85,16 +88,22 @@ def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpe
                                 lstm_layers_with_lengths=cfg.layers if lengths else None)
 
 
-def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Path, opset: int) -> dict[str, str]:
-    """Add decode_loop.onnx (fp32) and decode_loop_int8.onnx to ``graphs``; returns the decode modes."""
-    from .fused import build_decode_loop, decoder_weights, quantize_loop
+def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Path, opset: int) -> dict:
+    """Add decode_loop.onnx (fp32), decode_loop_int8.onnx and encoder_int8.onnx; returns the decode modes."""
+    import onnx
+
+    from .fused import build_decode_loop, decoder_weights, quantize_loop, quantize_model
 
     end_id = vocabs[1].end_id if vocabs else None
     names = [[f"{kind}{k}" for kind in state_kinds(config.model.cell)] for k in range(config.model.layers)]
-    loop = build_decode_loop(decoder_weights(model, config), names, end_id, opset)
+    loop = build_decode_loop(decoder_weights(model, config), names, end_id, max(opset, 18))
     graphs["decode_loop"] = write_graph(loop, folder, "decode_loop.onnx")
     graphs["decode_loop_int8"] = write_graph(quantize_loop(loop), folder, "decode_loop_int8.onnx")
-    return {"step": "decoder_step", "fused": "decode_loop", "fused-int8": "decode_loop_int8"}
+    encoder = onnx.load(str(folder / ENCODER_FILE))
+    graphs["encoder_int8"] = write_graph(quantize_model(encoder), folder, "encoder_int8.onnx")
+    return {"step": {"encoder": "encoder", "decoder": "decoder_step"},
+            "fused": {"encoder": "encoder", "decoder": "decode_loop"},
+            "fused-int8": {"encoder": "encoder_int8", "decoder": "decode_loop_int8"}}
 
 
 def write_graph(proto, folder: Path, file: str) -> GraphSpec:
@@ -128,7 +137,10 @@ def write_manifest(folder: Path, data: dict) -> None:
     (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
 
 
-def _parity(keras_ref: KerasSeq2Seq, runtime, config, samples: int) -> ParityReport:
+def _parity(keras_ref: KerasSeq2Seq, runtime, config, samples: int, inputs: list[str] | None) -> ParityReport:
+    if inputs is not None:
+        ids, lengths = runtime.source_vocab.encode_batch(inputs[:samples])
+        return token_parity(keras_ref, runtime, ids, lengths)
     held_out = make_splits(config.task, config.train).test
     if config.sides.target_kind == "tokens":
         ids, lengths = runtime.source_vocab.encode_batch([s for s, _ in held_out[:samples]])

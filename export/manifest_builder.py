@@ -29,15 +29,19 @@ def versions(opset: int) -> dict[str, str | int]:
     return out
 
 
-def data_record(config: RunConfig) -> dict:
+def data_record(config: RunConfig) -> dict | None:
     """How the run's task data was made: enough for `evaluate` to rebuild the test split."""
+    from seq2seq_edge.training.tasks import TASKS
+
+    if config.task not in TASKS:
+        return None
     t = config.train
     return {"task": config.task, "samples": t.samples, "seed": t.seed, "validation_split": t.validation_split,
             "test_split": t.test_split}
 
 
 def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tuple[Vocabulary, Vocabulary] | None,
-                   parity: dict, opset: int, modes: dict[str, str] | None = None) -> Manifest:
+                   parity: dict, opset: int, modes: dict | None = None) -> Manifest:
     """The manifest for a run: state contract h{k}/c{k} -> h{k}_out/c{k}_out, sides, decode limits."""
     units = config.model.units
     state = tuple(StateSpec(name=f"{kind}{k}", layer=k, kind=kind, size=units, output=f"{kind}{k}_out",
@@ -59,4 +63,5 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
                     graphs=graphs, state=state, source=source, target=target, io=io,
                     max_steps=sides.max_steps, first_input=first_input, task=config.task, parity=parity,
                     versions=versions(opset), data=data_record(config),
-                    modes=modes or {"step": "decoder_step"}, default_mode="fused" if modes else "step")
+                    modes=modes or {"step": {"encoder": "encoder", "decoder": "decoder_step"}},
+                    default_mode="fused" if modes else "step")

@@ -146,9 +146,12 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
             raise BundleError("manifest.json: io.padding must say how a token source's padding is handled")
         if m.io.source_length is not None:
             _expect(enc.input(m.io.source_length), ("batch",), "source_length")
-    for mode, key in m.modes.items():
-        if key != "decoder_step":
-            _check_loop(m, m.graphs[key], mode)
+    for mode, graphs in m.modes.items():
+        if graphs["decoder"] != "decoder_step":
+            _check_loop(m, m.graphs[graphs["decoder"]], mode)
+        other = m.graphs[graphs["encoder"]]
+        if (other.inputs, other.outputs) != (enc.inputs, enc.outputs):
+            raise BundleError(f"{other.file} (mode {mode!r}): its inputs and outputs differ from encoder.onnx's")
     out = dec.output(m.io.step_output)
     width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
     _expect(out, ("batch", width), "step_output")

@@ -158,16 +158,23 @@ class Manifest:
     parity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] | None = None  # how the task's splits were made (built-in tasks), for evaluation
-    modes: dict[str, str] = field(default_factory=lambda: {"step": "decoder_step"})  # mode -> graph
+    # mode -> {"encoder": graph, "decoder": graph}; 'step' drives decoder_step one call per step
+    modes: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {"step": {"encoder": "encoder", "decoder": "decoder_step"}})
     default_mode: str = "step"
 
     def __post_init__(self) -> None:
         _check_choice("family", self.family, FAMILIES)
-        if self.modes.get("step") != "decoder_step":
-            raise BundleError("manifest.json: decode.modes must map 'step' to the decoder_step graph")
-        for mode, graph in self.modes.items():
-            if graph not in self.graphs:
-                raise BundleError(f"manifest.json: decode.modes.{mode} names graph {graph!r}, which is not in graphs")
+        if self.modes.get("step") != {"encoder": "encoder", "decoder": "decoder_step"}:
+            raise BundleError("manifest.json: decode.modes.step must be {'encoder': 'encoder', 'decoder': "
+                              "'decoder_step'}")
+        for mode, graphs in self.modes.items():
+            if not isinstance(graphs, dict) or set(graphs) != {"encoder", "decoder"}:
+                raise BundleError(f"manifest.json: decode.modes.{mode} must name an 'encoder' and a 'decoder' graph")
+            for role, graph in graphs.items():
+                if graph not in self.graphs:
+                    raise BundleError(f"manifest.json: decode.modes.{mode}.{role} names graph {graph!r}, "
+                                      "which is not in graphs")
         _check_choice("decode.default_mode", self.default_mode, tuple(self.modes))
         _check_choice("cell", self.cell, CELLS)
         _check_choice("decode.first_input", self.first_input, FIRST_INPUTS)

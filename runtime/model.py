@@ -24,7 +24,6 @@ class Seq2SeqModel:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
-        self._encoder = bundle.sessions["encoder"]
         self._decoder = bundle.sessions["decoder_step"]
         m = self.manifest
         self._state_sizes = {s.name: s.size for s in m.state}
@@ -54,18 +53,22 @@ class Seq2SeqModel:
         Token bundles take right-padded ids (batch, time) and optional lengths (batch,);
         feature bundles take raw (un-normalised) values (batch, time, features).
         """
+        return self._encode(source, lengths, "step")
+
+    def _encode(self, source: Any, lengths: Any, mode: str) -> State:
         m = self.manifest
+        encoder = self.bundle.sessions[m.modes[mode]["encoder"]]
         if isinstance(m.source, FeatureSpec):
             x = check_features(source, m.source.features)
-            return self._encode_feed({m.io.source: _normalise(x, m.source)})
+            return self._encode_feed(encoder, {m.io.source: _normalise(x, m.source)})
         vocab = m.source.vocabulary
         ids = check_token_ids(source, len(vocab))
         lengths = check_lengths(lengths, ids, vocab.pad_id)
         if m.io.padding == "lengths":
-            return self._encode_feed({m.io.source: ids, m.io.source_length: lengths})
+            return self._encode_feed(encoder, {m.io.source: ids, m.io.source_length: lengths})
         if m.io.padding == "mask":
-            return self._encode_feed({m.io.source: ids})
-        return self._encode_by_length(ids, lengths)
+            return self._encode_feed(encoder, {m.io.source: ids})
+        return self._encode_by_length(encoder, ids, lengths)
 
     def step(self, step_input: Any, state: State) -> tuple[np.ndarray, State]:
         """One decoder call: ``(output, next_state)``; the state passed in is not modified.
@@ -98,7 +101,7 @@ class Seq2SeqModel:
         """
         steps = self._check_max_steps(max_steps)
         mode = self._check_mode(mode)
-        state = self.encode(source, lengths)
+        state = self._encode(source, lengths, mode)
         batch = next(iter(state.values())).shape[0]
         m = self.manifest
         if isinstance(m.target, TokenSpec):
@@ -117,9 +120,9 @@ class Seq2SeqModel:
         return out * np.asarray(m.target.std, np.float32) + np.asarray(m.target.mean, np.float32)
 
     def _fused(self, mode: str, state: State, first: np.ndarray, steps: int) -> np.ndarray:
-        session = self.bundle.sessions[self.manifest.modes[mode]]
+        session = self.bundle.sessions[self.manifest.modes[mode]["decoder"]]
         feed = dict(state, first_input=first, max_steps=np.array(steps, np.int64))
-        return session.run(None, feed)[0]  # (steps run, batch[, features])
+        return session.run(None, feed)[0][:steps]  # (steps run, batch[, features]); the graph may run past steps
 
     def _fused_tokens(self, mode: str, state: State, start: np.ndarray, steps: int, end_id: int) -> list[np.ndarray]:
         tokens = self._fused(mode, state, start, steps).T  # (batch, steps run)
@@ -142,18 +145,18 @@ class Seq2SeqModel:
         return [target_vocab.decode(row) for row in self.generate(ids, max_steps, lengths=lengths, mode=mode)]
 
     # -- internals ----------------------------------------------------------
-    def _encode_feed(self, feed: dict[str, np.ndarray]) -> State:
-        outputs = dict(zip(self._encoder_outputs, self._encoder.run(self._encoder_outputs, feed)))
+    def _encode_feed(self, encoder, feed: dict[str, np.ndarray]) -> State:
+        outputs = dict(zip(self._encoder_outputs, encoder.run(self._encoder_outputs, feed)))
         batch = next(iter(feed.values())).shape[0]
         return {s.name: outputs[s.encoder_output] if s.init == "encoder"
                 else np.zeros((batch, s.size), np.float32) for s in self.manifest.state}
 
-    def _encode_by_length(self, ids: np.ndarray, lengths: np.ndarray) -> State:
+    def _encode_by_length(self, encoder, ids: np.ndarray, lengths: np.ndarray) -> State:
         """Encoders that see padding as input: encode each group of equal-length rows unpadded."""
         parts = {}
         for length in np.unique(lengths):
             rows = np.flatnonzero(lengths == length)
-            parts[int(length)] = (rows, self._encode_feed({self.manifest.io.source: ids[rows, :length]}))
+            parts[int(length)] = (rows, self._encode_feed(encoder, {self.manifest.io.source: ids[rows, :length]}))
         state = {s.name: np.empty((len(ids), s.size), np.float32) for s in self.manifest.state}
         for rows, values in parts.values():
             for name, value in values.items():

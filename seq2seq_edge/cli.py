@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-samples", type=int, default=256, help="held-out samples for the parity check")
     p.set_defaults(func=_export)
 
+    p = sub.add_parser("bench", help="greedy decoding speed: Keras, LiteRT, plain tf2onnx and our runtime")
+    p.add_argument("--model", action="append", default=None,
+                   help="a token run directory, or a built-in: char-lstm-1x256, char-lstm-2x256, char-gru-1x256 "
+                        "(repeatable; default: all three built-ins)")
+    p.add_argument("--batch", action="append", type=int, default=None, help="batch sizes (default: 1 and 32)")
+    p.add_argument("--threads", type=int, default=1, help="threads for every engine (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=2.0, help="time budget per row (default: %(default)s)")
+    p.set_defaults(func=_bench)
+
     p = sub.add_parser("run", help="decode with a bundle (numpy + onnxruntime only)")
     p.add_argument("bundle")
     p.add_argument("inputs", nargs="*", help="texts to convert (token bundles); none: read lines from stdin")
@@ -189,6 +198,14 @@ def _export_keras(args: argparse.Namespace) -> int:
                                                            "end_token")})
     print(f"parity: {result.parity.summary()}")
     print(f"wrote {result.path}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from seq2seq_edge.bench import bench
+    from seq2seq_edge.bench.models import BUILTIN
+
+    bench(args.model or list(BUILTIN), args.batch or [1, 32], threads=args.threads, budget_s=args.seconds)
     return 0
 
 

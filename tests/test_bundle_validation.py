@@ -120,8 +120,8 @@ def test_bad_unknown_policy(bundle_copy):
 
 
 def test_mode_names_a_missing_graph(bundle_copy):
-    _edit_manifest(bundle_copy, lambda d: d["decode"]["modes"].update(fused="nowhere"))
-    with pytest.raises(BundleError, match=r"decode.modes.fused names graph 'nowhere', which is not in graphs"):
+    _edit_manifest(bundle_copy, lambda d: d["decode"]["modes"]["fused"].update(decoder="nowhere"))
+    with pytest.raises(BundleError, match=r"decode.modes.fused.decoder names graph 'nowhere', which is not in graphs"):
         load(bundle_copy)
 
 
@@ -130,4 +130,10 @@ def test_loop_graph_interface_checked(bundle_copy):
         d["graphs"]["decode_loop"], d["graphs"]["decoder_step"] = d["graphs"]["decoder_step"], d["graphs"]["decode_loop"]
     _edit_manifest(bundle_copy, swap)
     with pytest.raises(BundleError, match=r"decoder_step has inputs \['first_input', 'max_steps'\] that are neither"):
+        load(bundle_copy)
+
+
+def test_mode_encoder_must_match_the_encoder(bundle_copy):
+    _edit_manifest(bundle_copy, lambda d: d["decode"]["modes"]["fused"].update(encoder="decoder_step"))
+    with pytest.raises(BundleError, match=r"decoder_step.onnx \(mode 'fused'\): its inputs and outputs differ from encoder"):
         load(bundle_copy)

@@ -69,7 +69,8 @@ def test_existing_output_refused_then_forced(trained_dates, tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
     export_run(trained_dates, out, force=True, parity_samples=8)
     assert sorted(p.name for p in out.iterdir()) == [
-        "decode_loop.onnx", "decode_loop_int8.onnx", "decoder_step.onnx", "encoder.onnx", "manifest.json"]
+        "decode_loop.onnx", "decode_loop_int8.onnx", "decoder_step.onnx", "encoder.onnx", "encoder_int8.onnx",
+        "manifest.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary leftovers
 
 

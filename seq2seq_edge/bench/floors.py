@@ -1,0 +1,46 @@
+"""Lower bounds for one decoder step: its arithmetic at the measured matmul rate, its weights at the
+measured memory bandwidth."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+__all__ = ["machine_rates", "step_macs", "step_floor_us"]
+
+
+def machine_rates() -> dict:
+    """numpy's float32 matmul rate (GFLOP/s) and copy bandwidth (GB/s) on this machine."""
+    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    a @ a
+    started, reps = time.perf_counter(), 5
+    for _ in range(reps):
+        a @ a
+    gflops = 2 * 1024 ** 3 * reps / (time.perf_counter() - started) / 1e9
+    big = np.ones(64 * 2 ** 20, np.float32)  # 256 MB
+    dst = np.empty_like(big)
+    np.copyto(dst, big)
+    started = time.perf_counter()
+    for _ in range(3):
+        np.copyto(dst, big)
+    gbps = 2 * big.nbytes * 3 / (time.perf_counter() - started) / 1e9  # read + write
+    return {"gflops": gflops, "gbps": gbps, "cores": os.cpu_count()}
+
+
+def step_macs(model, config) -> int:
+    """Multiply-accumulates of one decoder step for one sequence, from the trained weights."""
+    macs = 0
+    for k in range(config.model.layers):
+        kernel, recurrent = model.get_layer(f"decoder_rnn_{k}").get_weights()[:2]
+        macs += kernel.size + recurrent.size
+    return macs + model.get_layer("output").get_weights()[0].size
+
+
+def step_floor_us(macs: int, rates: dict, batch: int) -> dict:
+    """Per-sequence floor of one decoder step: 2 FLOPs per MAC at the matmul rate, and the float32
+    weights read once per step (shared by the batch) at the memory bandwidth."""
+    flops, weight_bytes = 2 * macs, 4 * macs
+    return {"flops": flops, "bytes": weight_bytes, "flops_us": flops / (rates["gflops"] * 1e3),
+            "bytes_us": weight_bytes / batch / (rates["gbps"] * 1e3)}

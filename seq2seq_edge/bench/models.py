@@ -1,0 +1,65 @@
+"""The benchmark's models: keras-io sized character models with seeded weights, or any run directory."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq_edge.runtime.vocab import Vocabulary
+
+__all__ = ["BenchModel", "BUILTIN", "make_char_run", "sample_sources"]
+
+# About 70 input and 90 output symbols, as in the keras-io English -> French example.
+SOURCE_SYMBOLS = string.ascii_letters + string.digits + " .,!?'-"          # 69
+TARGET_SYMBOLS = SOURCE_SYMBOLS + "àâçéèêëîïôùûüÿœæÀÂÇÉÈÊ"                   # 91
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    name: str
+    cell: str
+    layers: int
+    units: int = 256
+
+
+BUILTIN = {m.name: m for m in (BenchModel("char-lstm-1x256", "lstm", 1), BenchModel("char-lstm-2x256", "lstm", 2),
+                               BenchModel("char-gru-1x256", "gru", 1))}
+
+
+def make_char_run(spec: BenchModel, out: Path, max_steps: int = 40, seed: int = 0) -> Path:
+    """A run directory holding an untrained (seeded) character model of the given shape.
+
+    Speed does not depend on training; every engine decodes the same weights
+    and the same inputs, and the table checks that they produce the same tokens.
+    """
+    import keras
+
+    from seq2seq_edge.training.config import ModelConfig, RunConfig, Sides, TrainConfig
+    from seq2seq_edge.training.models import build_training_model
+    from seq2seq_edge.training.rundir import CONFIG_FILE, MODEL_FILE, RunDir
+
+    keras.utils.set_random_seed(seed)
+    source = Vocabulary.build([SOURCE_SYMBOLS])
+    target = Vocabulary.build([TARGET_SYMBOLS], with_start_end=True)
+    config = ModelConfig(cell=spec.cell, units=spec.units, layers=spec.layers, embedding_dim=64)
+    sides = Sides("tokens", len(source), "tokens", len(target), max_steps)
+    out.mkdir(parents=True, exist_ok=True)
+    net = build_training_model(config, sides)
+    # Larger output weights make the seeded model's choices decisive (no near-ties between logits).
+    dense = net.get_layer("output")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel * 8, bias])
+    net.save(out / MODEL_FILE)
+    RunConfig("bench-char", config, TrainConfig(samples=100, epochs=1), sides).save(out / CONFIG_FILE)
+    RunDir(out).save_vocabularies(source, target)
+    return out
+
+
+def sample_sources(vocab: Vocabulary, count: int, seed: int = 0) -> list[str]:
+    """Random strings of 8 to 24 of the vocabulary's ordinary symbols."""
+    rng = np.random.default_rng(seed)
+    symbols = [t for i, t in enumerate(vocab.tokens) if i not in (vocab.pad_id, vocab.unk_id)]
+    return ["".join(rng.choice(symbols, size=rng.integers(8, 25))) for _ in range(count)]
