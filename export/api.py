@@ -23,7 +23,7 @@ from seq2seq_edge.training.rundir import RunDir
 from seq2seq_edge.training.tasks import make_splits
 
 from .convert import OPSET, ExportError, add_sequence_lengths, interface, keras_to_onnx, name_axes
-from .manifest_builder import build_manifest, data_record, source_padding
+from .manifest_builder import build_manifest, data_record
 from .parity import ParityReport, feature_parity, token_parity
 
 __all__ = ["export_run", "ExportResult", "ParityError"]
@@ -81,11 +81,23 @@ def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: 
 
 
 def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpec]:
+    """LSTM models: both graphs by tf2onnx, the encoder's LSTM ops fed per-row lengths. GRU models:
+    tf2onnx would turn the encoder into a slow Loop that cannot take lengths, so the encoder is
+    built on ONNX's native GRU op from the weights; the decoder step still comes from tf2onnx."""
+    from .fused import RecurrentWeights, build_gru_encoder
+
     cfg, sides = config.model, config.sides
-    lengths = sides.source_kind == "tokens" and source_padding(config) == "lengths"
-    encoder = build_encoder(model, cfg, sides, masked=not lengths)
-    return write_seq2seq_graphs(encoder, build_decoder_step(model, cfg, sides), folder, opset,
-                                lstm_layers_with_lengths=cfg.layers if lengths else None)
+    tokens = sides.source_kind == "tokens"
+    decoder = build_decoder_step(model, cfg, sides)
+    if cfg.cell == "lstm":
+        return write_seq2seq_graphs(build_encoder(model, cfg, sides, masked=not tokens), decoder, folder, opset,
+                                    lstm_layers_with_lengths=cfg.layers if tokens else None)
+    graphs = write_seq2seq_graphs(None, decoder, folder, opset)
+    embedding = model.get_layer("source_embedding").get_weights()[0] if tokens else None
+    layers = tuple(RecurrentWeights.from_layer(model.get_layer(f"encoder_rnn_{k}")) for k in range(cfg.layers))
+    encoder = build_gru_encoder(embedding, layers, None if tokens else sides.source_size, max(opset, 18))
+    graphs["encoder"] = write_graph(encoder, folder, ENCODER_FILE)
+    return graphs
 
 
 def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Path, opset: int) -> dict:
@@ -120,15 +132,19 @@ def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
 
     ``lstm_layers_with_lengths``: add the ``source_length`` input to that many LSTM ops.
     """
+    dec = keras_to_onnx(decoder, opset)
+    name_axes(dec, {v.name: ("batch", None) for v in list(dec.graph.input) + list(dec.graph.output)})
+    graphs = {"decoder_step": write_graph(dec, folder, DECODER_FILE)}
+    if encoder is None:  # the caller builds the encoder itself
+        return graphs
     enc = keras_to_onnx(encoder, opset)
     if lstm_layers_with_lengths:
         add_sequence_lengths(enc, "source_length", expected_lstms=lstm_layers_with_lengths)
     source_rank = len(encoder.inputs[0].shape)
     batch_only = {o.name: ("batch", None) for o in enc.graph.output}
     name_axes(enc, {"source": ("batch", "time") + (None,) * (source_rank - 2), **batch_only})
-    dec = keras_to_onnx(decoder, opset)
-    name_axes(dec, {v.name: ("batch", None) for v in list(dec.graph.input) + list(dec.graph.output)})
-    return {"encoder": write_graph(enc, folder, ENCODER_FILE), "decoder_step": write_graph(dec, folder, DECODER_FILE)}
+    graphs["encoder"] = write_graph(enc, folder, ENCODER_FILE)
+    return graphs
 
 
 def write_manifest(folder: Path, data: dict) -> None:

@@ -17,13 +17,15 @@ Graph ``decode_loop``:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from .convert import ExportError
 
-__all__ = ["RecurrentWeights", "DecoderWeights", "build_decode_loop", "LOOP_INPUT", "LOOP_STEPS"]
+__all__ = ["RecurrentWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder", "quantize_loop",
+           "quantize_model", "decoder_weights", "LOOP_INPUT", "LOOP_STEPS"]
 
 LOOP_INPUT, LOOP_STEPS = "first_input", "max_steps"
 ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
@@ -67,18 +69,22 @@ class _Graph:
     """A tiny helper over onnx.helper that names constants and nodes uniquely."""
 
     def __init__(self, prefix: str) -> None:
-        self.nodes, self.inits, self.prefix, self.count = [], [], prefix, 0
+        self.nodes, self.inits, self.prefix, self.count, self.seen = [], [], prefix, 0, {}
 
     def name(self, hint: str) -> str:
         self.count += 1
         return f"{self.prefix}{hint}_{self.count}"
 
     def const(self, value: np.ndarray, hint: str = "const") -> str:
+        """An initializer; equal arrays share one (unrolled steps reuse the same weights)."""
         from onnx import numpy_helper
 
-        name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
+        value = np.asarray(value)
+        key = (value.dtype.str, value.shape, hashlib.sha1(value.tobytes()).hexdigest())
+        if key not in self.seen:
+            self.seen[key] = self.name(hint)
+            self.inits.append(numpy_helper.from_array(value, self.seen[key]))
+        return self.seen[key]
 
     def op(self, op_type: str, inputs: list[str], hint: str = "", outputs: int | list[str] = 1, **attrs):
         from onnx import helper
@@ -220,6 +226,39 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
         + [vi(LOOP_INPUT, i32, ["batch"]) if tokens else vi(LOOP_INPUT, f32, ["batch", width]), vi(LOOP_STEPS, i64, [])],
         [vi(result, i32, ["steps", "batch"]) if tokens else vi(result, f32, ["steps", "batch", width])],
         initializer=g.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge")
+
+
+def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeights, ...], features: int | None,
+                      opset: int = 18):
+    """A GRU encoder on ONNX's native GRU op, honouring per-row lengths through sequence_lens.
+
+    tf2onnx turns Keras GRU layers into a slow Loop that cannot take lengths;
+    this graph computes the same thing (reset_after=True is linear_before_reset=1).
+    Inputs: source (batch, time) int32 ids and source_length (batch,) int32, or
+    source (batch, time, features) float32. Outputs: h{k} (batch, units) per layer.
+    """
+    from onnx import TensorProto, helper
+
+    g = _Graph("")
+    tokens = embedding is not None
+    x = g.op("Gather", [g.const(embedding, "embedding"), "source"]) if tokens else "source"
+    y = g.op("Transpose", [x], "time_major", perm=[1, 0, 2])  # (time, batch, dim)
+    zero, one = g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64))
+    for k, w in enumerate(layers):
+        if w.cell != "gru" or not w.reset_after:
+            raise ExportError("build_gru_encoder takes GRU layers with reset_after=True")
+        bias = w.bias.reshape(-1)[None]  # (1, 6u): input bias then recurrent bias
+        seq, h = g.op("GRU", [y, g.const(w.kernel.T[None], "W"), g.const(w.recurrent.T[None], "R"), g.const(bias, "B"),
+                              "source_length" if tokens else ""], outputs=2, hidden_size=w.units,
+                      activations=["Sigmoid", ACTIVATIONS[w.activation]], linear_before_reset=1)
+        g.op("Squeeze", [h, zero], outputs=[f"h{k}"])
+        y = g.op("Squeeze", [seq, one], "y")  # (time, batch, units)
+    vi = helper.make_tensor_value_info
+    inputs = ([vi("source", TensorProto.INT32, ["batch", "time"]), vi("source_length", TensorProto.INT32, ["batch"])]
+              if tokens else [vi("source", TensorProto.FLOAT, ["batch", "time", features])])
+    outputs = [vi(f"h{k}", TensorProto.FLOAT, ["batch", w.units]) for k, w in enumerate(layers)]
+    graph = helper.make_graph(g.nodes, "encoder", inputs, outputs, initializer=g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge")
 
 

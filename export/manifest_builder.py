@@ -9,13 +9,7 @@ from seq2seq_edge.runtime.vocab import Vocabulary
 from seq2seq_edge.training.config import RunConfig
 from seq2seq_edge.training.models import state_names, step_output_name
 
-__all__ = ["build_manifest", "versions", "source_padding", "data_record"]
-
-
-def source_padding(config: RunConfig) -> str:
-    """How the exported encoder honours padding: LSTM ops take per-row lengths (sequence_lens);
-    tf2onnx turns GRU into a Loop, which keeps Keras's mask on the pad id instead."""
-    return "lengths" if config.model.cell == "lstm" else "mask"
+__all__ = ["build_manifest", "versions", "data_record"]
 
 
 def versions(opset: int) -> dict[str, str | int]:
@@ -55,7 +49,8 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
         source, target = (FeatureSpec(size, tuple(stats[side]["mean"]), tuple(stats[side]["std"]))
                           for side, size in (("source", sides.source_size), ("target", sides.target_size)))
         first_input = "last_source_step"
-    padding = source_padding(config) if sides.source_kind == "tokens" else None
+    # Our encoders take per-row lengths (the native LSTM / GRU op's sequence_lens); see export/api.py.
+    padding = "lengths" if sides.source_kind == "tokens" else None
     io = IONames(source_length="source_length" if padding == "lengths" else None, padding=padding,
                  step_output=step_output_name(sides))
     layers = (units,) * config.model.layers

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from seq2seq_edge.metrics import token_agreement
+
 __all__ = ["ParityReport", "token_parity", "feature_parity", "STEP_TOLERANCE", "DECODE_TOLERANCE"]
 
 STEP_TOLERANCE = 1e-4    # max abs difference of states and step outputs
@@ -85,22 +87,12 @@ def token_parity(keras_ref, runtime, ids: np.ndarray, lengths: np.ndarray) -> Pa
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, state_r, start, steps,
                                      lambda logits: logits.argmax(-1).astype(np.int32))
     want = keras_ref.generate_ids(ids, tgt_vocab.start_id, tgt_vocab.end_id, steps)
-    modes = {mode: _token_agreement(want, runtime.generate(ids, lengths=lengths, mode=mode))
+    modes = {mode: token_agreement(want, runtime.generate(ids, lengths=lengths, mode=mode))
              for mode in runtime.modes}
     step = modes["step"]
     return ParityReport(len(ids), steps, enc, step_state, step_out, STEP_TOLERANCE,
                         tokens_identical=step["tokens_identical"], sequences_differing=step["sequences_differing"],
                         modes=modes)
-
-
-def _token_agreement(want: list[np.ndarray], got: list[np.ndarray]) -> dict:
-    """Whole-sequence and per-position agreement of two greedy decodes."""
-    differing = sum(not np.array_equal(a, b) for a, b in zip(want, got))
-    positions = sum(max(len(a), len(b)) + 1 for a, b in zip(want, got))  # +1: the end token
-    equal = sum(int(np.sum(a[:min(len(a), len(b))] == b[:min(len(a), len(b))])) + (len(a) == len(b))
-                for a, b in zip(want, got))
-    return {"tokens_identical": differing == 0, "sequences_differing": differing,
-            "token_agreement": equal / positions}
 
 
 def feature_parity(keras_ref, runtime, source: np.ndarray) -> ParityReport:

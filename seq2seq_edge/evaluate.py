@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq_edge.metrics import token_agreement
 from seq2seq_edge.runtime import load
 from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
 
-__all__ = ["evaluate_bundle", "anomaly_metrics"]
+__all__ = ["evaluate_bundle", "token_metrics", "anomaly_metrics"]
 
 BATCH = 256
 
@@ -33,14 +34,27 @@ def evaluate_bundle(path: str | Path) -> dict:
     if isinstance(splits, AnomalySplits):
         return {"task": record["task"], **anomaly_metrics(model, splits)}
     if isinstance(splits, TokenSplits):
-        sources = [s for s, _ in splits.test]
-        predictions = [p for i in range(0, len(sources), BATCH) for p in model.generate_text(sources[i:i + BATCH])]
-        correct = sum(p == t for p, (_, t) in zip(predictions, splits.test))
-        return {"task": record["task"], "samples": len(sources), "exact_match": correct / len(sources)}
+        return {"task": record["task"], **token_metrics(model, splits.test)}
     source, target = splits.test
     predicted = model.generate(source, target.shape[1])
     return {"task": record["task"], "samples": len(source), "mse": float(np.mean((predicted - target) ** 2)),
             "mae": float(np.mean(np.abs(predicted - target)))}
+
+
+def token_metrics(model, pairs: list[tuple[str, str]]) -> dict:
+    """Exact match of every decode mode, and each mode's agreement with the default mode's tokens."""
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    ids = [model.source_vocab.encode_batch(sources[i:i + BATCH]) for i in range(0, len(sources), BATCH)]
+    outputs = {mode: [row for x, lengths in ids for row in model.generate(x, lengths=lengths, mode=mode)]
+               for mode in model.modes}
+    reference = outputs[model.manifest.default_mode]
+    result = {"samples": len(pairs), "default_mode": model.manifest.default_mode, "modes": {}}
+    for mode, rows in outputs.items():
+        texts = [model.target_vocab.decode(r) for r in rows]
+        result["modes"][mode] = {"exact_match": float(np.mean([p == t for p, t in zip(texts, targets)])),
+                                 "token_agreement_with_default": token_agreement(reference, rows)["token_agreement"]}
+    result["exact_match"] = result["modes"][result["default_mode"]]["exact_match"]
+    return result
 
 
 def anomaly_metrics(model, splits) -> dict:

@@ -32,7 +32,7 @@ def test_parity_and_state_contract(cell_bundle):
     assert [(s.name, s.layer, s.output) for s in model.manifest.state] == [
         (f"{kind}{k}", k, f"{kind}{k}_out") for k in range(cfg.layers) for kind in kinds]
     assert model.manifest.cell == cfg.cell
-    assert model.manifest.io.padding == ("lengths" if cfg.cell == "lstm" else "mask")
+    assert model.manifest.io.padding == "lengths"  # native LSTM / GRU ops take per-row lengths
 
 
 def test_alone_equals_any_batch(cell_bundle):
