@@ -62,9 +62,19 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
         report = _parity(KerasSeq2Seq.from_run(model, config), load(tmp), config, parity_samples, parity_inputs)
         if not report.ok:
             raise ParityError(f"parity check failed, nothing written: {report.summary()}")
-        write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes).to_dict())
+        default = _default_mode(report, modes)
+        write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes, default).to_dict())
         load(tmp)  # the final bundle must load and verify as written
     return ExportResult(Path(out), report)
+
+
+SPEED_ORDER = ("fused-int8", "fused", "step")  # fastest first, as `seq2seq-edge bench` measures
+
+
+def _default_mode(report: ParityReport, modes: dict) -> str:
+    """The fastest mode whose held-out decode matched Keras exactly (int8 only when it did)."""
+    exact = set(report.exact_modes()) & set(modes)
+    return next(mode for mode in SPEED_ORDER if mode in exact)
 
 
 def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int) -> "ExportResult":

@@ -35,7 +35,7 @@ def data_record(config: RunConfig) -> dict | None:
 
 
 def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tuple[Vocabulary, Vocabulary] | None,
-                   parity: dict, opset: int, modes: dict | None = None) -> Manifest:
+                   parity: dict, opset: int, modes: dict | None = None, default_mode: str = "step") -> Manifest:
     """The manifest for a run: state contract h{k}/c{k} -> h{k}_out/c{k}_out, sides, decode limits."""
     units = config.model.units
     state = tuple(StateSpec(name=f"{kind}{k}", layer=k, kind=kind, size=units, output=f"{kind}{k}_out",
@@ -59,4 +59,4 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
                     max_steps=sides.max_steps, first_input=first_input, task=config.task, parity=parity,
                     versions=versions(opset), data=data_record(config),
                     modes=modes or {"step": {"encoder": "encoder", "decoder": "decoder_step"}},
-                    default_mode="fused" if modes else "step")
+                    default_mode=default_mode)

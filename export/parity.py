@@ -43,6 +43,12 @@ class ParityReport:
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}
 
+    def exact_modes(self) -> list[str]:
+        """Modes whose whole decode matched Keras: identical tokens, or within the decode tolerance."""
+        if self.tokens_identical is not None:
+            return [mode for mode, r in self.modes.items() if r["tokens_identical"]]
+        return [mode for mode, r in self.modes.items() if r["max_abs_decode"] <= self.decode_tolerance]
+
     def summary(self) -> str:
         text = (f"{self.samples} held-out samples, {self.steps} steps: encoder state {self.max_abs_encoder_state:.2e}, "
                 f"step state {self.max_abs_step_state:.2e}, step output {self.max_abs_step_output:.2e} "

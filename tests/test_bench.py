@@ -24,9 +24,10 @@ def test_bench_table(trained_dates):
 
 def test_evaluate_reports_every_mode(exported_dates):
     result = evaluate_bundle(exported_dates.path)
-    assert result["task"] == "dates" and result["samples"] == 75 and result["default_mode"] == "fused"
+    assert result["task"] == "dates" and result["samples"] == 75
+    assert result["default_mode"] in ("fused", "fused-int8")
     modes = result["modes"]
     assert set(modes) == {"step", "fused", "fused-int8"}
     assert modes["step"]["exact_match"] == modes["fused"]["exact_match"] == result["exact_match"]
-    assert modes["fused"]["token_agreement_with_default"] == 1.0
+    assert modes[result["default_mode"]]["token_agreement_with_default"] == 1.0
     assert 0.0 <= modes["fused-int8"]["token_agreement_with_default"] <= 1.0

@@ -101,3 +101,10 @@ def test_two_layer_real_valued_export(trained_sine, tmp_path):
     x = np.random.default_rng(0).normal(size=(5, 40, 2)).astype(np.float32)
     np.testing.assert_allclose(model.generate(x), keras_ref.generate_features(x, model.max_steps), atol=1e-3)
     np.testing.assert_allclose(model.generate(x[2:3]), model.generate(x)[2:3], atol=1e-5)
+
+
+def test_default_mode_is_the_fastest_exact_one(exported_dates):
+    m = load(exported_dates.path).manifest
+    report = exported_dates.parity
+    assert m.default_mode == ("fused-int8" if report.modes["fused-int8"]["tokens_identical"] else "fused")
+    assert report.modes["fused"]["tokens_identical"] and report.modes["step"]["tokens_identical"]

@@ -77,8 +77,8 @@ def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: 
 
     rows: list[Row] = []
     rates = machine_rates()
-    print_fn(f"machine: {rates['cores']} cores, matmul {rates['gflops']:.1f} GFLOP/s, "
-             f"memory {rates['gbps']:.1f} GB/s (numpy); engines use {threads} thread(s)")
+    print_fn(f"machine: {rates['cores']} cores, matmul {rates['gflops']:.1f} GFLOP/s, memory {rates['gbps']:.1f} GB/s, "
+             f"cache {rates['gbps_cache']:.1f} GB/s (numpy); engines use {threads} thread(s)")
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             name, run, bundle, sources = _prepare(model, Path(tmp))
@@ -131,8 +131,9 @@ def _print_extras(name: str, bundle: Path, macs: int, rates: dict, print_fn) -> 
     for batch in (1, 32):
         floor = step_floor_us(macs, rates, batch)
         print_fn(f"{name}: floor per token at batch {batch}: {floor['flops_us']:.1f} us of arithmetic "
-                 f"({floor['flops'] / 1e6:.2f} MFLOP per sequence-step), {floor['bytes_us']:.1f} us to read "
-                 f"{floor['bytes'] / 1e6:.2f} MB of weights once per step")
+                 f"({floor['flops'] / 1e6:.2f} MFLOP per sequence-step); reading the {floor['bytes'] / 1e6:.2f} MB "
+                 f"of float32 weights once per step takes {floor['cache_us']:.1f} us from cache, "
+                 f"{floor['bytes_us']:.1f} us from memory")
 
 
 def _peak_memory_mb(bundle: Path) -> float:
