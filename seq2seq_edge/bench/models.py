@@ -13,8 +13,8 @@ from seq2seq_edge.runtime.vocab import Vocabulary
 __all__ = ["BenchModel", "BUILTIN", "make_char_run", "sample_sources"]
 
 # About 70 input and 90 output symbols, as in the keras-io English -> French example.
-SOURCE_SYMBOLS = string.ascii_letters + string.digits + " .,!?'-"          # 69
-TARGET_SYMBOLS = SOURCE_SYMBOLS + "àâçéèêëîïôùûüÿœæÀÂÇÉÈÊ"                   # 91
+SOURCE_SYMBOLS = string.ascii_letters + string.digits + " .,!?'-"  # 69 characters
+TARGET_SYMBOLS = SOURCE_SYMBOLS + "àâçéèêëîïôùûüÿœæÀÂÇÉÈÊ"  # 91 characters
 
 
 @dataclass(frozen=True)
