@@ -1,4 +1,4 @@
-"""Export a run directory to a bundle: encoder.onnx, decoder_step.onnx, manifest.json.
+"""Export a run directory to a bundle: encoder.onnx, decoder_step.onnx, the fused decode graphs, manifest.json.
 
 The bundle is built in a temporary directory, loaded back with the runtime and
 checked for parity against Keras; only then does it move to its destination.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from seq2seq_edge.fsutil import atomic_directory
 from seq2seq_edge.runtime.bundle import sha256_bytes
+from seq2seq_edge.runtime.inputs import normalise
 from seq2seq_edge.runtime.loader import load
 from seq2seq_edge.runtime.manifest import AutoencoderManifest, FeatureSpec, GraphSpec
 
@@ -125,7 +126,7 @@ def write_autoencoder_bundle(model, encoder, out: str | Path, *, source: Feature
 
 def _parity(model, encoder, runtime, source: FeatureSpec, raw: np.ndarray) -> AutoencoderParity:
     mean, std = np.float32(source.mean), np.float32(source.std)
-    x = ((raw - mean) / std).astype(np.float32)
+    x = normalise(raw, mean, std)
     with warnings.catch_warnings():  # reloaded .keras models expect a one-element list; a tensor is fine
         warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
         want_rec = np.asarray(model(x, training=False)) * std + mean

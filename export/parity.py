@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from seq2seq_edge.metrics import token_agreement
+from seq2seq_edge.runtime.inputs import normalise
 
 __all__ = ["ParityReport", "token_parity", "feature_parity", "STEP_TOLERANCE", "DECODE_TOLERANCE"]
 
@@ -104,13 +105,12 @@ def token_parity(keras_ref, runtime, ids: np.ndarray, lengths: np.ndarray) -> Pa
 def feature_parity(keras_ref, runtime, source: np.ndarray) -> ParityReport:
     """Feature bundles: states and outputs per step, then a whole free-running decode over the horizon."""
     m = runtime.manifest
-    mean, std = np.float32(m.source.mean), np.float32(m.source.std)
-    state_k = keras_ref.encode(((source - mean) / std).astype(np.float32))
+    state_k = keras_ref.encode(normalise(source, m.source.mean, m.source.std))
     state_r = runtime.encode(source)
     enc = _max_diff(state_k, state_r)
     steps = runtime.max_steps
     if m.first_input == "last_source_step":
-        first = ((source[:, -1, :] - np.float32(m.target.mean)) / np.float32(m.target.std)).astype(np.float32)
+        first = normalise(source[:, -1, :], m.target.mean, m.target.std)
     else:
         first = np.zeros((len(source), m.target.features), np.float32)
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, state_r, first, steps, lambda y: y)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_texts", "check_token_ids", "check_lengths", "check_features", "check_state"]
+__all__ = ["check_texts", "check_token_ids", "check_lengths", "check_features", "check_state", "normalise"]
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -96,3 +96,8 @@ def check_state(state: Any, sizes: dict[str, int], batch: int) -> dict[str, np.n
             raise InputError(f"state {name!r}: expected float ({batch}, {size}), got {arr.dtype} {arr.shape}")
         out[name] = arr.astype(np.float32, copy=False)
     return out
+
+
+def normalise(x: Any, mean: Any, std: Any) -> np.ndarray:
+    """(x - mean) / std per feature, as float32: the scaling every real-valued model was trained on."""
+    return ((np.asarray(x, np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)

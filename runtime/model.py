@@ -9,7 +9,7 @@ import numpy as np
 from .bundle import Bundle
 from .decoding import greedy_tokens, rollout_features
 from .errors import InputError
-from .inputs import check_features, check_lengths, check_state, check_texts, check_token_ids
+from .inputs import check_features, check_lengths, check_state, check_texts, check_token_ids, normalise
 from .manifest import FeatureSpec, Manifest, TokenSpec
 from .vocab import Vocabulary
 
@@ -60,7 +60,7 @@ class Seq2SeqModel:
         encoder = self.bundle.sessions[m.modes[mode]["encoder"]]
         if isinstance(m.source, FeatureSpec):
             x = check_features(source, m.source.features)
-            return self._encode_feed(encoder, {m.io.source: _normalise(x, m.source)})
+            return self._encode_feed(encoder, {m.io.source: normalise(x, m.source.mean, m.source.std)})
         vocab = m.source.vocabulary
         ids = check_token_ids(source, len(vocab))
         lengths = check_lengths(lengths, ids, vocab.pad_id)
@@ -180,7 +180,7 @@ class Seq2SeqModel:
             raw = np.asarray(source, np.float32)[:, -1, :]  # (batch, features), validated by encode()
         else:
             return np.zeros((batch, m.target.features), np.float32)
-        return _normalise(raw, m.target)
+        return normalise(raw, m.target.mean, m.target.std)
 
     def _check_max_steps(self, max_steps: int | None) -> int:
         cap = self.manifest.max_steps
@@ -195,7 +195,3 @@ class Seq2SeqModel:
         if not isinstance(side, TokenSpec):
             raise InputError(f"this bundle's {name} is real-valued features, not tokens; use generate()")
         return side.vocabulary
-
-
-def _normalise(x: np.ndarray, side: FeatureSpec) -> np.ndarray:
-    return ((x - np.asarray(side.mean, np.float32)) / np.asarray(side.std, np.float32)).astype(np.float32)

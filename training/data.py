@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seq2seq_edge.runtime.inputs import normalise
 from seq2seq_edge.runtime.vocab import Vocabulary
 
 from .tasks import FeatureSplits, TokenSplits
@@ -55,7 +56,7 @@ def feature_stats(splits: FeatureSplits) -> dict:
 def feature_arrays(split: tuple[np.ndarray, np.ndarray], stats: dict) -> Arrays:
     """Normalised arrays; the decoder's first input is the window's last row (as in generation)."""
     def norm(x: np.ndarray, side: str) -> np.ndarray:
-        return ((x - np.float32(stats[side]["mean"])) / np.float32(stats[side]["std"])).astype(np.float32)
+        return normalise(x, stats[side]["mean"], stats[side]["std"])
 
     source, target = split
     last = norm(source[:, -1:, :], "target")  # (n, 1, features)

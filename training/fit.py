@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq_edge.fsutil import atomic_directory
+from seq2seq_edge.runtime.inputs import normalise
 
 from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
 from .data import build_vocabularies, feature_arrays, feature_stats, token_arrays
@@ -103,8 +104,7 @@ def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderCon
                       else (splits.train[0], splits.validation[0]))
     flat = train_x.reshape(-1, train_x.shape[-1])  # (n * window, features)
     stats = {"mean": flat.mean(axis=0).tolist(), "std": np.maximum(flat.std(axis=0), 1e-6).tolist()}
-    norm = lambda x: ((x - np.float32(stats["mean"])) / np.float32(stats["std"])).astype(np.float32)  # noqa: E731
-    fit, val = norm(train_x), norm(val_x)
+    fit, val = (normalise(x, stats["mean"], stats["std"]) for x in (train_x, val_x))
     window, features = fit.shape[1:]
     sides = Sides("features", features, "features", features, window)
     return _Plan(build_autoencoder(cfg, window, features), "mse", fit, fit, (val, val), sides,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from seq2seq_edge.runtime.decoding import greedy_tokens, rollout_features
+from seq2seq_edge.runtime.inputs import normalise
 
 from .config import RunConfig
 from .models import build_decoder_step, build_encoder, state_names
@@ -66,10 +67,10 @@ class KerasSeq2Seq:
         ``first_input``: the decoder's first input, 'last_source_step' or 'zeros'.
         """
         stats = self.normalisation or {side: {"mean": 0.0, "std": 1.0} for side in ("source", "target")}
-        src_mean, src_std = (np.float32(stats["source"][k]) for k in ("mean", "std"))
-        tgt_mean, tgt_std = (np.float32(stats["target"][k]) for k in ("mean", "std"))
-        state = self.encode(((source - src_mean) / src_std).astype(np.float32))
+        src, tgt = stats["source"], stats["target"]
+        state = self.encode(normalise(source, src["mean"], src["std"]))
         width = self.decoder.inputs[0].shape[-1]
-        first = (((source[:, -1, :] - tgt_mean) / tgt_std).astype(np.float32) if first_input == "last_source_step"
+        first = (normalise(source[:, -1, :], tgt["mean"], tgt["std"]) if first_input == "last_source_step"
                  else np.zeros((len(source), width), np.float32))  # (batch, features)
-        return rollout_features(self.step, state, first, steps) * tgt_std + tgt_mean
+        out = rollout_features(self.step, state, first, steps)  # (batch, steps, features), normalised
+        return out * np.float32(tgt["std"]) + np.float32(tgt["mean"])
