@@ -13,7 +13,8 @@ from .autoencoder import AutoencoderModel
 from .loader import load
 from .manifest import AutoencoderManifest, Manifest
 from .model import Seq2SeqModel
+from .strategies import DecodeOptions, Hypothesis
 from .vocab import Vocabulary
 
-__all__ = ["load", "Seq2SeqModel", "AutoencoderModel", "Manifest", "AutoencoderManifest", "Vocabulary",
-           "Seq2SeqEdgeError", "BundleError", "InputError", "UnknownTokenError"]
+__all__ = ["load", "Seq2SeqModel", "AutoencoderModel", "DecodeOptions", "Hypothesis", "Manifest",
+           "AutoencoderManifest", "Vocabulary", "Seq2SeqEdgeError", "BundleError", "InputError", "UnknownTokenError"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from .decoding import greedy_tokens, rollout_features
 from .errors import InputError
 from .inputs import check_features, check_lengths, check_state, check_texts, check_token_ids, normalise
 from .manifest import FeatureSpec, Manifest, TokenSpec
+from .strategies import DecodeOptions, Hypothesis, beam_search, chooser, sequential, token_steps
 from .vocab import Vocabulary
 
 __all__ = ["Seq2SeqModel"]
@@ -89,7 +90,8 @@ class Seq2SeqModel:
         return tuple(self.manifest.modes)
 
     def generate(self, source: Any, max_steps: int | None = None, *, lengths: Any = None,
-                 first_input: Any = None, mode: str | None = None) -> list[np.ndarray] | np.ndarray:
+                 first_input: Any = None, mode: str | None = None,
+                 options: DecodeOptions | None = None) -> list[np.ndarray] | np.ndarray:
         """Greedy decode of a batch.
 
         Token bundles: a list of int32 id arrays, one per row, each stopping at its own
@@ -97,8 +99,14 @@ class Seq2SeqModel:
         (batch, max_steps, features) in the data's units; the first decoder input is
         ``first_input`` (batch, features) or what the manifest defines. ``mode``: one of
         ``modes`` ('step' drives decoder_step from Python; 'fused' runs the whole loop in
-        one graph call); default: the manifest's default_mode.
+        one graph call); default: the manifest's default_mode. ``options`` (token bundles):
+        sampling or beam search instead of greedy; they run in step mode and return each
+        row's best sequence (``decode`` gives scores and n-best lists).
         """
+        if options is not None and options.strategy != "greedy":
+            if mode not in (None, "step"):
+                raise InputError(f"mode {mode!r} decodes greedily; the {options.strategy!r} strategy runs in step mode")
+            return [row[0].tokens for row in self.decode(source, options, lengths=lengths, max_steps=max_steps)]
         steps = self._check_max_steps(max_steps)
         mode = self._check_mode(mode)
         state = self._encode(source, lengths, mode)
@@ -137,12 +145,61 @@ class Seq2SeqModel:
             raise InputError(f"mode must be one of {list(self.manifest.modes)} for this bundle, got {mode!r}")
         return mode
 
-    def generate_text(self, texts: Sequence[str], max_steps: int | None = None, *, mode: str | None = None) -> list[str]:
-        """Translate a list of strings with greedy decoding."""
+    def generate_text(self, texts: Sequence[str], max_steps: int | None = None, *, mode: str | None = None,
+                      options: DecodeOptions | None = None) -> list[str]:
+        """Translate a list of strings (greedy by default; ``options`` picks sampling or beam search)."""
         texts = check_texts(texts)
-        source_vocab, target_vocab = self.source_vocab, self.target_vocab
-        ids, lengths = source_vocab.encode_batch(texts)
-        return [target_vocab.decode(row) for row in self.generate(ids, max_steps, lengths=lengths, mode=mode)]
+        ids, lengths = self.source_vocab.encode_batch(texts)
+        rows = self.generate(ids, max_steps, lengths=lengths, mode=mode, options=options)
+        return [self.target_vocab.decode(row) for row in rows]
+
+    def decode(self, source: Any, options: DecodeOptions | None = None, *, lengths: Any = None,
+               max_steps: int | None = None) -> list[list[Hypothesis]]:
+        """Token bundles: decode with scores. One list per row: 1 hypothesis (greedy, sample) or the
+        ``n_best`` of a beam search, best first, each with its log-probability and ranking score."""
+        options = options or DecodeOptions()
+        steps = self._check_max_steps(max_steps)
+        vocab = self.target_vocab
+        state = self._encode(source, lengths, "step")
+        start = np.full(next(iter(state.values())).shape[0], vocab.start_id, np.int32)
+        run = beam_search if options.strategy == "beam" else sequential
+        return run(self._step, state, start, vocab.end_id, steps, options)
+
+    def decode_text(self, texts: Sequence[str], options: DecodeOptions | None = None,
+                    max_steps: int | None = None) -> list[list[tuple[str, float, float]]]:
+        """``decode`` for strings: per input, a list of (text, log_prob, score), best first."""
+        texts = check_texts(texts)
+        ids, lengths = self.source_vocab.encode_batch(texts)
+        return [[(self.target_vocab.decode(h.tokens), h.log_prob, h.score) for h in row]
+                for row in self.decode(ids, options, lengths=lengths, max_steps=max_steps)]
+
+    def stream(self, source: Any, max_steps: int | None = None, *, lengths: Any = None, first_input: Any = None,
+               options: DecodeOptions | None = None) -> Iterator[np.ndarray]:
+        """Yield each step's output as soon as it is computed.
+
+        Token bundles: the step's token ids (batch,), -1 for rows that already ended
+        (greedy or sampling; beam search only knows its best sequence at the end).
+        Feature bundles: the step's rows (batch, features) in the data's units.
+        """
+        options = options or DecodeOptions()
+        steps = self._check_max_steps(max_steps)
+        m = self.manifest
+        if options.strategy == "beam":
+            raise InputError("stream supports the greedy and sample strategies; beam search only knows its best "
+                             "sequence at the end: use decode()")
+        state = self._encode(source, lengths, "step")
+        batch = next(iter(state.values())).shape[0]
+        if isinstance(m.target, TokenSpec):
+            vocab = m.target.vocabulary
+            start = np.full(batch, vocab.start_id, np.int32)
+            for tokens, _, done in token_steps(self._step, state, start, vocab.end_id, steps, chooser(options)):
+                yield np.where(done, -1, tokens).astype(np.int32)
+            return
+        x = self._first_features(source, first_input, batch)
+        std, mean = np.asarray(m.target.std, np.float32), np.asarray(m.target.mean, np.float32)
+        for _ in range(steps):
+            x, state = self._step(x, state)
+            yield x * std + mean
 
     # -- internals ----------------------------------------------------------
     def _encode_feed(self, encoder, feed: dict[str, np.ndarray]) -> State:

@@ -99,6 +99,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--max-steps", type=int, default=None, help="decode at most this many steps")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--mode", default=None, help="decode mode (step, fused, fused-int8; default: the bundle's)")
+    p.add_argument("--scores", action="store_true", help="token bundles: print each output's log-probability")
+    group = p.add_argument_group("decoding (token bundles)")
+    group.add_argument("--strategy", default="greedy", choices=("greedy", "sample", "beam"))
+    group.add_argument("--temperature", type=float, default=1.0)
+    group.add_argument("--top-k", type=int, default=None)
+    group.add_argument("--top-p", type=float, default=None)
+    group.add_argument("--seed", type=int, default=None)
+    group.add_argument("--beam-width", type=int, default=4)
+    group.add_argument("--length-penalty", type=float, default=1.0)
+    group.add_argument("--n-best", type=int, default=1, help="beam search: print this many outputs per input")
     p.set_defaults(func=_run)
     return parser
 
@@ -223,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from .io_files import read_features, write_features
 
-    from seq2seq_edge.runtime import AutoencoderModel
+    from seq2seq_edge.runtime import AutoencoderModel, DecodeOptions
     from seq2seq_edge.runtime.manifest import TokenSpec
 
     model = load(args.bundle, threads=args.threads)
@@ -233,13 +244,20 @@ def _run(args: argparse.Namespace) -> int:
         if args.input or args.output:
             raise Seq2SeqEdgeError("--input/--output are for feature bundles; pass texts as arguments or on stdin")
         texts = args.inputs or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        for result in model.generate_text(texts, args.max_steps):
+        options = DecodeOptions(args.strategy, args.temperature, args.top_k, args.top_p, args.seed, args.beam_width,
+                                args.length_penalty, args.n_best)
+        if args.n_best > 1 or args.scores:
+            for row in model.decode_text(texts, options, args.max_steps):
+                for text, log_prob, score in row:
+                    print("\t".join([text, f"{log_prob:.6g}"] + ([f"{score:.6g}"] if args.n_best > 1 else [])))
+            return 0
+        for result in model.generate_text(texts, args.max_steps, mode=args.mode, options=options):
             print(result)
         return 0
     if not args.input:
         raise Seq2SeqEdgeError("this bundle reads real-valued features: pass --input FILE.npy or FILE.csv")
     x, single = read_features(Path(args.input))
-    y = model.generate(x, args.max_steps)  # (batch, steps, features)
+    y = model.generate(x, args.max_steps, mode=args.mode)  # (batch, steps, features)
     write_features(y[0] if single else y, Path(args.output) if args.output else None, force=args.force)
     return 0
 
