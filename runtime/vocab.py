@@ -22,7 +22,8 @@ class Vocabulary:
     ``separator`` says how text splits into tokens: ``""`` for characters,
     ``" "`` for space-separated symbols (phonemes, words). ``on_unknown``
     says what a symbol outside the list does: ``"error"`` raises
-    UnknownTokenError, ``"unk"`` maps it to ``unk_id``.
+    UnknownTokenError, ``"unk"`` maps it to ``unk_id``. ``reverse``: ``encode``
+    returns the symbols last-first (source sides trained on reversed input).
     """
 
     tokens: tuple[str, ...]
@@ -32,6 +33,7 @@ class Vocabulary:
     start_id: int | None = None
     end_id: int | None = None
     on_unknown: str = "error"
+    reverse: bool = False
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -51,7 +53,7 @@ class Vocabulary:
 
     @classmethod
     def build(cls, texts: Iterable[str], *, separator: str = "", with_start_end: bool = False,
-              on_unknown: str = "error") -> "Vocabulary":
+              on_unknown: str = "error", reverse: bool = False) -> "Vocabulary":
         """Build a vocabulary from example texts: specials first, then sorted symbols."""
         symbols = sorted({sym for text in texts for sym in _split(text, separator)})
         specials = [PAD, UNK] + ([START, END] if with_start_end else [])
@@ -60,7 +62,7 @@ class Vocabulary:
             raise InputError(f"training text contains reserved token(s) {sorted(clash)}")
         ids = {name: i for i, name in enumerate(specials)}
         return cls(tuple(specials + symbols), separator=separator, pad_id=ids[PAD], unk_id=ids[UNK],
-                   start_id=ids.get(START), end_id=ids.get(END), on_unknown=on_unknown)
+                   start_id=ids.get(START), end_id=ids.get(END), on_unknown=on_unknown, reverse=reverse)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -77,7 +79,7 @@ class Vocabulary:
                         f"known symbols: {self._known_preview()}. Remove or replace it")
                 idx = self.unk_id
             ids.append(idx)
-        return ids
+        return ids[::-1] if self.reverse else ids
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Encode texts into right-padded ids (batch, time) and lengths (batch,), both int32."""
@@ -114,7 +116,7 @@ class Vocabulary:
         """JSON-ready form, as stored in manifest.json."""
         return {"tokens": list(self.tokens), "separator": self.separator, "pad_id": self.pad_id,
                 "unk_id": self.unk_id, "start_id": self.start_id, "end_id": self.end_id,
-                "on_unknown": self.on_unknown}
+                "on_unknown": self.on_unknown, "reverse": self.reverse}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Vocabulary":
@@ -122,7 +124,7 @@ class Vocabulary:
         try:
             return cls(tuple(data["tokens"]), separator=data.get("separator", ""), pad_id=data.get("pad_id"),
                        unk_id=data.get("unk_id"), start_id=data.get("start_id"), end_id=data.get("end_id"),
-                       on_unknown=data.get("on_unknown", "error"))
+                       on_unknown=data.get("on_unknown", "error"), reverse=data.get("reverse", False))
         except (KeyError, TypeError) as exc:
             raise BundleError(f"vocabulary: malformed entry ({exc!r})") from exc
 

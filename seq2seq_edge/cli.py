@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_quickstart)
 
     p = sub.add_parser("train", help="train a built-in task into a run directory")
-    p.add_argument("task", help="built-in task: dates, sine or ecg")
+    p.add_argument("task", help="built-in task: dates, sine, ecg or g2p")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--family", choices=("seq2seq", "autoencoder"), default=None,
                    help="model family (default: the task's own: seq2seq for dates and sine, autoencoder for ecg)")
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a built-in task's bundle on its held-out test split")
     p.add_argument("bundle")
+    p.add_argument("--beam-width", type=int, default=5, help="g2p: the beam searched beside greedy (default: 5)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a run directory to a verified ONNX bundle")
@@ -225,7 +226,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from seq2seq_edge.evaluate import evaluate_bundle
 
-    print(json.dumps(evaluate_bundle(args.bundle), indent=1))
+    print(json.dumps(evaluate_bundle(args.bundle, beam_width=args.beam_width), indent=1))
     return 0
 
 

@@ -9,17 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq_edge.metrics import token_agreement
+from seq2seq_edge.metrics import phoneme_word_error_rates, token_agreement
 from seq2seq_edge.runtime import load
 from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
 
-__all__ = ["evaluate_bundle", "token_metrics", "anomaly_metrics"]
+__all__ = ["evaluate_bundle", "g2p_metrics", "token_metrics", "anomaly_metrics"]
 
 BATCH = 256
 
 
-def evaluate_bundle(path: str | Path) -> dict:
-    """Metrics of the bundle on its task's test split (rebuilt from the manifest's data record)."""
+def evaluate_bundle(path: str | Path, beam_width: int = 5) -> dict:
+    """Metrics of the bundle on its task's test split (rebuilt from the manifest's data record).
+
+    g2p: phoneme and word error rates, greedy and with a beam of ``beam_width``.
+    """
     from seq2seq_edge.training.config import TrainConfig
     from seq2seq_edge.training.tasks import AnomalySplits, TokenSplits, make_splits
 
@@ -33,12 +36,29 @@ def evaluate_bundle(path: str | Path) -> dict:
     splits = make_splits(record["task"], config)
     if isinstance(splits, AnomalySplits):
         return {"task": record["task"], **anomaly_metrics(model, splits)}
+    if record["task"] == "g2p":
+        return {"task": "g2p", **g2p_metrics(model, splits.test, beam_width)}
     if isinstance(splits, TokenSplits):
         return {"task": record["task"], **token_metrics(model, splits.test)}
     source, target = splits.test
     predicted = model.generate(source, target.shape[1])
     return {"task": record["task"], "samples": len(source), "mse": float(np.mean((predicted - target) ** 2)),
             "mae": float(np.mean(np.abs(predicted - target)))}
+
+
+def g2p_metrics(model, pairs: list[tuple[str, str]], beam_width: int) -> dict:
+    """PER and WER on the test words (a word is right if it matches any of its pronunciations)."""
+    from seq2seq_edge.runtime import DecodeOptions
+    from seq2seq_edge.training.tasks.g2p import references
+
+    refs = references(pairs)
+    words = sorted(refs)
+    result = {}
+    for name, options in (("greedy", None), (f"beam{beam_width}", DecodeOptions("beam", beam_width=beam_width))):
+        outputs = [o for i in range(0, len(words), BATCH)
+                   for o in model.generate_text(words[i:i + BATCH], options=options)]
+        result[name] = phoneme_word_error_rates(dict(zip(words, outputs)), refs)
+    return result
 
 
 def token_metrics(model, pairs: list[tuple[str, str]]) -> dict:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["token_agreement"]
+__all__ = ["token_agreement", "edit_distance", "phoneme_word_error_rates"]
 
 
 def token_agreement(want: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> dict:
@@ -25,3 +25,27 @@ def token_agreement(want: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> di
         positions += max(len(a), len(b)) + 1
     return {"tokens_identical": differing == 0, "sequences_differing": differing,
             "token_agreement": equal / positions if positions else 1.0}
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two symbol sequences (insertions, deletions, substitutions cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def phoneme_word_error_rates(predictions: dict[str, str], references: dict[str, set[str]]) -> dict:
+    """PER (edit distance over phonemes against the closest reference, summed, over the summed lengths
+    of those references) and WER (words whose prediction matches no reference)."""
+    errors = length = wrong = 0
+    for word, refs in references.items():
+        predicted = predictions[word].split()
+        distance, ref = min((edit_distance(predicted, r.split()), r) for r in refs)
+        errors += distance
+        length += len(ref.split())
+        wrong += predictions[word] not in refs
+    return {"words": len(references), "per": errors / length, "wer": wrong / len(references)}

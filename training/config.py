@@ -85,9 +85,12 @@ class TrainConfig:
     test_split: float = 0.05
     patience: int = 3
     seed: int = 0
+    max_minutes: float = 0.0  # stop before an epoch that would end past this wall-clock budget; 0: no limit
 
     def __post_init__(self) -> None:
         _positive(self, "samples", "epochs", "batch_size")
+        if not isinstance(self.max_minutes, (int, float)) or self.max_minutes < 0:
+            raise ConfigError(f"max_minutes must be >= 0 (0 means no limit), got {self.max_minutes!r}")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
         for name in ("validation_split", "test_split"):

@@ -11,7 +11,7 @@ from seq2seq_edge.runtime.vocab import Vocabulary
 
 from .tasks import FeatureSplits, TokenSplits
 
-__all__ = ["Arrays", "build_vocabularies", "token_arrays", "feature_stats", "feature_arrays"]
+__all__ = ["Arrays", "build_vocabularies", "token_arrays", "feature_stats", "feature_arrays", "bucketed_batches"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class Arrays:
 
 def build_vocabularies(splits: TokenSplits) -> tuple[Vocabulary, Vocabulary]:
     """Source and target vocabularies from the training split only."""
-    source = Vocabulary.build((s for s, _ in splits.train), separator=splits.source_separator)
+    source = Vocabulary.build((s for s, _ in splits.train), separator=splits.source_separator,
+                              reverse=splits.reverse_source)
     target = Vocabulary.build((t for _, t in splits.train), separator=splits.target_separator,
                               with_start_end=True)
     return source, target
@@ -62,3 +63,32 @@ def feature_arrays(split: tuple[np.ndarray, np.ndarray], stats: dict) -> Arrays:
     last = norm(source[:, -1:, :], "target")  # (n, 1, features)
     target_n = norm(target, "target")
     return Arrays(norm(source, "source"), np.concatenate([last, target_n[:, :-1]], axis=1), target_n)
+
+
+def bucketed_batches(arrays: Arrays, batch_size: int, seed: int):
+    """A tf.data.Dataset of token batches padded per batch, not to the longest example.
+
+    Examples are sorted by source length (with a little seeded noise) and cut
+    into batches, so a batch holds similar lengths; the batch order is shuffled
+    every epoch. Padding everything to the longest word would spend most of the
+    compute on padding. The time axes are declared dynamic (None), so every
+    batch may have its own length.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    source_len = (arrays.source != 0).sum(axis=1)  # (n,)
+    target_len = (arrays.target != 0).sum(axis=1)  # (n,) including </s>
+    order = np.argsort(source_len + rng.random(len(source_len)), kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def generate():
+        for b in rng.permutation(len(batches)):
+            rows = batches[b]
+            s, t = source_len[rows].max(), target_len[rows].max()
+            yield ({"source": arrays.source[rows, :s], "target_input": arrays.target_input[rows, :t]},
+                   arrays.target[rows, :t])
+
+    ids = tf.TensorSpec((None, None), tf.int32)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=({"source": ids, "target_input": ids}, ids))
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)

@@ -16,7 +16,7 @@ from seq2seq_edge.fsutil import atomic_directory
 from seq2seq_edge.runtime.inputs import normalise
 
 from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
-from .data import build_vocabularies, feature_arrays, feature_stats, token_arrays
+from .data import bucketed_batches, build_vocabularies, feature_arrays, feature_stats, token_arrays
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits
 
@@ -25,13 +25,13 @@ __all__ = ["train"]
 
 @dataclass
 class _Plan:
-    """What to fit: the network, its data, and what to save beside it."""
+    """What to fit: the network, its data (arrays, or datasets that batch themselves), and what to save."""
 
     net: Any
     loss: Any
     x: Any
-    y: np.ndarray
-    val: tuple
+    y: np.ndarray | None
+    val: Any
     sides: Sides
     normalisation: dict | None = None
     vocabularies: tuple | None = None
@@ -55,15 +55,16 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
     with atomic_directory(out, force) as tmp:
         splits = make_splits(task, train)
         keras.utils.set_random_seed(train.seed)
-        plan = _autoencoder_plan(splits, model) if family == "autoencoder" else _seq2seq_plan(splits, model)
+        plan = (_autoencoder_plan(splits, model) if family == "autoencoder"
+                else _seq2seq_plan(splits, model, train))
         plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss)
-        callbacks = []
+        callbacks = [_TimeBudget(train.max_minutes)] if train.max_minutes else []
         if train.patience:
             callbacks.append(keras.callbacks.EarlyStopping(patience=train.patience, restore_best_weights=True))
         started = time.perf_counter()
-        history = plan.net.fit(plan.x, plan.y, validation_data=plan.val, epochs=train.epochs,
-                               batch_size=train.batch_size, callbacks=callbacks,
-                               verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
+        batching = {} if plan.y is None else {"batch_size": train.batch_size}  # datasets batch themselves
+        history = plan.net.fit(plan.x, plan.y, validation_data=plan.val, epochs=train.epochs, callbacks=callbacks,
+                               verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose, **batching)
         seconds = time.perf_counter() - started
         anomaly = _calibrate(plan, model) if family == "autoencoder" else None
         plan.net.save(tmp / MODEL_FILE)
@@ -76,7 +77,24 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
     return RunDir(Path(out))
 
 
-def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig) -> _Plan:
+def _TimeBudget(minutes: float):
+    """Stop before starting an epoch that would end past ``minutes`` of training (whole epochs only)."""
+    import keras
+
+    class TimeBudget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None) -> None:
+            self.started = self.last = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            now = time.perf_counter()
+            if now - self.started + (now - self.last) > minutes * 60:
+                self.model.stop_training = True
+            self.last = now
+
+    return TimeBudget()
+
+
+def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: TrainConfig) -> _Plan:
     import keras
 
     from .models import build_training_model
@@ -92,9 +110,12 @@ def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig) -> _Pla
         fit, val = (feature_arrays(s, stats) for s in (splits.train, splits.validation))
         sides = Sides("features", fit.source.shape[-1], "features", fit.target.shape[-1], fit.target.shape[1])
         loss = "mse"
+    net = build_training_model(cfg, sides)
+    if vocabs:  # token sequences: pad per batch, batches of similar lengths
+        return _Plan(net, loss, bucketed_batches(fit, train.batch_size, train.seed), None,
+                     bucketed_batches(val, train.batch_size, train.seed), sides, stats, vocabs)
     inputs = lambda a: {"source": a.source, "target_input": a.target_input}  # noqa: E731
-    return _Plan(build_training_model(cfg, sides), loss, inputs(fit), fit.target, (inputs(val), val.target),
-                 sides, stats, vocabs)
+    return _Plan(net, loss, inputs(fit), fit.target, (inputs(val), val.target), sides, stats, vocabs)
 
 
 def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderConfig) -> _Plan:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Callable, Union
 
 from ..config import ConfigError, TrainConfig
-from . import dates, ecg, sine
+from . import dates, ecg, g2p, sine
 from .base import AnomalySplits, FeatureSplits, TokenSplits
 
 __all__ = ["TASKS", "FAMILIES", "make_splits", "TokenSplits", "FeatureSplits", "AnomalySplits"]
 
 Splits = Union[TokenSplits, FeatureSplits, AnomalySplits]
-TASKS: dict[str, Callable[..., Splits]] = {"dates": dates.make, "sine": sine.make, "ecg": ecg.make}
+TASKS: dict[str, Callable[..., Splits]] = {"dates": dates.make, "sine": sine.make, "ecg": ecg.make,
+                                           "g2p": g2p.make}
 # The model family each task trains by default: sine also trains autoencoders (on its windows).
-FAMILIES = {"dates": ("seq2seq",), "sine": ("seq2seq", "autoencoder"), "ecg": ("autoencoder",)}
+FAMILIES = {"dates": ("seq2seq",), "sine": ("seq2seq", "autoencoder"), "ecg": ("autoencoder",),
+            "g2p": ("seq2seq",)}
 
 
 def make_splits(task: str, train: TrainConfig) -> Splits:

@@ -20,6 +20,7 @@ class TokenSplits:
     test: list[Pair]
     source_separator: str = ""
     target_separator: str = ""
+    reverse_source: bool = False  # feed the source last-first (helps plain encoder-decoders on long inputs)
     kind: str = "tokens"
 
 
