@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="model family (default: the task's own: seq2seq for dates and sine, autoencoder for ecg)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a small model in minutes, for tests and demos: {_show_preset()} (flags given win)")
     _config_flags(p)
     p.set_defaults(func=_train)
 
@@ -134,6 +136,13 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
                                help=default + ")")
 
 
+QUICK = {"samples": "20000", "epochs": "3", "units": "128", "layers": "1", "embedding_dim": "32"}
+
+
+def _show_preset() -> str:
+    return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+
+
 def _show(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
@@ -165,6 +174,10 @@ def _train(args: argparse.Namespace) -> int:
     from seq2seq_edge.training.config import AutoencoderConfig
     from seq2seq_edge.training.tasks import FAMILIES
 
+    if args.quick:
+        for name, value in QUICK.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     family = args.family or FAMILIES.get(args.task, ("seq2seq",))[0]
     model = _pick(AutoencoderConfig if family == "autoencoder" else ModelConfig, args)
     config = _pick(TrainConfig, args)

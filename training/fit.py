@@ -62,7 +62,8 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         if train.patience:
             callbacks.append(keras.callbacks.EarlyStopping(patience=train.patience, restore_best_weights=True))
         started = time.perf_counter()
-        batching = {} if plan.y is None else {"batch_size": train.batch_size}  # datasets batch themselves
+        # Datasets batch and shuffle themselves; arrays are batched and shuffled by fit.
+        batching = {"shuffle": False} if plan.y is None else {"batch_size": train.batch_size}
         history = plan.net.fit(plan.x, plan.y, validation_data=plan.val, epochs=train.epochs, callbacks=callbacks,
                                verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose, **batching)
         seconds = time.perf_counter() - started

@@ -1,0 +1,82 @@
+"""The g2p task, its metrics, reversed sources and per-batch padding."""
+
+import pytest
+
+from seq2seq_edge.metrics import edit_distance, phoneme_word_error_rates
+from seq2seq_edge.runtime import Vocabulary
+from seq2seq_edge.training import ConfigError, TrainConfig
+from seq2seq_edge.training.tasks import g2p
+
+
+def test_dictionary_without_stress():
+    prons = g2p.pronunciations()
+    assert len(prons) > 100_000
+    assert prons["hello"] == ("HH AH L OW", "HH EH L OW")
+    phonemes = {p for ps in prons.values() for pron in ps for p in pron.split()}
+    assert len(phonemes) == 39 and not any(ch.isdigit() for p in phonemes for ch in p)
+
+
+def test_split_by_word_with_every_pronunciation_together():
+    a, b = g2p.make(3000, 4, 0.05, 0.05), g2p.make(3000, 4, 0.05, 0.05)
+    assert a == b and a.reverse_source and a.target_separator == " "
+    words = [{w for w, _ in split} for split in (a.train, a.validation, a.test)]
+    assert not (words[0] & words[1] or words[0] & words[2] or words[1] & words[2])
+    assert sum(map(len, words)) == 3000 and len(words[2]) == 150
+    prons = g2p.pronunciations()
+    refs = g2p.references(a.test)
+    assert all(refs[w] == set(prons[w]) for w in refs)
+
+
+def test_edit_distance_and_error_rates():
+    assert edit_distance("K AE T".split(), "K AA T S".split()) == 2
+    assert edit_distance([], ["A"]) == 1
+    refs = {"read": {"R IY D", "R EH D"}, "cat": {"K AE T"}}
+    rates = phoneme_word_error_rates({"read": "R EH D", "cat": "K AA T S"}, refs)
+    assert rates == {"words": 2, "per": pytest.approx(2 / 6), "wer": 0.5}
+
+
+def test_reversed_vocabulary_roundtrip():
+    vocab = Vocabulary.build(["word"], reverse=True)
+    assert vocab.decode(vocab.encode("word")) == "drow"
+    ids, lengths = vocab.encode_batch(["wo", "word"])
+    assert ids[0, :2].tolist() == vocab.encode("wo") and lengths.tolist() == [2, 4]
+    assert Vocabulary.from_dict(vocab.to_dict()).reverse is True
+
+
+def test_bucketed_batches_pad_per_batch():
+    from seq2seq_edge.training.data import bucketed_batches, build_vocabularies, token_arrays
+
+    splits = g2p.make(600, 0, 0.05, 0.05)
+    source, target = build_vocabularies(splits)
+    arrays = token_arrays(splits.train, source, target)
+    seen = []
+    for inputs, out in bucketed_batches(arrays, 32, seed=0):
+        src, tin = inputs["source"].numpy(), inputs["target_input"].numpy()
+        assert src.shape[0] == tin.shape[0] == out.shape[0] <= 32
+        assert (src[:, -1] != 0).any() and (out.numpy()[:, -1] != 0).any()  # trimmed to the batch's longest
+        seen += [tuple(r[r != 0]) for r in src]
+    assert sorted(seen) == sorted(tuple(r[r != 0]) for r in arrays.source)
+
+
+def test_max_minutes_validated():
+    with pytest.raises(ConfigError, match=r"max_minutes must be >= 0 \(0 means no limit\), got -1"):
+        TrainConfig(max_minutes=-1)
+
+
+def test_quick_train_export_evaluate(tmp_path, capsys):
+    import json
+
+    from seq2seq_edge.cli import main
+
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    assert main(["train", "g2p", "--quick", "--samples", "1500", "--epochs", "1", "--units", "32", "--quiet",
+                 "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["samples"] == 1500 and config["model"]["units"] == 32 and config["model"]["layers"] == 1
+    assert main(["export", str(run), "--out", str(bundle), "--parity-samples", "32"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(bundle), "--beam-width", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "g2p" and set(result) == {"task", "greedy", "beam3"}
+    for rates in (result["greedy"], result["beam3"]):
+        assert rates["words"] == 75 and 0 <= rates["per"] and 0 <= rates["wer"] <= 1
