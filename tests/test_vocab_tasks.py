@@ -76,7 +76,7 @@ def test_sine_is_deterministic():
 
 
 def test_unknown_task():
-    with pytest.raises(ConfigError, match=r"unknown task 'poetry'; built-in tasks: dates, ecg, sine"):
+    with pytest.raises(ConfigError, match=r"unknown task 'poetry'; built-in tasks: dates, ecg, g2p, sine"):
         make_splits("poetry", TrainConfig())
 
 
