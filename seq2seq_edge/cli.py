@@ -132,8 +132,11 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
             default = f"(default: {_show(f.default)}"
             if cls is ModelConfig and f.name in autoencoder_defaults:
                 default += f"; autoencoders: {_show(autoencoder_defaults[f.name])}"
-            group.add_argument(f"--{f.name.replace('_', '-')}", default=None, metavar=type(f.default).__name__.upper(),
-                               help=default + ")")
+            flag = f"--{f.name.replace('_', '-')}"
+            if isinstance(f.default, bool):  # a switch: present means true
+                group.add_argument(flag, action="store_const", const="true", default=None, help=default + ")")
+                continue
+            group.add_argument(flag, default=None, metavar=type(f.default).__name__.upper(), help=default + ")")
 
 
 QUICK = {"samples": "20000", "epochs": "3", "units": "128", "layers": "1", "embedding_dim": "32"}
@@ -155,6 +158,9 @@ def _pick(cls: type, args: argparse.Namespace):
         if text is None:
             continue
         kind = type(f.default)
+        if kind is bool:
+            values[f.name] = text == "true"
+            continue
         try:
             values[f.name] = tuple(int(v) for v in text.split(",")) if kind is tuple else kind(text)
         except ValueError as exc:

@@ -70,9 +70,11 @@ def test_quick_train_export_evaluate(tmp_path, capsys):
 
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     assert main(["train", "g2p", "--quick", "--samples", "1500", "--epochs", "1", "--units", "32", "--quiet",
-                 "--out", str(run)]) == 0
+                 "--bidirectional", "--dropout", "0.1", "--lr-patience", "1", "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["samples"] == 1500 and config["model"]["units"] == 32 and config["model"]["layers"] == 1
+    assert config["model"]["bidirectional"] is True and config["model"]["dropout"] == 0.1
+    assert config["train"]["lr_patience"] == 1
     assert main(["export", str(run), "--out", str(bundle), "--parity-samples", "32"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(bundle), "--beam-width", "3"]) == 0

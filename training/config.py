@@ -35,19 +35,38 @@ def _check_cell(cell: str, activation: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the encoder-decoder: cell type and activation, units per layer, layers, embedding width."""
+    """Shape of the encoder-decoder: cell type and activation, units per layer, layers, embedding width.
+
+    ``dropout``: the rate of Dropout layers on every non-recurrent connection
+    of the training model (after the embeddings, between stacked layers,
+    before the output layer); the inference models leave them out.
+    ``bidirectional``: each encoder layer is a bidirectional LSTM of
+    ``units // 2`` per direction whose forward and backward final states,
+    concatenated, start decoder layer k (so states keep ``units`` values).
+    """
 
     cell: str = "lstm"
     units: int = 128
     layers: int = 1
     embedding_dim: int = 32
     activation: str = "tanh"
+    dropout: float = 0.0
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         _check_cell(self.cell, self.activation)
         _positive(self, "units", "layers", "embedding_dim")
         if self.layers > 4:
             raise ConfigError(f"layers must be between 1 and 4, got {self.layers}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"bidirectional must be true or false, got {self.bidirectional!r}")
+        if self.bidirectional and self.cell != "lstm":
+            raise ConfigError(f"bidirectional encoders are built with LSTM cells only, got cell={self.cell!r}")
+        if self.bidirectional and self.units % 2:
+            raise ConfigError(f"bidirectional encoders split units between two directions: units must be even, "
+                              f"got {self.units}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,12 @@ class AutoencoderConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to fit: data size and split, epochs, batch size, optimiser, seed, early stopping."""
+    """How to fit: data size and split, epochs, batch size, optimiser, seed, early stopping.
+
+    ``lr_patience``: halve the learning rate after this many epochs without a
+    better validation loss (0 keeps it constant); ``patience``: stop after this
+    many, keeping the best weights (0 trains every epoch).
+    """
 
     samples: int = 20000
     epochs: int = 10
@@ -84,6 +108,7 @@ class TrainConfig:
     validation_split: float = 0.05
     test_split: float = 0.05
     patience: int = 3
+    lr_patience: int = 2
     seed: int = 0
     max_minutes: float = 0.0  # stop before an epoch that would end past this wall-clock budget; 0: no limit
 
@@ -98,6 +123,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in (0, 0.5), got {getattr(self, name)!r}")
         if not isinstance(self.patience, int) or self.patience < 0:
             raise ConfigError(f"patience must be an integer >= 0 (0 turns early stopping off), got {self.patience!r}")
+        if not isinstance(self.lr_patience, int) or self.lr_patience < 0:
+            raise ConfigError("lr_patience must be an integer >= 0 (0 keeps the learning rate constant), "
+                              f"got {self.lr_patience!r}")
         if not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if int(self.samples * min(self.validation_split, self.test_split)) < 1:

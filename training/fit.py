@@ -59,6 +59,9 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
                 else _seq2seq_plan(splits, model, train))
         plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss)
         callbacks = [_TimeBudget(train.max_minutes)] if train.max_minutes else []
+        if train.lr_patience:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=train.lr_patience,
+                                                               min_lr=train.learning_rate / 64))
         if train.patience:
             callbacks.append(keras.callbacks.EarlyStopping(patience=train.patience, restore_best_weights=True))
         started = time.perf_counter()

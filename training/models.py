@@ -4,7 +4,9 @@ Layers are named and found by name:
     source_embedding (token sources), encoder_rnn_{k}, target_embedding (token
     targets), decoder_rnn_{k}, output.
 Each recurrent layer is an LSTM (state h, c) or a GRU (state h). Decoder layer
-k starts from the final state of encoder layer k. Inference models name their
+k starts from the final state of encoder layer k (with a bidirectional encoder,
+its forward and backward final states side by side, joined by the
+encoder_{h,c}{k}_both Concatenate layers). Inference models name their
 outputs with Identity layers, so the exported graphs carry our tensor names:
 encoder -> h{k}[, c{k}]; decoder_step -> step output, h{k}_out[, c{k}_out].
 """
@@ -47,13 +49,37 @@ def _rnn(cfg: ModelConfig, name: str) -> layers.Layer:
     return recurrent_layer(cfg.cell, cfg.units, cfg.activation, name, return_sequences=True, return_state=True)
 
 
+def _encoder_rnn(cfg: ModelConfig, k: int) -> layers.Layer:
+    if not cfg.bidirectional:
+        return _rnn(cfg, f"encoder_rnn_{k}")
+    cell = recurrent_layer(cfg.cell, cfg.units // 2, cfg.activation, f"encoder_cell_{k}", return_sequences=True,
+                           return_state=True)
+    return layers.Bidirectional(cell, name=f"encoder_rnn_{k}")
+
+
+def _encode(layer: layers.Layer, x, cfg: ModelConfig, k: int):
+    """Run encoder layer k: (sequence, [h] or [h, c]); a bidirectional layer's states are [forward; backward]."""
+    x, *state = layer(x)
+    if cfg.bidirectional:  # state: fh, fc, bh, bc -> concat(fh, bh), concat(fc, bc)
+        half = len(state) // 2
+        state = [layers.Concatenate(name=f"encoder_{kind}{k}_both")([f, b])
+                 for kind, f, b in zip(state_kinds(cfg.cell), state[:half], state[half:])]
+    return x, state
+
+
 def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
-    """Teacher-forced model: inputs ``source`` and ``target_input``, output per-step logits or values."""
+    """Teacher-forced model: inputs ``source`` and ``target_input``, output per-step logits or values.
+
+    With ``cfg.dropout``, Dropout layers sit on every non-recurrent connection
+    (inputs of each recurrent layer, and the output layer's input); they are
+    identities at inference, so the inference models simply leave them out.
+    """
+    drop = (lambda t: layers.Dropout(cfg.dropout)(t)) if cfg.dropout else (lambda t: t)
     source = _source_input(sides)
     x = _embed_source(source, sides, cfg, mask=True)
     states = []
     for k in range(cfg.layers):
-        x, *state = _rnn(cfg, f"encoder_rnn_{k}")(x)  # x: (batch, time, units); state: [h] or [h, c]
+        x, state = _encode(_encoder_rnn(cfg, k), drop(x), cfg, k)  # x: (batch, time, units); state: [h] or [h, c]
         states.append(state)
     if sides.target_kind == "tokens":
         target_input = keras.Input((None,), dtype="int32", name="target_input")
@@ -62,8 +88,8 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
         target_input = keras.Input((None, sides.target_size), dtype="float32", name="target_input")
         y = target_input
     for k in range(cfg.layers):
-        y, *_ = _rnn(cfg, f"decoder_rnn_{k}")(y, initial_state=states[k])  # (batch, steps, units)
-    output = layers.Dense(sides.target_size, name="output")(y)  # (batch, steps, vocab or features)
+        y, *_ = _rnn(cfg, f"decoder_rnn_{k}")(drop(y), initial_state=states[k])  # (batch, steps, units)
+    output = layers.Dense(sides.target_size, name="output")(drop(y))  # (batch, steps, vocab or features)
     return keras.Model([source, target_input], output, name="seq2seq")
 
 
@@ -77,7 +103,7 @@ def build_encoder(model: keras.Model, cfg: ModelConfig, sides: Sides, *, masked:
     x = _embed_source(source, sides, cfg, mask=masked, model=model)
     outputs = []
     for k in range(cfg.layers):
-        x, *state = model.get_layer(f"encoder_rnn_{k}")(x)
+        x, state = _encode(model.get_layer(f"encoder_rnn_{k}"), x, cfg, k)
         outputs += [layers.Identity(name=f"{kind}{k}")(t) for kind, t in zip(state_kinds(cfg.cell), state)]
     return keras.Model(source, outputs, name="encoder")
 
