@@ -16,6 +16,8 @@ from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
 
 __all__ = ["main"]
 
+TENSORFLOW_COMMANDS = {"quickstart", "train", "export", "export-keras", "bench"}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status (0 ok, 1 error, 2 usage)."""
@@ -27,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.inputs += extra
     try:
+        if args.command in TENSORFLOW_COMMANDS:
+            from seq2seq_edge.quiet import import_tensorflow
+
+            import_tensorflow()
         return args.func(args)
     except (Seq2SeqEdgeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

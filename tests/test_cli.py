@@ -85,3 +85,16 @@ def test_quickstart_small(tmp_path):
     assert 0.0 <= result["accuracy"] <= 1.0
     assert result["keras_us_per_token"] > result["runtime_us_per_token"] > 0
     assert (tmp_path / "qs" / "bundle" / "manifest.json").is_file()
+
+
+def test_native_stderr_filter_drops_tensorflow_notices_and_keeps_the_rest(capfd):
+    import os
+
+    from seq2seq_edge.quiet import native_stderr_filtered
+
+    with native_stderr_filtered():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                    b"I0000 00:00:1795498031.672800   29236 port.cc:153] oneDNN custom operations are on.\n"
+                    b"I0000 00:00:1795498031.673117   29236 cudart_stub.cc:31] Could not find cuda drivers\n"
+                    b"E0000 00:00:1795498031.673117   29236 real.cc:1] something real failed\n")
+    assert capfd.readouterr().err == "E0000 00:00:1795498031.673117   29236 real.cc:1] something real failed\n"
