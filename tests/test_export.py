@@ -108,3 +108,20 @@ def test_default_mode_is_the_fastest_exact_one(exported_dates):
     report = exported_dates.parity
     assert m.default_mode == ("fused-int8" if report.modes["fused-int8"]["tokens_identical"] else "fused")
     assert report.modes["fused"]["tokens_identical"] and report.modes["step"]["tokens_identical"]
+
+
+def test_step_parity_measures_each_step_from_the_same_state():
+    """A step graph off by 1e-6 per call reports 1e-6, not the drift of 50 steps each run on its own state."""
+    from seq2seq_edge.export.parity import _lockstep
+
+    class Engine:
+        def __init__(self, error: float):
+            self.error = error
+
+        def step(self, x, state):
+            h = state["h0"] * 1.5 + 1.0 + self.error  # a map that amplifies differences, as trained RNNs can
+            return x + self.error, {"h0": h}
+
+    state = {"h0": np.zeros((2, 3))}
+    worst_state, worst_out = _lockstep(Engine(0.0), Engine(1e-6), state, np.zeros((2, 4)), 50, lambda y: y)
+    assert worst_state == pytest.approx(1e-6, rel=0.05) and worst_out == pytest.approx(1e-6, rel=0.05)
