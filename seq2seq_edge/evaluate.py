@@ -47,18 +47,24 @@ def evaluate_bundle(path: str | Path, beam_width: int = 5) -> dict:
 
 
 def g2p_metrics(model, pairs: list[tuple[str, str]], beam_width: int) -> dict:
-    """PER and WER on the test words (a word is right if it matches any of its pronunciations)."""
+    """PER and WER on the test words (a word is right if it matches any of its pronunciations).
+
+    ``greedy``: the bundle's default mode; ``greedy_by_mode``: every decode mode
+    (fp32 and int8); ``beam{width}``: beam search, which runs the fp32 step graph.
+    """
     from seq2seq_edge.runtime import DecodeOptions
     from seq2seq_edge.training.tasks.g2p import references
 
     refs = references(pairs)
     words = sorted(refs)
-    result = {}
-    for name, options in (("greedy", None), (f"beam{beam_width}", DecodeOptions("beam", beam_width=beam_width))):
-        outputs = [o for i in range(0, len(words), BATCH)
-                   for o in model.generate_text(words[i:i + BATCH], options=options)]
-        result[name] = phoneme_word_error_rates(dict(zip(words, outputs)), refs)
-    return result
+
+    def rates(**kwargs) -> dict:
+        outputs = [o for i in range(0, len(words), BATCH) for o in model.generate_text(words[i:i + BATCH], **kwargs)]
+        return phoneme_word_error_rates(dict(zip(words, outputs)), refs)
+
+    by_mode = {mode: rates(mode=mode) for mode in model.modes}
+    return {"greedy": by_mode[model.manifest.default_mode], "greedy_by_mode": by_mode,
+            f"beam{beam_width}": rates(options=DecodeOptions("beam", beam_width=beam_width))}
 
 
 def token_metrics(model, pairs: list[tuple[str, str]]) -> dict:

@@ -79,6 +79,8 @@ def test_quick_train_export_evaluate(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(bundle), "--beam-width", "3"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["task"] == "g2p" and set(result) == {"task", "greedy", "beam3"}
-    for rates in (result["greedy"], result["beam3"]):
+    assert result["task"] == "g2p" and set(result) == {"task", "greedy", "greedy_by_mode", "beam3"}
+    assert set(result["greedy_by_mode"]) == {"step", "fused", "fused-int8"}
+    assert result["greedy_by_mode"]["step"] == result["greedy_by_mode"]["fused"]  # both exact fp32 decodes
+    for rates in (result["greedy"], result["beam3"], *result["greedy_by_mode"].values()):
         assert rates["words"] == 75 and 0 <= rates["per"] and 0 <= rates["wer"] <= 1
