@@ -97,7 +97,8 @@ class TrainConfig:
     """How to fit: data size and split, epochs, batch size, optimiser, seed, early stopping.
 
     ``lr_patience``: halve the learning rate after this many epochs without a
-    better validation loss (0 keeps it constant); ``patience``: stop after this
+    better validation loss, down to 1/64 of ``learning_rate`` (0 keeps it
+    constant); ``patience``: stop after this
     many, keeping the best weights (0 trains every epoch).
     """
 
