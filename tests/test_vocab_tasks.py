@@ -88,6 +88,7 @@ def test_unknown_task():
     (lambda: ModelConfig(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
     (lambda: ModelConfig(cell="gru", bidirectional=True),
      r"bidirectional encoders are built with LSTM cells only, got cell='gru'"),
+    (lambda: ModelConfig(bidirectional="yes"), r"bidirectional must be true or false, got 'yes'"),
     (lambda: ModelConfig(units=15, bidirectional=True), r"units must be even, got 15"),
     (lambda: TrainConfig(lr_patience=-2), r"lr_patience must be an integer >= 0 \(0 keeps the learning rate"),
     (lambda: TrainConfig(epochs=0), r"epochs must be a positive integer, got 0"),
