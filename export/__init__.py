@@ -1,14 +1,23 @@
-"""seq2seq_edge.export: Keras -> verified ONNX bundles (encoder, single-step decoder, manifest)."""
+"""seq2seq_edge.export: Keras -> verified ONNX bundles (encoder, single-step decoder, manifest).
+
+Importing this package imports neither TensorFlow nor onnx; the names below
+import them when first used, so that its numpy-only modules (``metrics``,
+``parity``) serve commands that never convert a model.
+"""
 
 import os
+from importlib import import_module
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .api import ExportResult, ParityError, export_run  # noqa: E402
-from .autoencoder import AutoencoderParity, export_autoencoder  # noqa: E402
-from .byo import export_keras  # noqa: E402
-from .convert import ExportError  # noqa: E402
-from .parity import ParityReport  # noqa: E402
+_PUBLIC = {"export_run": "api", "ExportResult": "writing", "ParityError": "writing", "export_keras": "byo",
+           "export_autoencoder": "autoencoder", "AutoencoderParity": "autoencoder", "ExportError": "convert",
+           "ParityReport": "parity"}
 
-__all__ = ["export_run", "export_keras", "export_autoencoder", "ExportResult", "ExportError", "ParityError",
-           "ParityReport", "AutoencoderParity"]
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

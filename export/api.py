@@ -6,41 +6,24 @@ checked for parity against Keras; only then does it move to its destination.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from seq2seq_edge.fsutil import atomic_directory
-from seq2seq_edge.runtime.bundle import sha256_bytes
-from seq2seq_edge.runtime.manifest import FeatureSpec, GraphSpec
-from seq2seq_edge.runtime.loader import load
-from seq2seq_edge.training.inference import KerasSeq2Seq
-from seq2seq_edge.training.models import build_decoder_step, build_encoder, state_kinds
-from seq2seq_edge.training.rundir import RunDir
-from seq2seq_edge.training.tasks import make_splits
-
-from .convert import OPSET, ExportError, add_sequence_lengths, interface, keras_to_onnx, name_axes
+from ..runtime.contract import state_kinds
+from ..runtime.manifest import FeatureSpec, GraphSpec
+from ..training.fsutil import atomic_directory
+from ..training.inference import KerasSeq2Seq
+from ..training.models import build_decoder_step, build_encoder
+from ..training.rundir import RunDir
+from ..training.tasks import make_splits
+from .autoencoder import find_encoder_half, write_autoencoder_bundle
+from .convert import OPSET
 from .manifest_builder import build_manifest, data_record
-from .parity import ParityReport, feature_parity, token_parity
+from .parity import ParityReport, default_mode, feature_parity, token_parity
+from .writing import ENCODER_FILE, ExportResult, write_graph, write_seq2seq_graphs, write_verified
 
-__all__ = ["export_run", "ExportResult", "ParityError"]
-
-ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder_step.onnx", "manifest.json"
-
-
-class ParityError(ExportError):
-    """The exported graphs disagree with Keras beyond tolerance; nothing was written."""
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """Where the bundle went and the parity measured on the way."""
-
-    path: Path
-    parity: Any  # ParityReport, or AutoencoderParity for autoencoders
+__all__ = ["export_run"]
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, parity_samples: int = 256,
@@ -58,28 +41,20 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
     with atomic_directory(out, force) as tmp:
         graphs = _write_graphs(model, config, tmp, opset)
         modes = _write_fused(model, config, vocabs, graphs, tmp, opset)
-        write_manifest(tmp, build_manifest(config, graphs, vocabs, {}, opset, modes).to_dict())
-        report = _parity(KerasSeq2Seq.from_run(model, config), load(tmp), config, parity_samples, parity_inputs)
-        if not report.ok:
-            raise ParityError(f"parity check failed, nothing written: {report.summary()}")
-        default = _default_mode(report, modes)
-        write_manifest(tmp, build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes, default).to_dict())
-        load(tmp)  # the final bundle must load and verify as written
+        keras_ref = KerasSeq2Seq.from_run(model, config)
+
+        def manifest(report: ParityReport | None) -> dict:
+            if report is None:
+                return build_manifest(config, graphs, vocabs, {}, opset, modes).to_dict()
+            return build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes,
+                                  default_mode(report, modes)).to_dict()
+
+        report = write_verified(tmp, manifest, lambda runtime: _parity(keras_ref, runtime, config, parity_samples,
+                                                                      parity_inputs))
     return ExportResult(Path(out), report)
 
 
-SPEED_ORDER = ("fused-int8", "fused", "step")  # fastest first, as `seq2seq-edge bench` measures
-
-
-def _default_mode(report: ParityReport, modes: dict) -> str:
-    """The fastest mode whose held-out decode matched Keras exactly (int8 only when it did)."""
-    exact = set(report.exact_modes()) & set(modes)
-    return next(mode for mode in SPEED_ORDER if mode in exact)
-
-
-def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int) -> "ExportResult":
-    from .autoencoder import find_encoder_half, write_autoencoder_bundle
-
+def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int) -> ExportResult:
     config, model = run.config, run.load_model()
     splits = make_splits(config.task, config.train)
     held_out = splits.test if isinstance(splits.test, np.ndarray) else splits.test[0]  # raw windows
@@ -126,41 +101,6 @@ def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Pa
     return {"step": {"encoder": "encoder", "decoder": "decoder_step"},
             "fused": {"encoder": "encoder", "decoder": "decode_loop"},
             "fused-int8": {"encoder": "encoder_int8", "decoder": "decode_loop_int8"}}
-
-
-def write_graph(proto, folder: Path, file: str) -> GraphSpec:
-    """Serialise one ONNX model into the bundle folder and describe it for the manifest."""
-    data = proto.SerializeToString()
-    (folder / file).write_bytes(data)
-    inputs, outputs = interface(proto)
-    return GraphSpec(file, sha256_bytes(data), inputs, outputs)
-
-
-def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
-                         lstm_layers_with_lengths: int | None = None) -> dict[str, GraphSpec]:
-    """Convert our-named Keras encoder and decoder_step models and write them into ``folder``.
-
-    ``lstm_layers_with_lengths``: add the ``source_length`` input to that many LSTM ops.
-    """
-    dec = keras_to_onnx(decoder, opset)
-    name_axes(dec, {v.name: ("batch", None) for v in list(dec.graph.input) + list(dec.graph.output)})
-    graphs = {"decoder_step": write_graph(dec, folder, DECODER_FILE)}
-    if encoder is None:  # the caller builds the encoder itself
-        return graphs
-    enc = keras_to_onnx(encoder, opset)
-    if lstm_layers_with_lengths:
-        add_sequence_lengths(enc, "source_length", expected_lstms=lstm_layers_with_lengths)
-    source_rank = len(encoder.inputs[0].shape)
-    batch_only = {o.name: ("batch", None) for o in enc.graph.output}
-    name_axes(enc, {"source": ("batch", "time") + (None,) * (source_rank - 2), **batch_only})
-    graphs["encoder"] = write_graph(enc, folder, ENCODER_FILE)
-    return graphs
-
-
-def write_manifest(folder: Path, data: dict) -> None:
-    """Write manifest.json (UTF-8, readable)."""
-    text = json.dumps(data, indent=1, ensure_ascii=False)
-    (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
 
 
 def _parity(keras_ref: KerasSeq2Seq, runtime, config, samples: int, inputs: list[str] | None) -> ParityReport:

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq_edge.fsutil import atomic_directory
-from seq2seq_edge.runtime.bundle import sha256_bytes
-from seq2seq_edge.runtime.inputs import normalise
-from seq2seq_edge.runtime.loader import load
-from seq2seq_edge.runtime.manifest import AutoencoderManifest, FeatureSpec, GraphSpec
-
-from .convert import OPSET, ExportError, interface, keras_to_onnx, name_axes
-from .support import all_layers, cell_of_layer, check_supported_layers
+from ..runtime.contract import LATENT, RECONSTRUCTION, SOURCE
+from ..runtime.inputs import normalise
+from ..runtime.manifest import AutoencoderManifest, FeatureSpec
+from ..training.fsutil import atomic_directory
+from .convert import OPSET, ExportError, keras_to_onnx, name_axes
 from .manifest_builder import versions
 from .parity import STEP_TOLERANCE
+from .support import all_layers, cell_of_layer, check_supported_layers
+from .writing import ExportResult, write_graph, write_verified
 
 __all__ = ["AutoencoderParity", "export_autoencoder", "write_autoencoder_bundle", "find_encoder_half"]
 
@@ -58,7 +57,7 @@ def _renamed(model, output_name: str):
     """A wrapper whose input is 'source' (any batch size) and whose output carries ``output_name``."""
     import keras
 
-    source = keras.Input(tuple(model.inputs[0].shape[1:]), name="source")
+    source = keras.Input(tuple(model.inputs[0].shape[1:]), name=SOURCE)
     return keras.Model(source, keras.layers.Identity(name=output_name)(model(source)), name=output_name)
 
 
@@ -93,34 +92,26 @@ def check_autoencoder(model, encoder) -> tuple[int, int]:
 
 def write_autoencoder_bundle(model, encoder, out: str | Path, *, source: FeatureSpec, anomaly: dict | None,
                              task: str | None, held_out: np.ndarray, force: bool = False, opset: int = OPSET,
-                             data: dict | None = None):
+                             data: dict | None = None) -> ExportResult:
     """Convert, verify against Keras on ``held_out`` raw windows, and write the bundle atomically."""
-    from .api import ExportResult, ParityError, write_manifest
-
     window, features = check_autoencoder(model, encoder)
     enc_units, dec_units = _units(model, encoder)
     with atomic_directory(out, force) as tmp:
         graphs = {}
-        for key, keras_model in (("autoencoder", _renamed(model, "reconstruction")),
-                                 ("encoder", _renamed(encoder, "latent"))):
+        for key, keras_model in (("autoencoder", _renamed(model, RECONSTRUCTION)),
+                                 ("encoder", _renamed(encoder, LATENT))):
             proto = keras_to_onnx(keras_model, opset)
             name_axes(proto, {v.name: ("batch",) + (None,) * (len(v.type.tensor_type.shape.dim) - 1)
                               for v in list(proto.graph.input) + list(proto.graph.output)})
-            serialized = proto.SerializeToString()
-            (tmp / f"{key}.onnx").write_bytes(serialized)
-            graphs[key] = GraphSpec(f"{key}.onnx", sha256_bytes(serialized), *interface(proto))
+            graphs[key] = write_graph(proto, tmp, f"{key}.onnx")
 
-        def manifest(parity: dict) -> dict:
+        def manifest(report: AutoencoderParity | None) -> dict:
             return AutoencoderManifest(cell=_cell(model), encoder_units=enc_units, decoder_units=dec_units,
                                        graphs=graphs, source=source, window=window, anomaly=anomaly, task=task,
-                                       parity=parity, versions=versions(opset), data=data).to_dict()
+                                       parity=report.to_dict() if report else {}, versions=versions(opset),
+                                       data=data).to_dict()
 
-        write_manifest(tmp, manifest({}))
-        report = _parity(model, encoder, load(tmp), source, held_out)
-        if not report.ok:
-            raise ParityError(f"parity check failed, nothing written: {report.summary()}")
-        write_manifest(tmp, manifest(report.to_dict()))
-        load(tmp)
+        report = write_verified(tmp, manifest, lambda runtime: _parity(model, encoder, runtime, source, held_out))
     return ExportResult(Path(out), report)
 
 
@@ -136,7 +127,7 @@ def _parity(model, encoder, runtime, source: FeatureSpec, raw: np.ndarray) -> Au
 
 
 def export_autoencoder(model, out_dir: str | Path, *, encoder=None, force: bool = False,
-                       threshold: float | None = None, samples: np.ndarray | None = None):
+                       threshold: float | None = None, samples: np.ndarray | None = None) -> ExportResult:
     """Export a user's Keras sequence autoencoder (e.g. a Sequential with RepeatVector and TimeDistributed).
 
     ``encoder`` is the encoder half (source -> latent vector); by default the layers

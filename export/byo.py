@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Sequence
 
 
-from seq2seq_edge.runtime.vocab import Vocabulary
+from ..runtime.contract import SOURCE, STATE_KINDS as KINDS, STEP_INPUT, STEP_OUTPUTS, state_output
+from ..runtime.vocab import Vocabulary
 
+from .byo_bundle import write_byo_bundle
 from .convert import ExportError
 from .support import all_layers, cell_of_layer, check_supported_layers
 
 __all__ = ["export_keras", "StateSlot", "decoder_contract"]
-
-KINDS = {"lstm": ("h", "c"), "gru": ("h",)}
-
 
 @dataclass(frozen=True)
 class StateSlot:
@@ -148,10 +147,10 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
     src_t = encoder_model.inputs[0]
     src_kind = _side_kind(src_t, source_tokens, "source")
     if src_kind == "features":
-        source = keras.Input(tuple(src_t.shape[1:]), name="source")
+        source = keras.Input(tuple(src_t.shape[1:]), name=SOURCE)
         x = source
     else:
-        source = keras.Input(tuple(src_t.shape[1:2]), dtype="int32", name="source")
+        source = keras.Input(tuple(src_t.shape[1:2]), dtype="int32", name=SOURCE)
         x = _one_hot(len(source_tokens), "source_one_hot")(source) if src_kind == "one_hot" else source
     outs = encoder_model(x)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
@@ -161,10 +160,10 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
     tgt_kind = _side_kind(step_t, target_tokens, "target")
     if tgt_kind == "features":
         width = step_t.shape[-1]
-        step = keras.Input((width,), name="step_input")
+        step = keras.Input((width,), name=STEP_INPUT)
         y = layers.Reshape((1, width))(step) if len(step_t.shape) == 3 else step
     else:
-        step = keras.Input((1,), dtype="int32", name="step_input")
+        step = keras.Input((1,), dtype="int32", name=STEP_INPUT)
         y = _one_hot(len(target_tokens), "target_one_hot")(step) if tgt_kind == "one_hot" else step
     states = {s.name: keras.Input((s.size,), name=s.name) for s in contract.slots}
     args = [None] * len(decoder_model.inputs)
@@ -176,9 +175,9 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
     result = layers.Reshape((width,))(outs[contract.step_output_index])  # (batch, vocab or features)
     if contract.probabilities:  # log-probabilities are logits: the runtime sees one kind of output
         result = layers.Lambda(lambda p: keras.ops.log(keras.ops.maximum(p, 1e-30)), name="log_probs")(result)
-    name = "prediction" if tgt_kind == "features" else "logits"
+    name = STEP_OUTPUTS["features" if tgt_kind == "features" else "tokens"]
     outputs = [layers.Identity(name=name)(result)]
-    outputs += [layers.Identity(name=f"{s.name}_out")(outs[s.output_index]) for s in contract.slots]
+    outputs += [layers.Identity(name=state_output(s.name))(outs[s.output_index]) for s in contract.slots]
     decoder = keras.Model([step] + [states[s.name] for s in contract.slots], outputs, name="decoder_step")
     return encoder, decoder, src_kind, tgt_kind
 
@@ -197,8 +196,6 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     Real-valued decoders start from ``first_input`` ('zeros' or 'last_source_step').
     Parity is checked on ``samples`` or on seeded random inputs.
     """
-    from .byo_bundle import write_byo_bundle
-
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
     check_supported_layers(encoder_model)

@@ -6,33 +6,33 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq_edge.fsutil import atomic_directory
-from seq2seq_edge.runtime.loader import load
-from seq2seq_edge.runtime.manifest import FeatureSpec, IONames, Manifest, StateSpec, TokenSpec
-from seq2seq_edge.training.inference import KerasSeq2Seq
-
-from .api import ExportResult, ParityError, write_manifest, write_seq2seq_graphs
+from ..runtime.contract import SOURCE, STEP_OUTPUTS, state_output
+from ..runtime.manifest import FeatureSpec, IONames, Manifest, StateSpec, TokenSpec
+from ..training.fsutil import atomic_directory
+from ..training.inference import KerasSeq2Seq
 from .convert import OPSET
 from .manifest_builder import versions
-from .parity import feature_parity, token_parity
+from .parity import ParityReport, feature_parity, token_parity
 from .support import all_layers, cell_of_layer
+from .writing import ExportResult, write_seq2seq_graphs, write_verified
 
 __all__ = ["write_byo_bundle"]
 
 
 def _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_input, parity) -> Manifest:
     source_vocab, target_vocab = vocabs
-    state = tuple(StateSpec(s.name, s.layer, s.kind, s.size, f"{s.name}_out",
+    state = tuple(StateSpec(s.name, s.layer, s.kind, s.size, state_output(s.name),
                             init="encoder" if s.name in feeds else "zeros",
                             encoder_output=s.name if s.name in feeds else None) for s in contract.slots)
-    enc_src = graphs["encoder"].input("source")
-    dec_out = graphs["decoder_step"].output("logits" if target_vocab else "prediction")
+    step_output = STEP_OUTPUTS["tokens" if target_vocab else "features"]
+    enc_src = graphs["encoder"].input(SOURCE)
+    dec_out = graphs["decoder_step"].output(step_output)
     source = TokenSpec(source_vocab) if source_vocab else FeatureSpec(
         enc_src.shape[-1], (0.0,) * enc_src.shape[-1], (1.0,) * enc_src.shape[-1])
     target = TokenSpec(target_vocab) if target_vocab else FeatureSpec(
         dec_out.shape[-1], (0.0,) * dec_out.shape[-1], (1.0,) * dec_out.shape[-1])
     io = IONames(source_length=None, padding="none" if source_vocab else None,
-                 step_output="logits" if target_vocab else "prediction")
+                 step_output=step_output)
     layer_units = lambda model: tuple(l.units for l in all_layers(model) if cell_of_layer(l))  # noqa: E731
     decoder_units = tuple(s.size for s in contract.slots if s.kind == "h")
     return Manifest(family="seq2seq", cell=contract.cell, encoder_units=layer_units(encoder_model),
@@ -60,20 +60,19 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
         graphs = write_seq2seq_graphs(encoder, decoder, tmp, OPSET)
         build = lambda parity: _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps,  # noqa: E731
                                          first_input, parity)
-        write_manifest(tmp, build({}).to_dict())
-        runtime = load(tmp)
-        x = _default_samples(runtime, encoder) if samples is None else samples
-        if vocabs[0] is not None:
-            if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
-                lengths = {len(runtime.source_vocab.encode(t)) for t in x}
-                x = [t for t in x if len(runtime.source_vocab.encode(t)) == max(lengths)]  # no padding in Keras
-                x = runtime.source_vocab.encode_batch(x)[0]
-            ids = np.asarray(x, np.int32)
-            report = token_parity(keras_ref, runtime, ids, np.full(len(ids), ids.shape[1], np.int32))
-        else:
-            report = feature_parity(keras_ref, runtime, np.asarray(x, np.float32))
-        if not report.ok:
-            raise ParityError(f"parity check failed, nothing written: {report.summary()}")
-        write_manifest(tmp, build(report.to_dict()).to_dict())
-        load(tmp)
+        report = write_verified(tmp, lambda report: build(report.to_dict() if report else {}).to_dict(),
+                                lambda runtime: _measure(keras_ref, runtime, encoder, samples))
     return ExportResult(Path(out), report)
+
+
+def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, samples) -> ParityReport:
+    """Parity on ``samples`` (texts, ids or feature windows) or on seeded random inputs."""
+    x = _default_samples(runtime, encoder) if samples is None else samples
+    if isinstance(runtime.manifest.source, FeatureSpec):
+        return feature_parity(keras_ref, runtime, np.asarray(x, np.float32))
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
+        lengths = {len(runtime.source_vocab.encode(t)) for t in x}
+        x = [t for t in x if len(runtime.source_vocab.encode(t)) == max(lengths)]  # no padding in Keras
+        x = runtime.source_vocab.encode_batch(x)[0]
+    ids = np.asarray(x, np.int32)
+    return token_parity(keras_ref, runtime, ids, np.full(len(ids), ids.shape[1], np.int32))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
-from seq2seq_edge.runtime.manifest import TensorSpec
+from ..runtime.errors import Seq2SeqEdgeError
+from ..runtime.manifest import TensorSpec
 
 __all__ = ["ExportError", "keras_to_onnx", "name_axes", "add_sequence_lengths", "interface"]
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..runtime.contract import LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS
 from .convert import ExportError
 
 __all__ = ["RecurrentWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder", "quantize_loop",
-           "quantize_model", "decoder_weights", "LOOP_INPUT", "LOOP_STEPS"]
-
-LOOP_INPUT, LOOP_STEPS = "first_input", "max_steps"
+           "quantize_model", "decoder_weights"]
 ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 
 
@@ -218,7 +217,7 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
     stacked = g.op("Loop", loop_inputs + flat, outputs=[g.name("final") for _ in carried] + [g.name("stacked")],
                    body=body_graph)[-1]  # (trips, unroll, batch[, features])
     shape = g.op("Concat", [g.const(np.array([-1], np.int64)), g.op("Shape", [LOOP_INPUT])], axis=0)
-    result = "tokens" if tokens else "predictions"
+    result = LOOP_OUTPUTS["tokens" if tokens else "features"]
     g.op("Reshape", [stacked, shape], outputs=[result])  # (trips * unroll, batch[, features])
     graph = helper.make_graph(
         g.nodes, "decode_loop",

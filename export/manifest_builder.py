@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib.metadata as md
 
-from seq2seq_edge.runtime.manifest import (FeatureSpec, GraphSpec, IONames, Manifest, StateSpec, TokenSpec)
-from seq2seq_edge.runtime.vocab import Vocabulary
-from seq2seq_edge.training.config import RunConfig
-from seq2seq_edge.training.models import state_names, step_output_name
+from ..runtime.contract import SOURCE_LENGTH, STEP_OUTPUTS, state_names, state_output
+from ..runtime.manifest import FeatureSpec, GraphSpec, IONames, Manifest, StateSpec, TokenSpec
+from ..runtime.vocab import Vocabulary
+from ..training.config import RunConfig
 
 __all__ = ["build_manifest", "versions", "data_record"]
 
@@ -25,7 +25,7 @@ def versions(opset: int) -> dict[str, str | int]:
 
 def data_record(config: RunConfig) -> dict | None:
     """How the run's task data was made: enough for `evaluate` to rebuild the test split."""
-    from seq2seq_edge.training.tasks import TASKS
+    from ..training.tasks import TASKS
 
     if config.task not in TASKS:
         return None
@@ -38,8 +38,8 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
                    parity: dict, opset: int, modes: dict | None = None, default_mode: str = "step") -> Manifest:
     """The manifest for a run: state contract h{k}/c{k} -> h{k}_out/c{k}_out, sides, decode limits."""
     units = config.model.units
-    state = tuple(StateSpec(name=f"{kind}{k}", layer=k, kind=kind, size=units, output=f"{kind}{k}_out",
-                            init="encoder", encoder_output=f"{kind}{k}") for k, kind in state_names(config.model))
+    state = tuple(StateSpec(name=name, layer=k, kind=kind, size=units, output=state_output(name), init="encoder",
+                            encoder_output=name) for k, kind, name in state_names(config.model.cell, config.model.layers))
     sides = config.sides
     if sides.target_kind == "tokens":
         source, target = (TokenSpec(v) for v in vocabs)
@@ -51,8 +51,8 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
         first_input = "last_source_step"
     # Our encoders take per-row lengths (the native LSTM / GRU op's sequence_lens); see export/api.py.
     padding = "lengths" if sides.source_kind == "tokens" else None
-    io = IONames(source_length="source_length" if padding == "lengths" else None, padding=padding,
-                 step_output=step_output_name(sides))
+    io = IONames(source_length=SOURCE_LENGTH if padding == "lengths" else None, padding=padding,
+                 step_output=STEP_OUTPUTS[sides.target_kind])
     layers = (units,) * config.model.layers
     return Manifest(family="seq2seq", cell=config.model.cell, encoder_units=layers, decoder_units=layers,
                     graphs=graphs, state=state, source=source, target=target, io=io,

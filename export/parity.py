@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from seq2seq_edge.metrics import token_agreement
-from seq2seq_edge.runtime.inputs import normalise
+from .metrics import token_agreement
+from ..runtime.inputs import normalise
 
-__all__ = ["ParityReport", "token_parity", "feature_parity", "STEP_TOLERANCE", "DECODE_TOLERANCE"]
+__all__ = ["ParityReport", "token_parity", "feature_parity", "default_mode", "STEP_TOLERANCE", "DECODE_TOLERANCE"]
 
 STEP_TOLERANCE = 1e-4    # max abs difference of states and step outputs
 DECODE_TOLERANCE = 1e-3  # max abs difference over a whole real-valued decode, data units
@@ -63,6 +63,18 @@ class ParityReport:
                 text += f"; {mode}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                   for k, v in r.items())
         return text
+
+
+SPEED_ORDER = ("fused-int8", "fused", "step")  # fastest first, as `seq2seq-edge bench` measures
+
+
+def default_mode(report: ParityReport, modes: dict) -> str:
+    """The fastest of ``modes`` whose held-out decode matched Keras exactly (int8 only when it did).
+
+    Step mode is the fallback: export refuses a bundle whose step mode does not match (``ok``).
+    """
+    exact = set(report.exact_modes()) & set(modes)
+    return next((mode for mode in SPEED_ORDER if mode in exact), "step")
 
 
 def _max_diff(a: dict, b: dict) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from .contract import LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS
 from .errors import BundleError
 from .manifest import AutoencoderManifest, FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec, parse_manifest
 
@@ -160,9 +161,6 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
             "step_input")
 
 
-LOOP_INPUT, LOOP_STEPS = "first_input", "max_steps"
-
-
 def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
     """A fused decode graph: states, first_input and max_steps in; tokens or predictions out."""
     names = {t.name for t in graph.inputs}
@@ -174,10 +172,10 @@ def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
     _expect(graph.input(LOOP_STEPS), (), "max_steps")
     if isinstance(m.target, TokenSpec):
         _expect(graph.input(LOOP_INPUT), ("batch",), "first_input")
-        _expect(graph.output("tokens"), ("steps", "batch"), "tokens")
+        _expect(graph.output(LOOP_OUTPUTS["tokens"]), ("steps", "batch"), "tokens")
     else:
         _expect(graph.input(LOOP_INPUT), ("batch", m.target.features), "first_input")
-        _expect(graph.output("predictions"), ("steps", "batch", m.target.features), "predictions")
+        _expect(graph.output(LOOP_OUTPUTS["features"]), ("steps", "batch", m.target.features), "predictions")
 
 
 def _check_autoencoder(m: AutoencoderManifest) -> None:

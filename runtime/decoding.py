@@ -1,45 +1,75 @@
-"""Decode loops over a single-step function. State lives in local variables only."""
+"""The one decode loop. Every strategy (greedy, sampling, beam search, streaming, the real-valued
+rollout) is a small search object driven by ``run`` over a single-step function.
+
+    step(x, state) -> (output, next_state)     x: ids (batch,) or features (batch, features)
+
+A search picks each next input from the step's output and may reorder the rows of
+the state (beam search does). State is a dict of named (batch, size) arrays held in
+local variables only, never in an object that outlives the call.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-__all__ = ["greedy_tokens", "rollout_features"]
+__all__ = ["State", "StepFn", "Search", "run", "decode", "FeedBack", "rollout_features"]
 
-State = dict[str, np.ndarray]
-StepFn = Callable[[np.ndarray, State], tuple[np.ndarray, State]]
+State = dict[str, np.ndarray]                                     # name -> (batch, size)
+StepFn = Callable[[np.ndarray, State], tuple[np.ndarray, State]]  # (input, state) -> (output, next state)
 
 
-def greedy_tokens(step: StepFn, state: State, start: np.ndarray, end_id: int, max_steps: int,
-                  pad_id: int) -> list[np.ndarray]:
-    """Greedy argmax decode of a batch; each row stops at its own end id or at max_steps.
+class Search(Protocol):
+    """What ``run`` needs of a strategy."""
 
-    Returns one int32 array of ids per row, without the end id.
-    """
-    batch = start.shape[0]
-    tokens = start.astype(np.int32)  # (batch,)
-    out = np.full((batch, max_steps), pad_id, dtype=np.int32)  # (batch, max_steps)
-    lengths = np.full(batch, max_steps, dtype=np.int64)
-    finished = np.zeros(batch, dtype=bool)
-    for t in range(max_steps):
-        logits, state = step(tokens, state)  # (batch, vocab)
-        tokens = logits.argmax(axis=-1).astype(np.int32)
-        ended = (tokens == end_id) & ~finished
-        lengths[ended] = t
-        finished |= ended
-        out[:, t] = np.where(finished, pad_id, tokens)
-        if finished.all():
-            break
-    return [out[i, : lengths[i]] for i in range(batch)]
+    done: bool  # every row has finished: stop before max_steps
+
+    def start(self, state: State, first: np.ndarray) -> tuple[np.ndarray, State]:
+        """The first input and state (a beam search tiles both per beam)."""
+
+    def update(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Record one step's output; return the next input and the state rows to keep (None: as they are)."""
+
+
+def run(step: StepFn, state: State, first: np.ndarray, max_steps: int, search: Search) -> Iterator[np.ndarray]:
+    """Drive ``search`` for at most ``max_steps`` steps, yielding each step's chosen next input."""
+    x, state = search.start(state, first)
+    for _ in range(max_steps):
+        output, state = step(x, state)
+        x, rows = search.update(output)
+        if rows is not None:
+            state = {name: value[rows] for name, value in state.items()}
+        yield x
+        if search.done:
+            return
+
+
+def decode(step: StepFn, state: State, first: np.ndarray, max_steps: int, search: Search) -> Search:
+    """Run the loop to its end; returns ``search``, which now holds the result."""
+    for _ in run(step, state, first, max_steps, search):
+        pass
+    return search
+
+
+class FeedBack:
+    """Real-valued decoding: each prediction is the next input; ``outputs`` (batch, steps, features)."""
+
+    done = False
+
+    def start(self, state: State, first: np.ndarray) -> tuple[np.ndarray, State]:
+        self._rows: list[np.ndarray] = []
+        return first, state
+
+    def update(self, output: np.ndarray) -> tuple[np.ndarray, None]:
+        self._rows.append(output)  # (batch, features)
+        return output, None
+
+    @property
+    def outputs(self) -> np.ndarray:
+        return np.stack(self._rows, axis=1).astype(np.float32, copy=False)  # (batch, steps, features)
 
 
 def rollout_features(step: StepFn, state: State, first: np.ndarray, steps: int) -> np.ndarray:
     """Feed each prediction back as the next input for ``steps`` steps: (batch, steps, features)."""
-    x = first  # (batch, features)
-    out = np.empty((first.shape[0], steps, first.shape[1]), dtype=np.float32)
-    for t in range(steps):
-        x, state = step(x, state)  # (batch, features)
-        out[:, t] = x
-    return out
+    return decode(step, state, first, steps, FeedBack()).outputs

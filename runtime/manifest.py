@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .contract import LATENT, RECONSTRUCTION, SOURCE, SOURCE_LENGTH, STEP_INPUT, STEP_OUTPUTS
 from .errors import BundleError
 from .vocab import Vocabulary
 
@@ -121,10 +122,10 @@ class IONames:
     encodes rows of different lengths separately.
     """
 
-    source: str = "source"
-    source_length: str | None = "source_length"
-    step_input: str = "step_input"
-    step_output: str = "logits"
+    source: str = SOURCE
+    source_length: str | None = SOURCE_LENGTH
+    step_input: str = STEP_INPUT
+    step_output: str = STEP_OUTPUTS["tokens"]
     padding: str | None = "lengths"
 
     def __post_init__(self) -> None:
@@ -244,9 +245,9 @@ class AutoencoderManifest:
     graphs: dict[str, GraphSpec]
     source: FeatureSpec
     window: int
-    source_name: str = "source"
-    reconstruction_name: str = "reconstruction"
-    latent_name: str = "latent"
+    source_name: str = SOURCE
+    reconstruction_name: str = RECONSTRUCTION
+    latent_name: str = LATENT
     anomaly: dict[str, Any] | None = None
     task: str | None = None
     parity: dict[str, Any] = field(default_factory=dict)

@@ -7,16 +7,14 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .bundle import Bundle
-from .decoding import greedy_tokens, rollout_features
+from .decoding import FeedBack, State, decode, run
 from .errors import InputError
 from .inputs import check_features, check_lengths, check_state, check_texts, check_token_ids, normalise
 from .manifest import FeatureSpec, Manifest, TokenSpec
-from .strategies import DecodeOptions, Hypothesis, beam_search, chooser, sequential, token_steps
+from .strategies import DecodeOptions, Hypothesis, TokenSearch, make_search
 from .vocab import Vocabulary
 
 __all__ = ["Seq2SeqModel"]
-
-State = dict[str, np.ndarray]
 
 
 class Seq2SeqModel:
@@ -119,12 +117,12 @@ class Seq2SeqModel:
             start = np.full(batch, vocab.start_id, dtype=np.int32)
             if mode != "step":
                 return self._fused_tokens(mode, state, start, steps, vocab.end_id)
-            return greedy_tokens(self._step, state, start, vocab.end_id, steps, vocab.pad_id or 0)
+            return decode(self._step, state, start, steps, TokenSearch(vocab.end_id, scores=False)).sequences()
         first = self._first_features(source, first_input, batch)
         if mode != "step":
             out = self._fused(mode, state, first, steps).transpose(1, 0, 2)  # (batch, steps, features)
         else:
-            out = rollout_features(self._step, state, first, steps)  # (batch, steps, features)
+            out = decode(self._step, state, first, steps, FeedBack()).outputs  # (batch, steps, features)
         return out * np.asarray(m.target.std, np.float32) + np.asarray(m.target.mean, np.float32)
 
     def _fused(self, mode: str, state: State, first: np.ndarray, steps: int) -> np.ndarray:
@@ -162,8 +160,8 @@ class Seq2SeqModel:
         vocab = self.target_vocab
         state = self._encode(source, lengths, "step")
         start = np.full(next(iter(state.values())).shape[0], vocab.start_id, np.int32)
-        run = beam_search if options.strategy == "beam" else sequential
-        return run(self._step, state, start, vocab.end_id, steps, options)
+        search = decode(self._step, state, start, steps, make_search(options, vocab.end_id))
+        return search.hypotheses() if options.strategy == "beam" else search.hypotheses(options.length_penalty)
 
     def decode_text(self, texts: Sequence[str], options: DecodeOptions | None = None,
                     max_steps: int | None = None) -> list[list[tuple[str, float, float]]]:
@@ -180,6 +178,7 @@ class Seq2SeqModel:
         Token bundles: the step's token ids (batch,), -1 for rows that already ended
         (greedy or sampling; beam search only knows its best sequence at the end).
         Feature bundles: the step's rows (batch, features) in the data's units.
+        Arguments are checked and the source encoded when ``stream`` is called, not at the first ``next``.
         """
         options = options or DecodeOptions()
         steps = self._check_max_steps(max_steps)
@@ -187,19 +186,17 @@ class Seq2SeqModel:
         if options.strategy == "beam":
             raise InputError("stream supports the greedy and sample strategies; beam search only knows its best "
                              "sequence at the end: use decode()")
+        if isinstance(m.target, TokenSpec) and first_input is not None:
+            raise InputError("first_input applies to feature bundles only; token decoding starts at <s>")
         state = self._encode(source, lengths, "step")
         batch = next(iter(state.values())).shape[0]
         if isinstance(m.target, TokenSpec):
-            vocab = m.target.vocabulary
-            start = np.full(batch, vocab.start_id, np.int32)
-            for tokens, _, done in token_steps(self._step, state, start, vocab.end_id, steps, chooser(options)):
-                yield np.where(done, -1, tokens).astype(np.int32)
-            return
-        x = self._first_features(source, first_input, batch)
+            search = make_search(options, m.target.vocabulary.end_id)
+            start = np.full(batch, m.target.vocabulary.start_id, np.int32)
+            return (search.emitted for _ in run(self._step, state, start, steps, search))
+        first = self._first_features(source, first_input, batch)
         std, mean = np.asarray(m.target.std, np.float32), np.asarray(m.target.mean, np.float32)
-        for _ in range(steps):
-            x, state = self._step(x, state)
-            yield x * std + mean
+        return (x * std + mean for x in run(self._step, state, first, steps, FeedBack()))
 
     # -- internals ----------------------------------------------------------
     def _encode_feed(self, encoder, feed: dict[str, np.ndarray]) -> State:

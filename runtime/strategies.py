@@ -1,25 +1,26 @@
 """Decoding strategies for token bundles: greedy, sampling (temperature, top-k, top-p) and beam search.
 
-All of them are batched (each row finishes on its own), run over a single-step
-function ``step(tokens (batch,), state) -> (logits (batch, vocab), state)``,
-keep the state in local variables, and score every result with its
+Each is a search object for the one loop in decoding.py, over a single-step
+function ``step(tokens (batch,), state) -> (logits (batch, vocab), state)``.
+All are batched (each row finishes on its own, and a row's result does not
+depend on the batch it is in) and score every result with its
 log-probability (the end token included).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
+from .decoding import State, StepFn, decode
 from .errors import InputError
 
-__all__ = ["DecodeOptions", "Hypothesis", "STRATEGIES", "token_steps", "sequential", "beam_search", "log_softmax"]
+__all__ = ["DecodeOptions", "Hypothesis", "STRATEGIES", "TokenSearch", "BeamSearch", "make_search", "greedy_tokens",
+           "log_softmax"]
 
 STRATEGIES = ("greedy", "sample", "beam")
-State = dict[str, np.ndarray]
-StepFn = Callable[[np.ndarray, State], tuple[np.ndarray, State]]
 
 
 def _number(value, name: str, low: float, high: float | None = None, *, integer: bool = False,
@@ -71,11 +72,14 @@ class DecodeOptions:
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """One decoded sequence: its ids (end token excluded), total log-probability, and ranking score."""
+    """One decoded sequence: its ids (end token excluded), total log-probability (the end token's
+    included), ranking score ``log_prob / length ** length_penalty`` (length counts the end token),
+    and whether it ended (False: cut at max_steps)."""
 
     tokens: np.ndarray
     log_prob: float
     score: float
+    ended: bool = True
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -87,7 +91,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def chooser(options: DecodeOptions) -> Callable[[np.ndarray], np.ndarray]:
     """Picks next tokens (batch,) from log-probabilities (batch, vocab): argmax, or a filtered draw."""
     if options.strategy == "greedy":
-        return lambda logp: logp.argmax(axis=-1)
+        return _argmax
     rng = np.random.default_rng(options.seed)
 
     def sample(logp: np.ndarray) -> np.ndarray:
@@ -104,84 +108,120 @@ def chooser(options: DecodeOptions) -> Callable[[np.ndarray], np.ndarray]:
             np.put_along_axis(keep, order, keep_sorted, axis=-1)
             probs = np.where(keep, probs, 0.0)
             probs /= probs.sum(axis=-1, keepdims=True)
-        draws = rng.random(len(probs))[:, None]
+        draws = rng.random(1 if options.seed is not None else len(probs))[:, None]  # (1 or batch, 1)
         return np.minimum((np.cumsum(probs, axis=-1) < draws).sum(axis=-1), probs.shape[-1] - 1)
     return sample
 
 
-def token_steps(step: StepFn, state: State, start: np.ndarray, end_id: int, max_steps: int,
-                choose: Callable[[np.ndarray], np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (tokens (batch,), their log-probabilities (batch,), rows already finished before this step)."""
-    tokens = start.astype(np.int32)
-    finished = np.zeros(len(start), bool)
-    for _ in range(max_steps):
-        logits, state = step(tokens, state)
-        logp = log_softmax(logits.astype(np.float64))  # (batch, vocab)
-        tokens = choose(logp).astype(np.int32)
-        yield tokens, logp[np.arange(len(tokens)), tokens], finished.copy()
-        finished |= tokens == end_id
-        if finished.all():
-            return
+class TokenSearch:
+    """Greedy or sampled decoding: one hypothesis per row, each row stopping at its own end token.
+
+    ``choose`` picks tokens from log-probabilities (default: argmax); ``scores``
+    accumulates each row's log-probability (greedy decoding without scores takes
+    the argmax of the logits directly). After ``update``, ``emitted`` holds the
+    step's tokens with -1 for rows that had already ended.
+    """
+
+    def __init__(self, end_id: int, choose: Callable[[np.ndarray], np.ndarray] | None = None, *,
+                 scores: bool = True) -> None:
+        self.end_id, self.choose, self.scores = end_id, choose, scores
+
+    def start(self, state: State, first: np.ndarray) -> tuple[np.ndarray, State]:
+        batch = len(first)
+        self.finished = np.zeros(batch, bool)  # (batch,) the row has produced its end token
+        self.log_probs = np.zeros(batch)       # (batch,)
+        self._emitted: list[np.ndarray] = []
+        self.done = False
+        return first.astype(np.int32), state
+
+    def update(self, logits: np.ndarray) -> tuple[np.ndarray, None]:
+        if self.choose is None and not self.scores:
+            tokens = logits.argmax(axis=-1).astype(np.int32)
+        else:
+            logp = log_softmax(logits.astype(np.float64))  # (batch, vocab)
+            tokens = (self.choose or _argmax)(logp).astype(np.int32)
+            self.log_probs += np.where(self.finished, 0.0, logp[np.arange(len(tokens)), tokens])
+        self.emitted = np.where(self.finished, -1, tokens).astype(np.int32)  # (batch,)
+        self._emitted.append(self.emitted)
+        self.finished = self.finished | (tokens == self.end_id)
+        self.done = bool(self.finished.all())
+        return tokens, None
+
+    def sequences(self) -> list[np.ndarray]:
+        """Each row's ids, without the end token."""
+        steps = np.stack(self._emitted, axis=1)  # (batch, steps), -1 after a row's end
+        ended = steps == self.end_id
+        lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), steps.shape[1])
+        return [steps[i, : lengths[i]] for i in range(len(steps))]
+
+    def hypotheses(self, length_penalty: float) -> list[list[Hypothesis]]:
+        """One scored hypothesis per row (needs ``scores=True``)."""
+        return [[_hypothesis(seq.tolist(), lp, length_penalty, bool(ended))]
+                for seq, lp, ended in zip(self.sequences(), self.log_probs, self.finished)]
 
 
-def sequential(step: StepFn, state: State, start: np.ndarray, end_id: int, max_steps: int,
-               options: DecodeOptions) -> list[list[Hypothesis]]:
-    """Greedy or sampled decoding: one hypothesis per row."""
-    batch = len(start)
-    rows: list[list[int]] = [[] for _ in range(batch)]
-    log_probs = np.zeros(batch)
-    ended = np.zeros(batch, bool)
-    for tokens, chosen, done_before in token_steps(step, state, start, end_id, max_steps, chooser(options)):
-        for i in np.flatnonzero(~done_before):
-            log_probs[i] += chosen[i]
-            if tokens[i] == end_id:
-                ended[i] = True
-            else:
-                rows[i].append(int(tokens[i]))
-    return [[_hypothesis(row, lp, options.length_penalty, ended_i)] for row, lp, ended_i in zip(rows, log_probs, ended)]
+def _argmax(logp: np.ndarray) -> np.ndarray:
+    return logp.argmax(axis=-1)
 
 
 def _hypothesis(tokens: list[int], log_prob: float, alpha: float, ended: bool) -> Hypothesis:
     length = len(tokens) + int(ended)
-    return Hypothesis(np.asarray(tokens, np.int32), float(log_prob), float(log_prob / max(length, 1) ** alpha))
+    return Hypothesis(np.asarray(tokens, np.int32), float(log_prob), float(log_prob / max(length, 1) ** alpha), ended)
 
 
-def beam_search(step: StepFn, state: State, start: np.ndarray, end_id: int, max_steps: int,
-                options: DecodeOptions) -> list[list[Hypothesis]]:
-    """Batched beam search; finished beams keep their score and stop growing. Returns n_best per row."""
-    batch, width = len(start), options.beam_width
-    state = {k: np.repeat(v, width, axis=0) for k, v in state.items()}  # (batch * width, units)
-    tokens = np.repeat(start.astype(np.int32), width)
-    scores = np.tile(np.r_[0.0, np.full(width - 1, -np.inf)], (batch, 1))  # (batch, width): expand beam 0 first
-    history = np.zeros((batch, width, 0), np.int32)
-    finished = np.zeros((batch, width), bool)
-    for _ in range(max_steps):
-        logits, state = step(tokens, state)
+class BeamSearch:
+    """Batched beam search; finished beams keep their score and stop growing. ``hypotheses`` gives n_best per row."""
+
+    def __init__(self, end_id: int, options: DecodeOptions) -> None:
+        self.end_id, self.options, self.width = end_id, options, options.beam_width
+
+    def start(self, state: State, first: np.ndarray) -> tuple[np.ndarray, State]:
+        batch, width = len(first), self.width
+        self.scores = np.tile(np.r_[0.0, np.full(width - 1, -np.inf)], (batch, 1))  # (batch, width): beam 0 first
+        self.history = np.zeros((batch, width, 0), np.int32)  # (batch, width, steps)
+        self.finished = np.zeros((batch, width), bool)
+        self.done = False
+        state = {k: np.repeat(v, width, axis=0) for k, v in state.items()}  # (batch * width, units)
+        return np.repeat(first.astype(np.int32), width), state
+
+    def update(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch, width = self.scores.shape
         logp = log_softmax(logits.astype(np.float64)).reshape(batch, width, -1)  # (batch, width, vocab)
         vocab = logp.shape[-1]
-        logp = np.where(finished[..., None], -np.inf, logp)
-        logp[..., end_id] = np.where(finished, 0.0, logp[..., end_id])  # a finished beam repeats its end at no cost
-        total = (scores[..., None] + logp).reshape(batch, width * vocab)
+        logp = np.where(self.finished[..., None], -np.inf, logp)
+        logp[..., self.end_id] = np.where(self.finished, 0.0, logp[..., self.end_id])  # an ended beam stays, free
+        total = (self.scores[..., None] + logp).reshape(batch, width * vocab)
         best = np.argsort(-total, axis=-1, kind="stable")[:, :width]  # (batch, width)
-        beam, tokens2d = best // vocab, best % vocab
-        scores = np.take_along_axis(total, best, axis=-1)
-        history = np.concatenate([np.take_along_axis(history, beam[..., None], axis=1), tokens2d[..., None]], axis=2)
-        finished = np.take_along_axis(finished, beam, axis=1) | (tokens2d == end_id)
-        rows = (np.arange(batch)[:, None] * width + beam).reshape(-1)
-        state = {k: v[rows] for k, v in state.items()}
-        tokens = tokens2d.reshape(-1).astype(np.int32)
-        if finished.all():
-            break
-    return [_n_best(history[i], scores[i], finished[i], end_id, options) for i in range(batch)]
+        beam, tokens = best // vocab, best % vocab
+        self.scores = np.take_along_axis(total, best, axis=-1)
+        self.history = np.concatenate([np.take_along_axis(self.history, beam[..., None], axis=1),
+                                       tokens[..., None]], axis=2)
+        self.finished = np.take_along_axis(self.finished, beam, axis=1) | (tokens == self.end_id)
+        self.done = bool(self.finished.all())
+        rows = (np.arange(batch)[:, None] * width + beam).reshape(-1)  # the state rows each new beam continues
+        return tokens.reshape(-1).astype(np.int32), rows
+
+    def hypotheses(self) -> list[list[Hypothesis]]:
+        return [self._n_best(h, s, f) for h, s, f in zip(self.history, self.scores, self.finished)]
+
+    def _n_best(self, history: np.ndarray, scores: np.ndarray, finished: np.ndarray) -> list[Hypothesis]:
+        hyps = []
+        for seq, score, ended in zip(history, scores, finished):
+            if not np.isfinite(score):
+                continue
+            cut = int(np.argmax(seq == self.end_id)) if ended else len(seq)
+            hyps.append(_hypothesis(seq[:cut].tolist(), score, self.options.length_penalty, bool(ended)))
+        hyps.sort(key=lambda h: -h.score)
+        return hyps[: self.options.n_best]
 
 
-def _n_best(history: np.ndarray, scores: np.ndarray, finished: np.ndarray, end_id: int,
-            options: DecodeOptions) -> list[Hypothesis]:
-    hyps = []
-    for seq, score, ended in zip(history, scores, finished):
-        if not np.isfinite(score):
-            continue
-        cut = int(np.argmax(seq == end_id)) if ended else len(seq)
-        hyps.append(_hypothesis(seq[:cut].tolist(), score, options.length_penalty, bool(ended)))
-    hyps.sort(key=lambda h: -h.score)
-    return hyps[: options.n_best]
+def make_search(options: DecodeOptions, end_id: int) -> TokenSearch | BeamSearch:
+    """The search object that carries out ``options``."""
+    if options.strategy == "beam":
+        return BeamSearch(end_id, options)
+    return TokenSearch(end_id, chooser(options))
+
+
+def greedy_tokens(step: StepFn, state: State, start: np.ndarray, end_id: int, max_steps: int) -> list[np.ndarray]:
+    """Greedy argmax decode of a batch: one int32 id array per row, without the end id."""
+    return decode(step, state, start, max_steps, TokenSearch(end_id, scores=False)).sequences()

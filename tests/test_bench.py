@@ -1,7 +1,7 @@
 """The benchmark runs every engine on the same weights and checks their tokens; evaluate scores every mode."""
 
-from seq2seq_edge.bench import bench
-from seq2seq_edge.evaluate import evaluate_bundle
+from seq2seq_edge.cli.bench import bench
+from seq2seq_edge.cli.evaluate import evaluate_bundle
 
 ENGINES = ["keras predict() per step", "keras direct calls", "litert", "tf2onnx graphs, python loop",
            "seq2seq-edge step", "seq2seq-edge fused", "seq2seq-edge fused-int8"]

@@ -5,8 +5,10 @@ import pytest
 
 from seq2seq_edge.export import export_run
 from seq2seq_edge.runtime import load
-from seq2seq_edge.training import ModelConfig, RunDir, TrainConfig, train
+from seq2seq_edge.training import ModelConfig, TrainConfig, train
 from seq2seq_edge.training.inference import KerasSeq2Seq
+
+from reference import keras_greedy, keras_models, keras_rollout
 
 TEXTS = ["vendredi 14 juillet 2023", "1 May 2000", "Sunday, 31 December 2049", "3 mei 1961", "14. Juli 2023",
          "martes, 4 de julio de 1995", "2 jan 1970"]
@@ -74,9 +76,12 @@ def test_runtime_equals_keras(cell_bundle):
     ids, lengths = model.source_vocab.encode_batch(TEXTS)
     for name, value in keras_ref.encode(ids).items():
         np.testing.assert_allclose(model.encode(ids, lengths)[name], value, atol=1e-5)
+    encoder, decoder, _ = keras_models(run.path)
     t = model.target_vocab
-    want = keras_ref.generate_ids(ids, t.start_id, t.end_id, model.max_steps)
-    assert [w.tolist() for w in want] == [g.tolist() for g in model.generate(ids, lengths=lengths)]
+    want = keras_greedy(encoder, decoder, [model.source_vocab.encode(x).tolist() for x in TEXTS], t.start_id, t.end_id,
+                        model.max_steps)
+    for mode in ("step", "fused"):
+        assert [g.tolist() for g in model.generate(ids, lengths=lengths, mode=mode)] == want
 
 
 def test_four_layer_gru_sine(tmp_path):
@@ -87,7 +92,9 @@ def test_four_layer_gru_sine(tmp_path):
     model = load(result.path)
     assert [s.name for s in model.manifest.state] == ["h0", "h1", "h2", "h3"]
     x = np.random.default_rng(1).normal(size=(6, 40, 2)).astype(np.float32)
-    keras_ref = KerasSeq2Seq.from_run(RunDir(run.path).load_model(), run.config)
-    np.testing.assert_allclose(model.generate(x), keras_ref.generate_features(x, model.max_steps), atol=1e-3)
+    encoder, decoder, config = keras_models(run.path)
+    want = keras_rollout(encoder, decoder, x, model.max_steps, config.normalisation)
+    for mode in ("step", "fused"):
+        np.testing.assert_allclose(model.generate(x, mode=mode), want, atol=1e-3)
     for i in range(6):
         np.testing.assert_allclose(model.generate(x[i:i + 1])[0], model.generate(x)[i], atol=1e-5)

@@ -75,7 +75,7 @@ def test_csv_with_text_is_refused(sine_bundle, tmp_path, capsys):
 
 def test_quickstart_small(tmp_path):
     """The main job end to end, shrunk: train, export with parity, convert, score, time."""
-    from seq2seq_edge.quickstart import quickstart
+    from seq2seq_edge.cli.quickstart import quickstart
 
     lines = []
     result = quickstart(tmp_path / "qs", samples=2000, epochs=1, print_fn=lines.append)
@@ -90,7 +90,7 @@ def test_quickstart_small(tmp_path):
 def test_native_stderr_filter_drops_tensorflow_notices_and_keeps_the_rest(capfd):
     import os
 
-    from seq2seq_edge.quiet import native_stderr_filtered
+    from seq2seq_edge.cli.quiet import native_stderr_filtered
 
     with native_stderr_filtered():
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"

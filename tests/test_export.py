@@ -7,10 +7,12 @@ import pytest
 
 
 from seq2seq_edge.export import ParityError, export_run  # noqa: E402
-from seq2seq_edge.fsutil import OutputExistsError  # noqa: E402
+from seq2seq_edge.training.fsutil import OutputExistsError  # noqa: E402
 from seq2seq_edge.runtime import load  # noqa: E402
 from seq2seq_edge.training import RunDir, RunDirError  # noqa: E402
 from seq2seq_edge.training.inference import KerasSeq2Seq  # noqa: E402
+
+from reference import keras_greedy, keras_models, keras_rollout  # noqa: E402
 
 TEXTS = ["vendredi 14 juillet 2023", "1 May 2000", "Sunday, 31 December 2049", "3 mei 1961"]
 
@@ -54,10 +56,12 @@ def test_runtime_equals_keras_on_padded_batches(trained_dates, exported_dates):
         for name in ("h0", "c0"):
             np.testing.assert_allclose(ours[name][i], theirs[name][i], atol=1e-5)
             np.testing.assert_allclose(keras_alone[name][0], theirs[name][i], atol=1e-5)
+    encoder, decoder, _ = keras_models(trained_dates)
     target = model.target_vocab
-    want = keras_ref.generate_ids(ids, target.start_id, target.end_id, model.max_steps)
-    got = model.generate(ids, lengths=lengths)
-    assert [w.tolist() for w in want] == [g.tolist() for g in got]
+    want = keras_greedy(encoder, decoder, [model.source_vocab.encode(t).tolist() for t in TEXTS], target.start_id,
+                        target.end_id, model.max_steps)
+    for mode in model.modes[:2]:  # step and fused: the exact modes
+        assert [g.tolist() for g in model.generate(ids, lengths=lengths, mode=mode)] == want
 
 
 def test_existing_output_refused_then_forced(trained_dates, tmp_path):
@@ -96,10 +100,11 @@ def test_two_layer_real_valued_export(trained_sine, tmp_path):
     assert [(s.name, s.layer, s.output) for s in model.manifest.state] == [
         ("h0", 0, "h0_out"), ("c0", 0, "c0_out"), ("h1", 1, "h1_out"), ("c1", 1, "c1_out")]
     assert model.manifest.first_input == "last_source_step"
-    run = RunDir(trained_sine)
-    keras_ref = KerasSeq2Seq.from_run(run.load_model(), run.config)
+    encoder, decoder, config = keras_models(trained_sine)
     x = np.random.default_rng(0).normal(size=(5, 40, 2)).astype(np.float32)
-    np.testing.assert_allclose(model.generate(x), keras_ref.generate_features(x, model.max_steps), atol=1e-3)
+    want = keras_rollout(encoder, decoder, x, model.max_steps, config.normalisation)
+    np.testing.assert_allclose(model.generate(x, mode="step"), want, atol=1e-3)
+    np.testing.assert_allclose(model.generate(x, mode="fused"), want, atol=1e-3)
     np.testing.assert_allclose(model.generate(x[2:3]), model.generate(x)[2:3], atol=1e-5)
 
 
@@ -125,3 +130,19 @@ def test_step_parity_measures_each_step_from_the_same_state():
     state = {"h0": np.zeros((2, 3))}
     worst_state, worst_out = _lockstep(Engine(0.0), Engine(1e-6), state, np.zeros((2, 4)), 50, lambda y: y)
     assert worst_state == pytest.approx(1e-6, rel=0.05) and worst_out == pytest.approx(1e-6, rel=0.05)
+
+
+def test_failed_forced_export_leaves_the_old_bundle_intact(trained_dates, exported_dates, tmp_path, monkeypatch):
+    import shutil
+
+    import seq2seq_edge.export.parity as parity
+
+    out = tmp_path / "bundle"
+    shutil.copytree(exported_dates.path, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(parity, "STEP_TOLERANCE", 0.0)
+    with pytest.raises(ParityError, match=r"parity check failed, nothing written"):
+        export_run(trained_dates, out, force=True, parity_samples=8)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary or backup folders left
+    assert load(out).generate_text(["1 May 2000"]) == load(exported_dates.path).generate_text(["1 May 2000"])

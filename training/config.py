@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
+from ..runtime.errors import Seq2SeqEdgeError
 
 __all__ = ["ConfigError", "ModelConfig", "AutoencoderConfig", "TrainConfig", "Sides", "RunConfig"]
 

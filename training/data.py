@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seq2seq_edge.runtime.inputs import normalise
-from seq2seq_edge.runtime.vocab import Vocabulary
+from ..runtime.inputs import normalise
+from ..runtime.vocab import Vocabulary
 
 from .tasks import FeatureSplits, TokenSplits
 

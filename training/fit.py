@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq_edge.fsutil import atomic_directory
-from seq2seq_edge.runtime.inputs import normalise
+from .fsutil import atomic_directory
+from ..runtime.inputs import normalise
 
 from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
 from .data import bucketed_batches, build_vocabularies, feature_arrays, feature_stats, token_arrays

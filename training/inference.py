@@ -1,7 +1,7 @@
 """Keras reference decoding: the runtime's encode/step interface, computed by Keras.
 
 Export uses it to prove parity; quickstart and benchmarks use it as the baseline.
-The decode loops themselves are the runtime's (seq2seq_edge.runtime.decoding),
+The decode loop itself is the runtime's (runtime/decoding.py),
 so Keras and onnxruntime are compared through exactly the same loop.
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from seq2seq_edge.runtime.decoding import greedy_tokens, rollout_features
-from seq2seq_edge.runtime.inputs import normalise
+from ..runtime.decoding import rollout_features
+from ..runtime.inputs import normalise
+from ..runtime.strategies import greedy_tokens
 
 from .config import RunConfig
-from .models import build_decoder_step, build_encoder, state_names
+from ..runtime.contract import state_names
+from .models import build_decoder_step, build_encoder
 
 __all__ = ["KerasSeq2Seq"]
 
@@ -38,7 +40,7 @@ class KerasSeq2Seq:
         """The inference models of one of our trained encoder-decoders."""
         return cls(build_encoder(model, config.model, config.sides, masked=True),
                    build_decoder_step(model, config.model, config.sides),
-                   [f"{kind}{k}" for k, kind in state_names(config.model)],
+                   [name for _, _, name in state_names(config.model.cell, config.model.layers)],
                    config.sides.target_kind == "tokens", config.normalisation)
 
     def encode(self, source: np.ndarray) -> State:
@@ -59,7 +61,7 @@ class KerasSeq2Seq:
     def generate_ids(self, ids: np.ndarray, start_id: int, end_id: int, max_steps: int) -> list[np.ndarray]:
         """Greedy decode of right-padded ids (batch, time)."""
         start = np.full(ids.shape[0], start_id, np.int32)
-        return greedy_tokens(self.step, self.encode(ids), start, end_id, max_steps, pad_id=0)
+        return greedy_tokens(self.step, self.encode(ids), start, end_id, max_steps)
 
     def generate_features(self, source: np.ndarray, steps: int, first_input: str = "last_source_step") -> np.ndarray:
         """Continue raw source windows (batch, window, features) for ``steps``; raw units out.

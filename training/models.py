@@ -16,27 +16,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..runtime.contract import SOURCE, STEP_INPUT, STEP_OUTPUTS, state_kinds, state_output
 from .config import ModelConfig, Sides
 
-__all__ = ["build_training_model", "build_encoder", "build_decoder_step", "state_names", "state_kinds",
-           "step_output_name"]
-
-STATE_KINDS = {"lstm": ("h", "c"), "gru": ("h",)}
-
-
-def state_kinds(cell: str) -> tuple[str, ...]:
-    """The state tensors one layer of this cell carries: ('h', 'c') for LSTM, ('h',) for GRU."""
-    return STATE_KINDS[cell]
-
-
-def state_names(cfg: ModelConfig) -> list[tuple[int, str]]:
-    """(layer, kind) for every state tensor, in the decoder's order: h0, c0, h1, c1, ..."""
-    return [(k, kind) for k in range(cfg.layers) for kind in state_kinds(cfg.cell)]
-
-
-def step_output_name(sides: Sides) -> str:
-    """The decoder step's output tensor: logits over the target vocabulary, or the next feature row."""
-    return "logits" if sides.target_kind == "tokens" else "prediction"
+__all__ = ["build_training_model", "build_encoder", "build_decoder_step"]
 
 
 def recurrent_layer(cell: str, units: int, activation: str, name: str, **options) -> layers.Layer:
@@ -111,10 +94,10 @@ def build_encoder(model: keras.Model, cfg: ModelConfig, sides: Sides, *, masked:
 def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> keras.Model:
     """(step_input, h{k}[, c{k}]) -> (step output, h{k}_out[, c{k}_out]): one decoder step."""
     if sides.target_kind == "tokens":
-        step_input = keras.Input((1,), dtype="int32", name="step_input")  # (batch, 1) ids
+        step_input = keras.Input((1,), dtype="int32", name=STEP_INPUT)  # (batch, 1) ids
         y = model.get_layer("target_embedding")(step_input)  # (batch, 1, embedding)
     else:
-        step_input = keras.Input((sides.target_size,), dtype="float32", name="step_input")  # (batch, features)
+        step_input = keras.Input((sides.target_size,), dtype="float32", name=STEP_INPUT)  # (batch, features)
         y = layers.Reshape((1, sides.target_size), name="step_time_axis")(step_input)
     state_inputs, outputs = [], []
     for k in range(cfg.layers):
@@ -122,17 +105,17 @@ def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> ke
         inputs = [keras.Input((cfg.units,), name=f"{kind}{k}") for kind in kinds]
         y, *state = model.get_layer(f"decoder_rnn_{k}")(y, initial_state=inputs)
         state_inputs += inputs
-        outputs += [layers.Identity(name=f"{kind}{k}_out")(t) for kind, t in zip(kinds, state)]
+        outputs += [layers.Identity(name=state_output(f"{kind}{k}"))(t) for kind, t in zip(kinds, state)]
     # The last layer's new h equals its (single) output step: (batch, units) -> (batch, vocab or features).
     result = model.get_layer("output")(state[0])
-    result = layers.Identity(name=step_output_name(sides))(result)
+    result = layers.Identity(name=STEP_OUTPUTS[sides.target_kind])(result)
     return keras.Model([step_input] + state_inputs, [result] + outputs, name="decoder_step")
 
 
 def _source_input(sides: Sides) -> keras.KerasTensor:
     if sides.source_kind == "tokens":
-        return keras.Input((None,), dtype="int32", name="source")  # (batch, time) ids, right-padded with 0
-    return keras.Input((None, sides.source_size), dtype="float32", name="source")  # (batch, time, features)
+        return keras.Input((None,), dtype="int32", name=SOURCE)  # (batch, time) ids, right-padded with 0
+    return keras.Input((None, sides.source_size), dtype="float32", name=SOURCE)  # (batch, time, features)
 
 
 def _embed_source(source, sides: Sides, cfg: ModelConfig, *, mask: bool, model: keras.Model | None = None):

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
-from seq2seq_edge.runtime.vocab import Vocabulary
+from ..runtime.errors import Seq2SeqEdgeError
+from ..runtime.vocab import Vocabulary
 
 from .config import RunConfig
 

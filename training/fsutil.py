@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
+from ..runtime.errors import Seq2SeqEdgeError
 
 __all__ = ["OutputExistsError", "atomic_directory", "check_output_path", "write_bytes_atomic"]
 

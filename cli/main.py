@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
-from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
+from ..runtime.errors import Seq2SeqEdgeError
 
 __all__ = ["main"]
 
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.inputs += extra
     try:
         if args.command in TENSORFLOW_COMMANDS:
-            from seq2seq_edge.quiet import import_tensorflow
+            from .quiet import import_tensorflow
 
             import_tensorflow()
         return args.func(args)
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from seq2seq_edge import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(prog="seq2seq-edge", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"seq2seq-edge {__version__}")
@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per field of ModelConfig, AutoencoderConfig and TrainConfig (tuples as 32,16)."""
-    from seq2seq_edge.training.config import AutoencoderConfig, ModelConfig, TrainConfig
+    from ..training.config import AutoencoderConfig, ModelConfig, TrainConfig
 
     autoencoder_defaults = {f.name: f.default for f in fields(AutoencoderConfig)}
     seen = set()
@@ -175,16 +175,16 @@ def _pick(cls: type, args: argparse.Namespace):
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from seq2seq_edge.quickstart import quickstart
+    from .quickstart import quickstart
 
     quickstart(args.out, force=args.force, epochs=args.epochs, samples=args.samples)
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from seq2seq_edge.training import ModelConfig, TrainConfig, train
-    from seq2seq_edge.training.config import AutoencoderConfig
-    from seq2seq_edge.training.tasks import FAMILIES
+    from ..training import ModelConfig, TrainConfig, train
+    from ..training.config import AutoencoderConfig
+    from ..training.tasks import FAMILIES
 
     if args.quick:
         for name, value in QUICK.items():
@@ -199,7 +199,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from seq2seq_edge.export import export_run
+    from ..export import export_run
 
     result = export_run(args.run_dir, args.out, force=args.force, parity_samples=args.parity_samples)
     print(f"parity: {result.parity.summary()}")
@@ -212,7 +212,7 @@ def _export_keras(args: argparse.Namespace) -> int:
 
     import keras
 
-    from seq2seq_edge.export import export_autoencoder, export_keras
+    from ..export import export_autoencoder, export_keras
 
     def load_model(path: str):
         if not Path(path).is_file():
@@ -239,8 +239,8 @@ def _export_keras(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from seq2seq_edge.bench import bench
-    from seq2seq_edge.bench.models import BUILTIN
+    from .bench import bench
+    from .bench.models import BUILTIN
 
     bench(args.model or list(BUILTIN), args.batch or [1, 32], threads=args.threads, budget_s=args.seconds)
     return 0
@@ -249,19 +249,19 @@ def _bench(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from seq2seq_edge.evaluate import evaluate_bundle
+    from .evaluate import evaluate_bundle
 
     print(json.dumps(evaluate_bundle(args.bundle, beam_width=args.beam_width), indent=1))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from seq2seq_edge.runtime import load
+    from ..runtime import load
 
     from .io_files import read_features, write_features
 
-    from seq2seq_edge.runtime import AutoencoderModel, DecodeOptions
-    from seq2seq_edge.runtime.manifest import TokenSpec
+    from ..runtime import AutoencoderModel, DecodeOptions
+    from ..runtime.manifest import TokenSpec
 
     model = load(args.bundle, threads=args.threads)
     if isinstance(model, AutoencoderModel):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq_edge.runtime.vocab import Vocabulary
+from ...runtime.vocab import Vocabulary
 
 __all__ = ["BenchModel", "BUILTIN", "make_char_run", "sample_sources"]
 
@@ -37,9 +37,9 @@ def make_char_run(spec: BenchModel, out: Path, max_steps: int = 40, seed: int = 
     """
     import keras
 
-    from seq2seq_edge.training.config import ModelConfig, RunConfig, Sides, TrainConfig
-    from seq2seq_edge.training.models import build_training_model
-    from seq2seq_edge.training.rundir import CONFIG_FILE, MODEL_FILE, RunDir
+    from ...training.config import ModelConfig, RunConfig, Sides, TrainConfig
+    from ...training.models import build_training_model
+    from ...training.rundir import CONFIG_FILE, MODEL_FILE, RunDir
 
     keras.utils.set_random_seed(seed)
     source = Vocabulary.build([SOURCE_SYMBOLS])

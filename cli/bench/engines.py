@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from seq2seq_edge.runtime.decoding import greedy_tokens
+from ...runtime.strategies import greedy_tokens
 
 __all__ = ["keras_predict", "keras_direct", "litert", "plain_onnx", "runtime_mode"]
 
@@ -29,7 +29,7 @@ def keras_predict(ref, start_id: int, end_id: int, max_steps: int) -> Decode:
         values = ref.encoder.predict(ids, verbose=0)
         values = values if isinstance(values, list) else [values]
         return greedy_tokens(step, dict(zip(names, values)), np.full(len(ids), start_id, np.int32), end_id,
-                             max_steps, 0)
+                             max_steps)
     return decode
 
 
@@ -59,7 +59,7 @@ def litert(ref, batch: int, time: int, start_id: int, end_id: int, max_steps: in
         padded = np.zeros((batch, time), np.int32)
         padded[:, : ids.shape[1]] = ids
         state = dict(zip(names, run(enc, [padded])))
-        return greedy_tokens(step, state, np.full(batch, start_id, np.int32), end_id, max_steps, 0)
+        return greedy_tokens(step, state, np.full(batch, start_id, np.int32), end_id, max_steps)
     return decode
 
 

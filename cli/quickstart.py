@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from seq2seq_edge.fsutil import check_output_path
+from ..training.fsutil import check_output_path
 
 __all__ = ["quickstart", "EXAMPLES", "latency_per_token"]
 
@@ -30,11 +30,11 @@ def latency_per_token(generate: Callable[[np.ndarray], list], inputs: list[np.nd
 def quickstart(out: str | Path = "quickstart-out", *, force: bool = False, epochs: int = 4,
                samples: int = 20000, print_fn: Callable[[str], None] = print) -> dict:
     """Train, export and run the `dates` model under ``out`` (run/ and bundle/); returns the measurements."""
-    from seq2seq_edge.export import export_run
-    from seq2seq_edge.runtime import load
-    from seq2seq_edge.training import ModelConfig, TrainConfig, train
-    from seq2seq_edge.training.inference import KerasSeq2Seq
-    from seq2seq_edge.training.tasks import make_splits
+    from ..export import export_run
+    from ..runtime import load
+    from ..training import ModelConfig, TrainConfig, train
+    from ..training.inference import KerasSeq2Seq
+    from ..training.tasks import make_splits
 
     out = Path(out)
     check_output_path(out, force, directory=True)

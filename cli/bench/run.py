@@ -48,9 +48,9 @@ def _same(a: list, b: list) -> bool:
 
 
 def _prepare(model: str, workdir: Path) -> tuple[str, Path, Path, list[str]]:
-    from seq2seq_edge.export import export_run
-    from seq2seq_edge.training import RunDir
-    from seq2seq_edge.training.tasks import TokenSplits, make_splits
+    from ...export import export_run
+    from ...training import RunDir
+    from ...training.tasks import TokenSplits, make_splits
 
     if model in BUILTIN:
         run = make_char_run(BUILTIN[model], workdir / model / "run")
@@ -70,9 +70,9 @@ def _prepare(model: str, workdir: Path) -> tuple[str, Path, Path, list[str]]:
 def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: float = 2.0,
           print_fn: Callable[[str], None] = print) -> list[Row]:
     """Benchmark every model at every batch size; returns the rows it printed."""
-    from seq2seq_edge.runtime import load
-    from seq2seq_edge.training import RunDir
-    from seq2seq_edge.training.inference import KerasSeq2Seq
+    from ...runtime import load
+    from ...training import RunDir
+    from ...training.inference import KerasSeq2Seq
 
     rows: list[Row] = []
     rates = machine_rates()

@@ -6,14 +6,16 @@ Needs the task's data (the [train] extra, and [ecg] for ecg) but not TensorFlow.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from seq2seq_edge.metrics import phoneme_word_error_rates, token_agreement
-from seq2seq_edge.runtime import load
-from seq2seq_edge.runtime.errors import Seq2SeqEdgeError
+from ..export.metrics import token_agreement
+from ..runtime import load
+from ..runtime.errors import Seq2SeqEdgeError
 
-__all__ = ["evaluate_bundle", "g2p_metrics", "token_metrics", "anomaly_metrics"]
+__all__ = ["evaluate_bundle", "g2p_metrics", "token_metrics", "anomaly_metrics", "edit_distance",
+           "phoneme_word_error_rates"]
 
 BATCH = 256
 
@@ -23,8 +25,8 @@ def evaluate_bundle(path: str | Path, beam_width: int = 5) -> dict:
 
     g2p: phoneme and word error rates, greedy and with a beam of ``beam_width``.
     """
-    from seq2seq_edge.training.config import TrainConfig
-    from seq2seq_edge.training.tasks import AnomalySplits, TokenSplits, make_splits
+    from ..training.config import TrainConfig
+    from ..training.tasks import AnomalySplits, TokenSplits, make_splits
 
     model = load(path)
     record = model.manifest.data
@@ -52,8 +54,8 @@ def g2p_metrics(model, pairs: list[tuple[str, str]], beam_width: int) -> dict:
     ``greedy``: the bundle's default mode; ``greedy_by_mode``: every decode mode
     (fp32 and int8); ``beam{width}``: beam search, which runs the fp32 step graph.
     """
-    from seq2seq_edge.runtime import DecodeOptions
-    from seq2seq_edge.training.tasks.g2p import references
+    from ..runtime import DecodeOptions
+    from ..training.tasks.g2p import references
 
     refs = references(pairs)
     words = sorted(refs)
@@ -98,3 +100,27 @@ def anomaly_metrics(model, splits) -> dict:
             "recall": tp / labels.sum() if labels.sum() else 0.0,
             "event_precision": touching / flagged.sum() if flagged.sum() else 0.0,
             "event_recall": len(found) / len(all_events) if all_events else 0.0, "events": len(all_events)}
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two symbol sequences (insertions, deletions, substitutions cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def phoneme_word_error_rates(predictions: dict[str, str], references: dict[str, set[str]]) -> dict:
+    """PER (edit distance over phonemes against the closest reference, summed, over the summed lengths
+    of those references) and WER (words whose prediction matches no reference)."""
+    errors = length = wrong = 0
+    for word, refs in references.items():
+        predicted = predictions[word].split()
+        distance, ref = min((edit_distance(predicted, r.split()), r) for r in refs)
+        errors += distance
+        length += len(ref.split())
+        wrong += predictions[word] not in refs
+    return {"words": len(references), "per": errors / length, "wer": wrong / len(references)}

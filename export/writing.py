@@ -1,0 +1,83 @@
+"""Writing a bundle's parts: graphs with their manifest descriptions, the manifest itself, and the
+result and error types every export path shares (our runs, autoencoders, users' own models)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..runtime.bundle import sha256_bytes
+from ..runtime.contract import SOURCE, SOURCE_LENGTH
+from ..runtime.loader import load
+from ..runtime.manifest import GraphSpec
+from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, name_axes
+
+__all__ = ["ExportResult", "ParityError", "write_graph", "write_manifest", "write_seq2seq_graphs",
+           "write_verified", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE"]
+
+ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder_step.onnx", "manifest.json"
+
+
+class ParityError(ExportError):
+    """The exported graphs disagree with Keras beyond tolerance; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the bundle went and the parity measured on the way."""
+
+    path: Path
+    parity: Any  # ParityReport, or AutoencoderParity for autoencoders
+
+
+def write_graph(proto, folder: Path, file: str) -> GraphSpec:
+    """Serialise one ONNX model into the bundle folder and describe it for the manifest."""
+    data = proto.SerializeToString()
+    (folder / file).write_bytes(data)
+    inputs, outputs = interface(proto)
+    return GraphSpec(file, sha256_bytes(data), inputs, outputs)
+
+
+def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
+                         lstm_layers_with_lengths: int | None = None) -> dict[str, GraphSpec]:
+    """Convert our-named Keras encoder and decoder_step models and write them into ``folder``.
+
+    ``lstm_layers_with_lengths``: add the ``source_length`` input to that many LSTM ops.
+    """
+    dec = keras_to_onnx(decoder, opset)
+    name_axes(dec, {v.name: ("batch", None) for v in list(dec.graph.input) + list(dec.graph.output)})
+    graphs = {"decoder_step": write_graph(dec, folder, DECODER_FILE)}
+    if encoder is None:  # the caller builds the encoder itself
+        return graphs
+    enc = keras_to_onnx(encoder, opset)
+    if lstm_layers_with_lengths:
+        add_sequence_lengths(enc, SOURCE_LENGTH, expected_lstms=lstm_layers_with_lengths)
+    source_rank = len(encoder.inputs[0].shape)
+    batch_only = {o.name: ("batch", None) for o in enc.graph.output}
+    name_axes(enc, {SOURCE: ("batch", "time") + (None,) * (source_rank - 2), **batch_only})
+    graphs["encoder"] = write_graph(enc, folder, ENCODER_FILE)
+    return graphs
+
+
+def write_manifest(folder: Path, data: dict) -> None:
+    """Write manifest.json (UTF-8, readable)."""
+    text = json.dumps(data, indent=1, ensure_ascii=False)
+    (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Callable[[Any], Any]):
+    """Write the manifest, measure parity on the bundle as the runtime loads it, and record the result.
+
+    ``manifest(report)`` builds the manifest dict (``report`` is None before parity is known);
+    ``measure(model)`` returns a report with ``ok`` and ``summary()``. Raises ParityError, leaving
+    the caller to discard ``folder``, when the graphs disagree with Keras.
+    """
+    write_manifest(folder, manifest(None))
+    report = measure(load(folder))
+    if not report.ok:
+        raise ParityError(f"parity check failed, nothing written: {report.summary()}")
+    write_manifest(folder, manifest(report))
+    load(folder)  # the final bundle must load and verify as written
+    return report
