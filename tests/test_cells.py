@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from seq2seq_edge.export import export_run
-from seq2seq_edge.runtime import load
+from seq2seq_edge.runtime import DecodeOptions, load
+from seq2seq_edge.export.metrics import token_agreement
 from seq2seq_edge.training import ModelConfig, TrainConfig, train
 from seq2seq_edge.training.inference import KerasSeq2Seq
 
@@ -57,6 +58,18 @@ def test_alone_equals_any_batch(cell_bundle):
                     np.testing.assert_allclose(state[name][i], full_state[name][start + i], atol=1e-5)
 
 
+@pytest.mark.parametrize("options", [DecodeOptions("greedy"), DecodeOptions("beam", beam_width=3, n_best=2),
+                                     DecodeOptions("sample", temperature=3.0, seed=5)], ids=lambda o: o.strategy)
+def test_alone_equals_batch_in_step_mode_for_every_strategy(cell_bundle, options):
+    _, result = cell_bundle
+    model = load(result.path)
+    batch = model.decode_text(TEXTS, options)
+    for i, text in enumerate(TEXTS):
+        (alone,) = model.decode_text([text], options)
+        assert [h[0] for h in alone] == [h[0] for h in batch[i]]
+        np.testing.assert_allclose([h[1:] for h in alone], [h[1:] for h in batch[i]], atol=1e-4)
+
+
 def test_fused_modes(cell_bundle):
     _, result = cell_bundle
     model = load(result.path)
@@ -67,7 +80,11 @@ def test_fused_modes(cell_bundle):
     assert [s.tolist() for s in step] == [f.tolist() for f in fused]
     assert result.parity.modes["fused"]["tokens_identical"]
     int8 = result.parity.modes["fused-int8"]
-    assert 0 <= int8["token_agreement"] <= 1 and "tokens_identical" in int8
+    got = model.generate(ids, lengths=lengths, mode="fused-int8")
+    # Seeded one-epoch models leave small margins; int8 kept 89-100% of tokens here (a broken int8 graph keeps
+    # few), on these inputs and on export's own held-out ones.
+    assert token_agreement(step, got)["token_agreement"] >= 0.85 and int8["token_agreement"] >= 0.85
+    assert int8["tokens_identical"] == (int8["sequences_differing"] == 0)
 
 
 def test_runtime_equals_keras(cell_bundle):
@@ -78,7 +95,7 @@ def test_runtime_equals_keras(cell_bundle):
         np.testing.assert_allclose(model.encode(ids, lengths)[name], value, atol=1e-5)
     encoder, decoder, _ = keras_models(run.path)
     t = model.target_vocab
-    want = keras_greedy(encoder, decoder, [model.source_vocab.encode(x).tolist() for x in TEXTS], t.start_id, t.end_id,
+    want = keras_greedy(encoder, decoder, [model.source_vocab.encode(x) for x in TEXTS], t.start_id, t.end_id,
                         model.max_steps)
     for mode in ("step", "fused"):
         assert [g.tolist() for g in model.generate(ids, lengths=lengths, mode=mode)] == want

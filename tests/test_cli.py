@@ -39,11 +39,11 @@ def test_run_features_csv_and_npy(sine_bundle, golden, tmp_path, capsys):
     np.savetxt(csv, x[0], delimiter=",")
     assert main(["run", str(sine_bundle), "--input", str(csv)]) == 0
     rows = np.loadtxt(io.StringIO(capsys.readouterr().out), delimiter=",")
-    np.testing.assert_allclose(rows, golden["sine"]["outputs"][0], atol=1e-5)
+    np.testing.assert_allclose(rows, golden["sine"]["outputs"][0], atol=1e-4)  # default mode (fused) vs golden (step)
     npy, out = tmp_path / "batch.npy", tmp_path / "pred.npy"
     np.save(npy, x)
     assert main(["run", str(sine_bundle), "--input", str(npy), "--output", str(out)]) == 0
-    np.testing.assert_allclose(np.load(out), golden["sine"]["outputs"], atol=1e-5)
+    np.testing.assert_allclose(np.load(out), golden["sine"]["outputs"], atol=1e-4)
     assert main(["run", str(sine_bundle), "--input", str(npy), "--output", str(out)]) == 1
     assert "pred.npy already exists; choose another path or pass --force" in capsys.readouterr().err
     assert main(["run", str(sine_bundle), "--input", str(npy), "--output", str(out), "--force"]) == 0
@@ -82,7 +82,13 @@ def test_quickstart_small(tmp_path):
     text = "\n".join(lines)
     assert "greedy tokens identical: True" in text and "held-out exact match" in text
     assert result["parity"]["ok"] and result["test_size"] == 100
-    assert 0.0 <= result["accuracy"] <= 1.0
+    from seq2seq_edge.runtime import load
+    from seq2seq_edge.training import TrainConfig
+    from seq2seq_edge.training.tasks import make_splits
+
+    test = make_splits("dates", TrainConfig(samples=2000, epochs=1)).test[:100]
+    outputs = load(tmp_path / "qs" / "bundle").generate_text([s for s, _ in test])
+    assert result["accuracy"] == sum(o == t for o, (_, t) in zip(outputs, test)) / 100  # recomputed
     assert result["keras_us_per_token"] > result["runtime_us_per_token"] > 0
     assert (tmp_path / "qs" / "bundle" / "manifest.json").is_file()
 

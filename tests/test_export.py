@@ -58,7 +58,7 @@ def test_runtime_equals_keras_on_padded_batches(trained_dates, exported_dates):
             np.testing.assert_allclose(keras_alone[name][0], theirs[name][i], atol=1e-5)
     encoder, decoder, _ = keras_models(trained_dates)
     target = model.target_vocab
-    want = keras_greedy(encoder, decoder, [model.source_vocab.encode(t).tolist() for t in TEXTS], target.start_id,
+    want = keras_greedy(encoder, decoder, [model.source_vocab.encode(t) for t in TEXTS], target.start_id,
                         target.end_id, model.max_steps)
     for mode in model.modes[:2]:  # step and fused: the exact modes
         assert [g.tolist() for g in model.generate(ids, lengths=lengths, mode=mode)] == want

@@ -97,7 +97,7 @@ def test_renamed_tensor(bundle_copy):
 
 def test_state_size_disagrees(bundle_copy):
     _edit_manifest(bundle_copy, lambda d: d["state"][1].update(size=99))
-    with pytest.raises(BundleError, match=r"state 'c0' \(decoder_step input\): tensor 'c0' has shape \['batch', 24\], expected \['batch', 99\]"):
+    with pytest.raises(BundleError, match=r"state 'c0' \(decoder_step input\): tensor 'c0' has shape \['batch', 48\], expected \['batch', 99\]"):
         load(bundle_copy)
 
 

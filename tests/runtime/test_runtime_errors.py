@@ -77,7 +77,7 @@ def test_bad_state(dates):
     start = np.array([dates.target_vocab.start_id])
     with pytest.raises(InputError, match=r"state has keys \['h0'\], expected \['c0', 'h0'\]"):
         dates.step(start, {"h0": state["h0"]})
-    with pytest.raises(InputError, match=r"state 'c0': expected float \(1, 24\), got float32 \(2, 24\)"):
+    with pytest.raises(InputError, match=r"state 'c0': expected float \(1, 48\), got float32 \(2, 24\)"):
         dates.step(start, {"h0": state["h0"], "c0": np.zeros((2, 24), np.float32)})
     with pytest.raises(InputError, match=r"state must be a dict"):
         dates.step(start, [state["h0"], state["c0"]])

@@ -5,12 +5,31 @@ import threading
 import numpy as np
 import pytest
 
-from seq2seq_edge.runtime import load
+from seq2seq_edge.runtime import DecodeOptions, load
 
 
-def test_dates_golden_text(dates_bundle, golden):
+THREAD_TEXTS = ["14 juillet 2023", "July 14, 2023", "14. Juli 2023", "3 mei 1961", "Sunday, 31 December 2049",
+                "1 May 2000", "martes, 4 de julio de 1995", "1 gennaio 2000", "2 June 1999", "vendredi 14 juillet 2023"]
+
+
+RIGHT_ANSWERS = ["2023-07-14", "2023-07-14", "2023-07-14", "1961-05-03", "2049-12-31"]
+
+
+def test_dates_golden_text_is_right_in_every_mode(dates_bundle, golden):
+    """The committed model converts the golden dates correctly, and every mode gives the same ids."""
     model = load(dates_bundle)
-    assert model.generate_text(golden["dates"]["inputs"]) == golden["dates"]["outputs"]
+    assert golden["dates"]["outputs"] == RIGHT_ANSWERS
+    ids, lengths = model.source_vocab.encode_batch(golden["dates"]["inputs"])
+    for mode in ("step", "fused", "fused-int8"):
+        assert model.generate_text(golden["dates"]["inputs"], mode=mode) == RIGHT_ANSWERS
+        assert [r.tolist() for r in model.generate(ids, lengths=lengths, mode=mode)] == golden["dates"]["output_ids"]
+
+
+def test_output_ids_exclude_the_special_tokens(dates_bundle, golden):
+    vocab = load(dates_bundle).target_vocab
+    for row, text in zip(golden["dates"]["output_ids"], RIGHT_ANSWERS):
+        assert len(row) == len(text) and vocab.end_id not in row and vocab.start_id not in row
+        assert "".join(vocab.tokens[i] for i in row) == text
 
 
 def test_dates_golden_encoder_state(dates_bundle, golden):
@@ -22,9 +41,13 @@ def test_dates_golden_encoder_state(dates_bundle, golden):
 def test_sine_golden_rollout(sine_bundle, golden):
     model = load(sine_bundle)
     x = np.asarray(golden["sine"]["inputs"], np.float32)
-    out = model.generate(x)
+    out = model.generate(x, mode="step")
     assert out.shape == (3, model.max_steps, 2)
     np.testing.assert_allclose(out, golden["sine"]["outputs"], atol=1e-5)
+    truth = np.asarray(golden["sine"]["truth"])
+    # The committed model continues the waves: far closer than predicting zeros or the last value.
+    assert np.mean((out - truth) ** 2) < 0.2 * np.mean(truth ** 2)
+    assert np.mean((out - truth) ** 2) < 0.1 * np.mean((truth - x[:, -1:, :]) ** 2)
 
 
 def test_lengths_default_from_padding(dates_bundle, golden):
@@ -46,6 +69,24 @@ def test_alone_equals_in_batch(dates_bundle, golden, index):
     one_ids, one_len = model.source_vocab.encode_batch([texts[index]])
     np.testing.assert_allclose(model.encode(one_ids, one_len)["c0"][0], model.encode(ids, lengths)["c0"][index],
                                atol=1e-5)
+
+
+STRATEGIES = [DecodeOptions("greedy"), DecodeOptions("beam", beam_width=4, n_best=2, length_penalty=0.6),
+              DecodeOptions("sample", temperature=4.0, top_p=0.95, seed=3)]
+
+
+@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: o.strategy)
+def test_alone_equals_in_batch_for_every_strategy_in_step_mode(dates_bundle, options):
+    """Tokens and scores of a row do not depend on the rows beside it (sampling included, with a seed)."""
+    model = load(dates_bundle)
+    texts = THREAD_TEXTS
+    batch = model.decode_text(texts, options)
+    for i, text in enumerate(texts):
+        (alone,) = model.decode_text([text], options)
+        assert [h[0] for h in alone] == [h[0] for h in batch[i]]
+        np.testing.assert_allclose([h[1:] for h in alone], [h[1:] for h in batch[i]], atol=1e-4)
+    step = model.generate_text(texts, mode="step")
+    assert [model.generate_text([t], mode="step")[0] for t in texts] == step
 
 
 def test_step_returns_new_state_and_leaves_input_alone(dates_bundle):
@@ -80,25 +121,37 @@ def test_max_steps_truncates(dates_bundle):
     assert [len(s) for s in model.generate_text(["July 14, 2023", "1 May 2000"], max_steps=3)] == [3, 3]
 
 
-def test_threads_share_one_model(dates_bundle, golden):
+def test_threads_share_one_model(dates_bundle):
+    """Each thread decodes its own inputs, in step mode and with every strategy: a state leaking
+    between threads would change some thread's answer."""
     model = load(dates_bundle, threads=1)
-    texts, want = golden["dates"]["inputs"], golden["dates"]["outputs"]
-    results, errors = [], []
+    jobs = [(THREAD_TEXTS[i:] + THREAD_TEXTS[:i])[: 3 + i % 4] for i in range(8)]  # different inputs per thread
+    options = [None, DecodeOptions("beam", beam_width=3), DecodeOptions("sample", temperature=1.5, seed=11)]
 
-    def work():
+    def work(texts):
+        return [model.generate_text(texts, mode="step", options=o) for o in options]
+
+    want = [work(texts) for texts in jobs]  # serial
+    results, errors = {}, []
+
+    def run(i):
         try:
-            for _ in range(20):
-                results.append(model.generate_text(texts))
+            for _ in range(5):
+                got = work(jobs[i])
+                if got != want[i]:
+                    results[i] = got
+                    return
+            results.setdefault(i, "ok")
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
-    assert len(results) == 80 and all(r == want for r in results)
+    assert results == {i: "ok" for i in range(len(jobs))}
 
 
 def test_first_input_overrides_manifest(sine_bundle, golden):
@@ -130,11 +183,14 @@ def test_modes_agree_on_the_committed_bundles(dates_bundle, sine_bundle, golden)
     assert dates.generate_text(texts, max_steps=3, mode="fused") == dates.generate_text(texts, max_steps=3, mode="step")
     sine = load(sine_bundle)
     x = np.asarray(golden["sine"]["inputs"], np.float32)
-    np.testing.assert_allclose(sine.generate(x, mode="fused"), sine.generate(x, mode="step"), atol=1e-5)
-    np.testing.assert_allclose(sine.generate(x, 7, mode="fused-int8"), sine.generate(x, 7), atol=0.05)
+    np.testing.assert_allclose(sine.generate(x, mode="fused"), sine.generate(x, mode="step"), atol=1e-4)
+    int8, fp32 = sine.generate(x, mode="fused-int8"), sine.generate(x, mode="step")
+    assert np.max(np.abs(int8[:, 0] - fp32[:, 0])) < 0.1  # one step on int8 weights stays near fp32
+    # ... but the rollout drifts past the decode tolerance, so export made fp32 `fused` the default.
+    assert np.max(np.abs(int8 - fp32)) > 1e-3 and sine.manifest.default_mode == "fused"
 
 
-def test_int8_agreement_is_recorded(dates_bundle):
-    parity = load(dates_bundle).manifest.parity
-    assert parity["modes"]["fused"]["tokens_identical"] is True
-    assert 0.0 <= parity["modes"]["fused-int8"]["token_agreement"] <= 1.0
+def test_int8_graphs_hold_int8_weights(dates_bundle):
+    sizes = {p.name: p.stat().st_size for p in dates_bundle.iterdir()}
+    assert sizes["decode_loop_int8.onnx"] < sizes["decode_loop.onnx"] / 2.5
+    assert sizes["encoder_int8.onnx"] < sizes["encoder.onnx"] / 2
