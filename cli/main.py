@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import types
+import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
@@ -34,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             import_tensorflow()
         return args.func(args)
-    except (Seq2SeqEdgeError, FileNotFoundError) as exc:
+    except (Seq2SeqEdgeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -110,15 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     p.add_argument("--mode", default=None, help="decode mode (step, fused, fused-int8; default: the bundle's)")
     p.add_argument("--scores", action="store_true", help="token bundles: print each output's log-probability")
-    group = p.add_argument_group("decoding (token bundles)")
-    group.add_argument("--strategy", default="greedy", choices=("greedy", "sample", "beam"))
-    group.add_argument("--temperature", type=float, default=1.0)
-    group.add_argument("--top-k", type=int, default=None)
-    group.add_argument("--top-p", type=float, default=None)
-    group.add_argument("--seed", type=int, default=None)
-    group.add_argument("--beam-width", type=int, default=4)
-    group.add_argument("--length-penalty", type=float, default=1.0)
-    group.add_argument("--n-best", type=int, default=1, help="beam search: print this many outputs per input")
+    _dataclass_flags(p.add_argument_group("decoding (token bundles): DecodeOptions"), _decode_options())
     p.set_defaults(func=_run)
     return parser
 
@@ -128,21 +122,42 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     from ..training.config import AutoencoderConfig, ModelConfig, TrainConfig
 
     autoencoder_defaults = {f.name: f.default for f in fields(AutoencoderConfig)}
-    seen = set()
+    seen: set[str] = set()
     for cls in (ModelConfig, AutoencoderConfig, TrainConfig):
-        group = p.add_argument_group(cls.__name__)
-        for f in fields(cls):
-            if f.name in seen:
-                continue
-            seen.add(f.name)
-            default = f"(default: {_show(f.default)}"
-            if cls is ModelConfig and f.name in autoencoder_defaults:
-                default += f"; autoencoders: {_show(autoencoder_defaults[f.name])}"
-            flag = f"--{f.name.replace('_', '-')}"
-            if isinstance(f.default, bool):  # a switch: present means true
-                group.add_argument(flag, action="store_const", const="true", default=None, help=default + ")")
-                continue
-            group.add_argument(flag, default=None, metavar=type(f.default).__name__.upper(), help=default + ")")
+        notes = {name: f"autoencoders: {_show(value)}" for name, value in autoencoder_defaults.items()
+                 if cls is ModelConfig}
+        _dataclass_flags(p.add_argument_group(cls.__name__), cls, seen, notes)
+
+
+def _decode_options() -> type:
+    from ..runtime.strategies import DecodeOptions
+
+    return DecodeOptions
+
+
+def _dataclass_flags(group, cls: type, seen: set[str] | None = None, notes: dict[str, str] | None = None) -> None:
+    """One flag per field of ``cls`` (values kept as text and parsed by ``_pick``); fields in ``seen`` are skipped."""
+    seen = set() if seen is None else seen
+    for f in fields(cls):
+        if f.name in seen:
+            continue
+        seen.add(f.name)
+        text = f"(default: {_show(f.default)}" + (f"; {notes[f.name]}" if notes and f.name in notes else "") + ")"
+        text = f"{f.metadata['help']} {text}" if "help" in f.metadata else text
+        flag = f"--{f.name.replace('_', '-')}"
+        if _field_type(cls, f.name) is bool:  # a switch: present means true
+            group.add_argument(flag, action="store_const", const="true", default=None, help=text)
+            continue
+        group.add_argument(flag, default=None, metavar=_field_type(cls, f.name).__name__.upper(), help=text)
+
+
+def _field_type(cls: type, name: str) -> type:
+    """The type a field's flag parses to: int for ``int | None``, tuple for ``tuple[int, ...]``."""
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return args[0]
+    return typing.get_origin(hint) or hint
 
 
 QUICK = {"samples": "20000", "epochs": "3", "units": "128", "layers": "1", "embedding_dim": "32"}
@@ -163,7 +178,7 @@ def _pick(cls: type, args: argparse.Namespace):
         text = getattr(args, f.name, None)
         if text is None:
             continue
-        kind = type(f.default)
+        kind = _field_type(cls, f.name)
         if kind is bool:
             values[f.name] = text == "true"
             continue
@@ -260,7 +275,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from .io_files import read_features, write_features
 
-    from ..runtime import AutoencoderModel, DecodeOptions
+    from ..runtime import AutoencoderModel
     from ..runtime.manifest import TokenSpec
 
     model = load(args.bundle, threads=args.threads)
@@ -270,12 +285,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.input or args.output:
             raise Seq2SeqEdgeError("--input/--output are for feature bundles; pass texts as arguments or on stdin")
         texts = args.inputs or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        options = DecodeOptions(args.strategy, args.temperature, args.top_k, args.top_p, args.seed, args.beam_width,
-                                args.length_penalty, args.n_best)
-        if args.n_best > 1 or args.scores:
+        options = _pick(_decode_options(), args)
+        if options.n_best > 1 or args.scores:
             for row in model.decode_text(texts, options, args.max_steps):
                 for text, log_prob, score in row:
-                    print("\t".join([text, f"{log_prob:.6g}"] + ([f"{score:.6g}"] if args.n_best > 1 else [])))
+                    print("\t".join([text, f"{log_prob:.6g}"] + ([f"{score:.6g}"] if options.n_best > 1 else [])))
             return 0
         for result in model.generate_text(texts, args.max_steps, mode=args.mode, options=options):
             print(result)

@@ -15,7 +15,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from .contract import LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS
-from .errors import BundleError
+from .errors import BundleError, InputError
 from .manifest import AutoencoderManifest, FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec, parse_manifest
 
 __all__ = ["Bundle", "open_bundle", "read_manifest", "sha256_bytes"]
@@ -69,7 +69,7 @@ def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None (onnxruntime's default), got {threads!r}")
+        raise InputError(f"threads must be a positive integer or None (onnxruntime's default), got {threads!r}")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:

@@ -9,7 +9,7 @@ log-probability (the end token included).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -45,14 +45,14 @@ class DecodeOptions:
     are ranked by log_prob / length**alpha), ``n_best`` results per row.
     """
 
-    strategy: str = "greedy"
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    beam_width: int = 4
-    length_penalty: float = 1.0
-    n_best: int = 1
+    strategy: str = field(default="greedy", metadata={"help": "greedy, sample or beam"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling: divide log-probabilities by this"})
+    top_k: int | None = field(default=None, metadata={"help": "sampling: draw from the k likeliest tokens"})
+    top_p: float | None = field(default=None, metadata={"help": "sampling: draw from the smallest set reaching p"})
+    seed: int | None = field(default=None, metadata={"help": "sampling: reproducible draws"})
+    beam_width: int = field(default=4, metadata={"help": "beam search: hypotheses kept per step"})
+    length_penalty: float = field(default=1.0, metadata={"help": "beam search: rank by log_prob / length**alpha"})
+    n_best: int = field(default=1, metadata={"help": "beam search: results per input"})
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -117,7 +117,7 @@ def test_bad_first_input(sine, window):
 
 
 def test_threads_must_be_positive(dates_bundle):
-    with pytest.raises(ValueError, match=r"threads must be a positive integer or None"):
+    with pytest.raises(InputError, match=r"threads must be a positive integer or None"):
         load(dates_bundle, threads=0)
 
 
