@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..training.fsutil import write_bytes_atomic
 from ..runtime.errors import InputError
+from ..training.fsutil import write_bytes_atomic
 
 __all__ = ["read_features", "write_features"]
 

@@ -271,12 +271,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..runtime import load
-
-    from .io_files import read_features, write_features
-
-    from ..runtime import AutoencoderModel
+    from ..runtime import AutoencoderModel, load
     from ..runtime.manifest import TokenSpec
+    from .io_files import read_features, write_features
 
     model = load(args.bundle, threads=args.threads)
     if isinstance(model, AutoencoderModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.contract import state_kinds
+from ..runtime.contract import state_names
 from ..runtime.manifest import FeatureSpec, GraphSpec
 from ..training.fsutil import atomic_directory
 from ..training.inference import KerasSeq2Seq
@@ -92,7 +92,8 @@ def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Pa
     from .fused import build_decode_loop, decoder_weights, quantize_loop, quantize_model
 
     end_id = vocabs[1].end_id if vocabs else None
-    names = [[f"{kind}{k}" for kind in state_kinds(config.model.cell)] for k in range(config.model.layers)]
+    names = [[name for layer, _, name in state_names(config.model.cell, config.model.layers) if layer == k]
+             for k in range(config.model.layers)]
     loop = build_decode_loop(decoder_weights(model, config), names, end_id, max(opset, 18))
     graphs["decode_loop"] = write_graph(loop, folder, "decode_loop.onnx")
     graphs["decode_loop_int8"] = write_graph(quantize_loop(loop), folder, "decode_loop_int8.onnx")

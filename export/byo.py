@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-
-from ..runtime.contract import SOURCE, STATE_KINDS as KINDS, STEP_INPUT, STEP_OUTPUTS, state_output
+from ..runtime.contract import SOURCE, STEP_INPUT, STEP_OUTPUTS, state_output
+from ..runtime.contract import STATE_KINDS as KINDS
 from ..runtime.vocab import Vocabulary
-
 from .byo_bundle import write_byo_bundle
 from .convert import ExportError
 from .support import all_layers, cell_of_layer, check_supported_layers

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .metrics import token_agreement
 from ..runtime.inputs import normalise
+from .metrics import token_agreement
 
 __all__ = ["ParityReport", "token_parity", "feature_parity", "default_mode", "STEP_TOLERANCE", "DECODE_TOLERANCE"]
 

@@ -8,8 +8,8 @@
 This package never imports tensorflow, keras, tf2onnx or onnx.
 """
 
-from .errors import BundleError, InputError, Seq2SeqEdgeError, UnknownTokenError
 from .autoencoder import AutoencoderModel
+from .errors import BundleError, InputError, Seq2SeqEdgeError, UnknownTokenError
 from .loader import load
 from .manifest import AutoencoderManifest, Manifest
 from .model import Seq2SeqModel

@@ -70,6 +70,19 @@ def test_alone_equals_batch_in_step_mode_for_every_strategy(cell_bundle, options
         np.testing.assert_allclose([h[1:] for h in alone], [h[1:] for h in batch[i]], atol=1e-4)
 
 
+def test_encoder_uses_the_native_recurrent_op_with_lengths(cell_bundle):
+    """LSTM encoders keep ONNX's LSTM op; GRU encoders are built on ONNX's GRU op (tf2onnx would make a Loop)."""
+    import onnx
+
+    run, result = cell_bundle
+    graph = onnx.load(str(result.path / "encoder.onnx")).graph
+    native = [n for n in graph.node if n.op_type == run.config.model.cell.upper()]
+    assert len(native) == run.config.model.layers and not [n for n in graph.node if n.op_type in ("Loop", "Scan")]
+    assert all(n.input[4] == "source_length" for n in native)  # sequence_lens: each row stops at its own length
+    directions = {a.s.decode() for n in native for a in n.attribute if a.name == "direction"} or {"forward"}
+    assert directions == ({"bidirectional"} if run.config.model.bidirectional else {"forward"})
+
+
 def test_fused_modes(cell_bundle):
     _, result = cell_bundle
     model = load(result.path)

@@ -8,7 +8,6 @@ import numpy as np
 
 from ..runtime.inputs import normalise
 from ..runtime.vocab import Vocabulary
-
 from .tasks import FeatureSplits, TokenSplits
 
 __all__ = ["Arrays", "build_vocabularies", "token_arrays", "feature_stats", "feature_arrays", "bucketed_batches"]

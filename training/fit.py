@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from .fsutil import atomic_directory
 from ..runtime.inputs import normalise
-
 from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
 from .data import bucketed_batches, build_vocabularies, feature_arrays, feature_stats, token_arrays
+from .fsutil import atomic_directory
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits
 

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime.decoding import rollout_features
+from ..runtime.contract import state_names
+from ..runtime.decoding import State, rollout_features
 from ..runtime.inputs import normalise
 from ..runtime.strategies import greedy_tokens
-
 from .config import RunConfig
-from ..runtime.contract import state_names
 from .models import build_decoder_step, build_encoder
 
 __all__ = ["KerasSeq2Seq"]
-
-State = dict[str, np.ndarray]
-
 
 class KerasSeq2Seq:
     """An encoder and a step decoder with our tensor names, called directly (no predict()).

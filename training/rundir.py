@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..runtime.errors import Seq2SeqEdgeError
 from ..runtime.vocab import Vocabulary
-
 from .config import RunConfig
 
 __all__ = ["RunDir", "RunDirError", "MODEL_FILE", "CONFIG_FILE", "VOCAB_FILE", "HISTORY_FILE"]
