@@ -29,6 +29,11 @@ def sine_bundle() -> Path:
     return DATA / "sine_tiny"
 
 
+@pytest.fixture(scope="session")
+def ae_bundle() -> Path:
+    return DATA / "sine_ae_tiny"
+
+
 @pytest.fixture
 def bundle_copy(tmp_path: Path, dates_bundle: Path) -> Path:
     """A writable copy of the tiny dates bundle, for tampering with."""
