@@ -16,7 +16,16 @@ import onnxruntime as ort
 
 from .contract import LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS
 from .errors import BundleError, InputError
-from .manifest import AutoencoderManifest, FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec, parse_manifest
+from .manifest import (
+    AutoencoderManifest,
+    FeatureSpec,
+    GraphSpec,
+    Manifest,
+    TensorSpec,
+    TokenSpec,
+    parse_manifest,
+)
+from .onnx_scan import check_no_external_data
 
 __all__ = ["Bundle", "open_bundle", "read_manifest", "sha256_bytes"]
 
@@ -89,6 +98,7 @@ def _session(root: Path, spec: GraphSpec, options: ort.SessionOptions) -> ort.In
     if actual != spec.sha256:
         raise BundleError(f"{spec.file}: sha256 {actual[:16]}... does not match the manifest's "
                           f"{spec.sha256[:16]}...; the file was changed or corrupted after export: export again")
+    check_no_external_data(data, spec.file)  # before onnxruntime sees it: it would resolve the paths
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private types

@@ -66,14 +66,26 @@ def test_tampered_graph(bundle_copy):
 
 
 def test_truncated_graph_with_matching_hash(bundle_copy):
-    """A corrupt file whose hash was updated still fails, at onnxruntime's load, with our message."""
+    """A corrupt file whose hash was updated still fails, before onnxruntime sees it, with our message."""
     from seq2seq_edge.runtime.bundle import sha256_bytes
 
     file = bundle_copy / "encoder.onnx"
     data = file.read_bytes()[:200]
     file.write_bytes(data)
     _edit_manifest(bundle_copy, lambda d: d["graphs"]["encoder"].update(sha256=sha256_bytes(data)))
-    with pytest.raises(BundleError, match=r"encoder.onnx: onnxruntime cannot load it"):
+    with pytest.raises(BundleError, match=r"encoder.onnx: not a valid ONNX model \(a field runs past the end of "
+                                          r"its message\); export the bundle again"):
+        load(bundle_copy)
+
+
+def test_graph_onnxruntime_rejects(bundle_copy):
+    """Well-formed protobuf that is no usable model (an ir_version and no graph) fails at onnxruntime's load."""
+    from seq2seq_edge.runtime.bundle import sha256_bytes
+
+    data = b"\x08\x07"
+    (bundle_copy / "encoder.onnx").write_bytes(data)
+    _edit_manifest(bundle_copy, lambda d: d["graphs"]["encoder"].update(sha256=sha256_bytes(data)))
+    with pytest.raises(BundleError, match=r"encoder.onnx: onnxruntime cannot load it \(.+\); export the bundle again"):
         load(bundle_copy)
 
 

@@ -1,0 +1,70 @@
+"""Attacks on the runtime with real ONNX graphs (built with onnx): a bundle may not read outside itself."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from seq2seq_edge.runtime import BundleError, load
+from seq2seq_edge.runtime.bundle import sha256_bytes
+
+SECRET = b"the application's private key\n"
+
+
+def secret_reader(location: str, in_subgraph: bool = False) -> bytes:
+    """A graph whose output is the bytes of the file at ``location`` (a uint8 initializer stored externally)."""
+    weight = TensorProto(name="w", data_type=TensorProto.UINT8, dims=[len(SECRET)])
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(len(SECRET)))):
+        weight.external_data.add(key=key, value=value)
+    out = helper.make_tensor_value_info("out", TensorProto.UINT8, [len(SECRET)])
+    if not in_subgraph:
+        graph = helper.make_graph([helper.make_node("Identity", ["w"], ["out"])], "reader", [], [out], [weight])
+    else:  # the same, hidden in an If branch
+        branch = helper.make_graph([helper.make_node("Identity", ["w"], ["branch_out"])], "branch", [],
+                                   [helper.make_tensor_value_info("branch_out", TensorProto.UINT8, [len(SECRET)])],
+                                   [weight])
+        cond = helper.make_tensor("cond", TensorProto.BOOL, [], [True])
+        node = helper.make_node("If", ["cond"], ["out"], then_branch=branch, else_branch=branch)
+        graph = helper.make_graph([node], "reader", [], [out], [cond])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString()
+
+
+def test_the_attack_is_real_without_the_check(tmp_path, monkeypatch):
+    """onnxruntime itself resolves the location against the working directory and returns the file's bytes."""
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    monkeypatch.chdir(tmp_path)
+    session = ort.InferenceSession(secret_reader("secret.txt"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {})[0].tobytes() == SECRET
+
+
+@pytest.mark.parametrize("location, in_subgraph", [("secret.txt", False), ("secret.txt", True),
+                                                   ("../outside/secret.txt", False), ("{abs}", False)])
+def test_a_bundle_with_external_data_is_refused(bundle_copy, tmp_path, monkeypatch, location, in_subgraph):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(SECRET)
+    (bundle_copy / "secret.txt").write_bytes(SECRET)
+    monkeypatch.chdir(outside)
+    data = secret_reader(location.format(abs=outside / "secret.txt"), in_subgraph)
+    (bundle_copy / "encoder.onnx").write_bytes(data)
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["graphs"]["encoder"]["sha256"] = sha256_bytes(data)
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"encoder.onnx: a tensor keeps its data in an external file; a bundle "
+                                          r"may not read anything outside itself"):
+        load(bundle_copy)
+
+
+def test_committed_and_exported_graphs_hold_all_their_weights(dates_bundle, exported_dates):
+    for bundle in (dates_bundle, exported_dates.path):
+        for file in bundle.glob("*.onnx"):
+            model = onnx.load(str(file), load_external_data=False)
+            assert not any(onnx.external_data_helper.uses_external_data(t)
+                           for t in onnx.external_data_helper._get_all_tensors(model)), file
+    assert load(dates_bundle).generate_text(["1 May 2000"]) == ["2000-05-01"]
+    np.testing.assert_array_equal(load(exported_dates.path).encode(np.array([[5, 6]]))["h0"].shape, (1, 16))
