@@ -30,6 +30,7 @@ from .onnx_scan import check_no_external_data
 __all__ = ["Bundle", "open_bundle", "read_manifest", "sha256_bytes"]
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 ORT_DTYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float)": "float32"}
 
 
@@ -69,10 +70,16 @@ def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
     if not file.is_file():
         raise BundleError(f"{str(path)!r} has no {MANIFEST}; it is not a seq2seq-edge bundle, or it is "
                           "incomplete: export it again")
+    size = file.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{file}: {size} bytes, more than a manifest may hold ({MAX_MANIFEST_BYTES}); "
+                          "it is not a seq2seq-edge manifest")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{file}: not valid JSON ({exc}); the manifest is corrupt: export the bundle again") from exc
+    except RecursionError as exc:
+        raise BundleError(f"{file}: JSON nested too deeply to be a manifest; the manifest is corrupt") from exc
     return parse_manifest(data)
 
 
@@ -133,9 +140,11 @@ def _check_tensor(file: str, declared: TensorSpec, actual) -> None:
 
 
 def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> None:
-    """Sizes and names must agree between encoder, decoder and the declared sides."""
+    """Sizes, names and dtypes must agree between encoder, decoder and the declared sides."""
     enc, dec = m.graphs["encoder"], m.graphs["decoder_step"]
     state_inputs = {s.name for s in m.state}
+    if len(state_inputs) != len(m.state) or len({s.output for s in m.state}) != len(m.state):
+        raise BundleError("manifest.json: state names and outputs must be unique")
     extra = {t.name for t in dec.inputs} - state_inputs - {m.io.step_input}
     if extra:
         raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input nor a state")
@@ -143,20 +152,26 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
     if extra:
         raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output nor a state")
     for s in m.state:
-        _expect(dec.input(s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)")
-        _expect(dec.output(s.output), ("batch", s.size), f"state {s.name!r} (decoder_step output {s.output!r})")
+        _expect(dec.input(s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)", "float32")
+        _expect(dec.output(s.output), ("batch", s.size), f"state {s.name!r} (decoder_step output {s.output!r})",
+                "float32")
         if s.init == "encoder":
             _expect(enc.output(s.encoder_output), ("batch", s.size),
-                    f"state {s.name!r} (encoder output {s.encoder_output!r})")
+                    f"state {s.name!r} (encoder output {s.encoder_output!r})", "float32")
     src = enc.input(m.io.source)
     if isinstance(m.source, FeatureSpec):
-        _expect(src, ("batch", "time", m.source.features), "source")
+        _expect(src, ("batch", "time", m.source.features), "source", "float32")
+        fed = {m.io.source}
     else:
-        _expect(src, ("batch", "time"), "source")
+        _expect(src, ("batch", "time"), "source", "int32")
         if m.io.padding is None:
             raise BundleError("manifest.json: io.padding must say how a token source's padding is handled")
         if m.io.source_length is not None:
-            _expect(enc.input(m.io.source_length), ("batch",), "source_length")
+            _expect(enc.input(m.io.source_length), ("batch",), "source_length", "int32")
+        fed = {m.io.source, m.io.source_length} - {None}
+    if {t.name for t in enc.inputs} != fed:
+        raise BundleError(f"encoder.onnx: inputs {sorted(t.name for t in enc.inputs)} do not match io.padding "
+                          f"{m.io.padding!r}, which feeds {sorted(fed)}; the manifest belongs to another bundle")
     for mode, graphs in m.modes.items():
         if graphs["decoder"] != "decoder_step":
             _check_loop(m, m.graphs[graphs["decoder"]], mode)
@@ -165,10 +180,12 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
             raise BundleError(f"{other.file} (mode {mode!r}): its inputs and outputs differ from encoder.onnx's")
     out = dec.output(m.io.step_output)
     width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
-    _expect(out, ("batch", width), "step_output")
+    _expect(out, ("batch", width), "step_output", "float32")
     step_in = dec.input(m.io.step_input)
-    _expect(step_in, ("batch", 1) if isinstance(m.target, TokenSpec) else ("batch", m.target.features),
-            "step_input")
+    if isinstance(m.target, TokenSpec):
+        _expect(step_in, ("batch", 1), "step_input", "int32")
+    else:
+        _expect(step_in, ("batch", m.target.features), "step_input", "float32")
 
 
 def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
@@ -178,29 +195,38 @@ def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
     if names != want:
         raise BundleError(f"{graph.file} (mode {mode!r}): inputs {sorted(names)} should be {sorted(want)}")
     for s in m.state:
-        _expect(graph.input(s.name), ("batch", s.size), f"state {s.name!r} ({graph.file})")
-    _expect(graph.input(LOOP_STEPS), (), "max_steps")
+        _expect(graph.input(s.name), ("batch", s.size), f"state {s.name!r} ({graph.file})", "float32")
+    _expect(graph.input(LOOP_STEPS), (), "max_steps", "int64")
     if isinstance(m.target, TokenSpec):
-        _expect(graph.input(LOOP_INPUT), ("batch",), "first_input")
-        _expect(graph.output(LOOP_OUTPUTS["tokens"]), ("steps", "batch"), "tokens")
+        _expect(graph.input(LOOP_INPUT), ("batch",), "first_input", "int32")
+        _expect(graph.output(LOOP_OUTPUTS["tokens"]), ("steps", "batch"), "tokens", "int32")
     else:
-        _expect(graph.input(LOOP_INPUT), ("batch", m.target.features), "first_input")
-        _expect(graph.output(LOOP_OUTPUTS["features"]), ("steps", "batch", m.target.features), "predictions")
+        _expect(graph.input(LOOP_INPUT), ("batch", m.target.features), "first_input", "float32")
+        _expect(graph.output(LOOP_OUTPUTS["features"]), ("steps", "batch", m.target.features), "predictions",
+                "float32")
 
 
 def _check_autoencoder(m: AutoencoderManifest) -> None:
     """Both graphs read (batch, window, features); the autoencoder gives the same shape back."""
     shape = ("batch", m.window, m.source.features)
     ae, enc = m.graphs["autoencoder"], m.graphs["encoder"]
-    _expect(ae.input(m.source_name), shape, "autoencoder source")
-    _expect(ae.output(m.reconstruction_name), shape, "reconstruction")
-    _expect(enc.input(m.source_name), shape, "encoder source")
+    for graph in (ae, enc):
+        if [t.name for t in graph.inputs] != [m.source_name]:
+            raise BundleError(f"{graph.file}: inputs {[t.name for t in graph.inputs]} should be just "
+                              f"[{m.source_name!r}]; the manifest belongs to another bundle")
+    _expect(ae.input(m.source_name), shape, "autoencoder source", "float32")
+    _expect(ae.output(m.reconstruction_name), shape, "reconstruction", "float32")
+    _expect(enc.input(m.source_name), shape, "encoder source", "float32")
     latent = enc.output(m.latent_name)
-    if len(latent.shape) != 2:
-        raise BundleError(f"latent: tensor {latent.name!r} has shape {list(latent.shape)}, expected (batch, size)")
+    if len(latent.shape) != 2 or latent.dtype != "float32":
+        raise BundleError(f"latent: tensor {latent.name!r} is {latent.dtype} {list(latent.shape)}, "
+                          "expected float32 (batch, size)")
 
 
-def _expect(tensor: TensorSpec, shape: tuple, what: str) -> None:
+def _expect(tensor: TensorSpec, shape: tuple, what: str, dtype: str) -> None:
+    if tensor.dtype != dtype:
+        raise BundleError(f"{what}: tensor {tensor.name!r} is {tensor.dtype}, expected {dtype}; encoder, decoder "
+                          "and manifest disagree: export the bundle again")
     ok = len(tensor.shape) == len(shape) and all(
         (isinstance(e, str) and isinstance(a, str)) or e == a for e, a in zip(shape, tensor.shape))
     if not ok:

@@ -7,6 +7,8 @@ with outputs by name, vocabularies or feature statistics, and decode limits.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -18,6 +20,17 @@ __all__ = ["FORMAT", "TensorSpec", "GraphSpec", "StateSpec", "TokenSpec", "Featu
            "Manifest", "AutoencoderManifest", "parse_manifest"]
 
 FORMAT = "seq2seq-edge/1"
+
+# Upper bounds on every size a manifest declares, so that a hostile bundle fails at load with a
+# BundleError instead of asking for an allocation of the machine later.
+MAX_STEPS = 100_000       # decode.max_steps
+MAX_SIZE = 65_536         # a state's size, a feature count, a layer's units
+MAX_LAYERS = 64           # recurrent layers, state tensors per layer kind
+MAX_TOKENS = 1_000_000    # vocabulary entries
+MAX_WINDOW = 1_000_000    # autoencoder window
+MAX_ENTRIES = 256         # graphs, modes, state tensors, tensors per graph
+MAX_RANK = 8              # dimensions of a declared tensor
+MAX_NAME = 256            # characters in a tensor, graph or token name
 FAMILIES = ("seq2seq", "autoencoder")
 CELLS = ("lstm", "gru")
 PADDINGS = ("lengths", "mask", "none")
@@ -100,8 +113,14 @@ class FeatureSpec:
     kind: str = "features"
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.features, int) and not isinstance(self.features, bool)
+                and 1 <= self.features <= MAX_SIZE):
+            raise BundleError(f"features: must be an integer in [1, {MAX_SIZE}], got {self.features!r}")
         if len(self.mean) != self.features or len(self.std) != self.features:
             raise BundleError(f"features: mean and std need {self.features} values each")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+                raise BundleError(f"features: every {name} must be a finite number, got {list(values)[:8]!r}")
         if any(not s > 0 for s in self.std):
             raise BundleError("features: every std must be > 0")
 
@@ -182,8 +201,14 @@ class Manifest:
         for required in ("encoder", "decoder_step"):
             if required not in self.graphs:
                 raise BundleError(f"manifest.json: graphs.{required} is missing")
-        if not (isinstance(self.max_steps, int) and self.max_steps > 0):
-            raise BundleError(f"manifest.json: decode.max_steps must be a positive integer, got {self.max_steps!r}")
+        if not (isinstance(self.max_steps, int) and not isinstance(self.max_steps, bool)
+                and 1 <= self.max_steps <= MAX_STEPS):
+            raise BundleError(f"manifest.json: decode.max_steps must be an integer in [1, {MAX_STEPS}], "
+                              f"got {self.max_steps!r}")
+        if isinstance(self.target, TokenSpec) and self.target.vocabulary.end_id is None:
+            raise BundleError("manifest.json: target.vocabulary.end_id is null; a token target needs an end token")
+        if len(self.modes) > MAX_ENTRIES or len(self.state) > MAX_ENTRIES:
+            raise BundleError(f"manifest.json: at most {MAX_ENTRIES} decode modes and state tensors")
         if self.first_input == "start_token" and not (
                 isinstance(self.target, TokenSpec) and self.target.vocabulary.start_id is not None):
             raise BundleError("manifest.json: first_input 'start_token' needs a token target with a start_id")
@@ -213,20 +238,13 @@ class Manifest:
         """Parse manifest.json content; every problem is a BundleError naming the field."""
         r = _header(data)
         model, decode = r.child("model"), r.child("decode")
-        try:
-            return cls(
-                family=r.get("family", str), cell=model.get("cell", str),
-                encoder_units=tuple(model.get("encoder_units", list)),
-                decoder_units=tuple(model.get("decoder_units", list)),
-                graphs={k: _graph(r.child("graphs").child(k)) for k in r.get("graphs", dict)},
-                state=tuple(_state(s) for s in r.items("state")),
-                source=_side(r.child("source")), target=_side(r.child("target")),
-                io=IONames(**r.get("io", dict)),
-                max_steps=decode.get("max_steps", int), first_input=decode.get("first_input", str),
-                task=data.get("task"), parity=data.get("parity", {}), versions=data.get("versions", {}),
-                data=data.get("data"), modes=decode.get("modes", dict), default_mode=decode.get("default_mode", str))
-        except TypeError as exc:
-            raise BundleError(f"manifest.json: malformed entry ({exc})") from exc
+        return cls(
+            family=r.get("family", str), cell=model.get("cell", str),
+            encoder_units=_units(model, "encoder_units"), decoder_units=_units(model, "decoder_units"),
+            graphs=_graphs(r), state=tuple(_state(s) for s in r.items("state")),
+            source=_side(r.child("source")), target=_side(r.child("target")), io=_io(r.child("io")),
+            max_steps=decode.get("max_steps", int), first_input=decode.get("first_input", str),
+            modes=_modes(decode), default_mode=decode.get("default_mode", str), **_records(r))
 
 
 @dataclass(frozen=True)
@@ -264,8 +282,9 @@ class AutoencoderManifest:
             raise BundleError(f"manifest.json: window must be a positive integer, got {self.window!r}")
         if self.anomaly is not None:
             threshold = self.anomaly.get("threshold")
-            if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not threshold >= 0:
-                raise BundleError(f"manifest.json: anomaly.threshold must be a number >= 0, got {threshold!r}")
+            if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 <= threshold < math.inf:
+                raise BundleError(f"manifest.json: anomaly.threshold must be a finite number >= 0, "
+                                  f"got {threshold!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, the exact content of manifest.json."""
@@ -288,16 +307,14 @@ class AutoencoderManifest:
         source = _side(r.child("source"))
         if not isinstance(source, FeatureSpec):
             raise BundleError("manifest.json: an autoencoder's source must be features")
-        anomaly = data.get("anomaly")
-        if anomaly is not None and not isinstance(anomaly, dict):
-            raise BundleError("manifest.json: anomaly must be an object or null")
-        return cls(cell=model.get("cell", str), encoder_units=tuple(model.get("encoder_units", list)),
-                   decoder_units=tuple(model.get("decoder_units", list)),
-                   graphs={k: _graph(r.child("graphs").child(k)) for k in r.get("graphs", dict)},
-                   source=source, window=r.get("window", int), source_name=io.get("source", str),
-                   reconstruction_name=io.get("reconstruction", str), latent_name=io.get("latent", str),
-                   anomaly=anomaly, task=data.get("task"), parity=data.get("parity", {}),
-                   versions=data.get("versions", {}), data=data.get("data"))
+        anomaly = r.optional("anomaly", dict)
+        window = r.get("window", int)
+        if not 1 <= window <= MAX_WINDOW:
+            raise BundleError(f"manifest.json: window must be an integer in [1, {MAX_WINDOW}], got {window!r}")
+        return cls(cell=model.get("cell", str), encoder_units=_units(model, "encoder_units"),
+                   decoder_units=_units(model, "decoder_units"), graphs=_graphs(r), source=source, window=window,
+                   source_name=io.name("source"), reconstruction_name=io.name("reconstruction"),
+                   latent_name=io.name("latent"), anomaly=anomaly, **_records(r))
 
 
 def parse_manifest(data: Any) -> Manifest | AutoencoderManifest:
@@ -332,11 +349,41 @@ class _Reader:
             raise BundleError(f"{self.path}: field '{key}' must be {kind.__name__}, got {type(value).__name__}")
         return value
 
+    def optional(self, key: str, kind: type) -> Any:
+        """The field, or None when it is absent or null."""
+        return None if self.data.get(key) is None else self.get(key, kind)
+
+    def bounded(self, key: str, low: int, high: int) -> int:
+        value = self.get(key, int)
+        if not low <= value <= high:
+            raise BundleError(f"{self.path}: field '{key}' must be in [{low}, {high}], got {value}")
+        return value
+
+    def name(self, key: str) -> str:
+        """A tensor or file name: a non-empty string of at most MAX_NAME characters."""
+        value = self.get(key, str)
+        if not 0 < len(value) <= MAX_NAME:
+            raise BundleError(f"{self.path}: field '{key}' must be a name of 1 to {MAX_NAME} characters")
+        return value
+
     def child(self, key: str) -> "_Reader":
         return _Reader(self.get(key, dict), f"{self.path}.{key}")
 
-    def items(self, key: str) -> list["_Reader"]:
-        return [_Reader(v, f"{self.path}.{key}[{i}]") for i, v in enumerate(self.get(key, list))]
+    def items(self, key: str, limit: int = MAX_ENTRIES) -> list["_Reader"]:
+        values = self.get(key, list)
+        if len(values) > limit:
+            raise BundleError(f"{self.path}: field '{key}' has {len(values)} entries, more than {limit}")
+        return [_Reader(v, f"{self.path}.{key}[{i}]") for i, v in enumerate(values)]
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _graphs(r: _Reader) -> dict[str, GraphSpec]:
+    graphs = r.child("graphs")
+    if len(graphs.data) > MAX_ENTRIES:
+        raise BundleError(f"manifest.json: at most {MAX_ENTRIES} graphs, got {len(graphs.data)}")
+    return {key: _graph(graphs.child(key)) for key in graphs.data}
 
 
 def _graph(r: _Reader) -> GraphSpec:
@@ -345,19 +392,45 @@ def _graph(r: _Reader) -> GraphSpec:
         for t in r.items(key):
             dtype = t.get("dtype", str)
             _check_choice(f"{t.path}.dtype", dtype, DTYPES)
-            out.append(TensorSpec(t.get("name", str), dtype, tuple(t.get("shape", list))))
+            out.append(TensorSpec(t.name("name"), dtype, _shape(t)))
         return tuple(out)
 
-    return GraphSpec(r.get("file", str), r.get("sha256", str), tensors("inputs"), tensors("outputs"))
+    sha = r.get("sha256", str)
+    if not SHA256.fullmatch(sha):
+        raise BundleError(f"{r.path}: sha256 must be 64 lowercase hex digits, got {sha[:80]!r}")
+    return GraphSpec(r.name("file"), sha, tensors("inputs"), tensors("outputs"))
+
+
+def _shape(r: _Reader) -> tuple:
+    shape = r.get("shape", list)
+    ok = len(shape) <= MAX_RANK and all(
+        (isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2**31) or (isinstance(d, str) and
+                                                                                  0 < len(d) <= MAX_NAME)
+        for d in shape)
+    if not ok:
+        raise BundleError(f"{r.path}: shape must list at most {MAX_RANK} sizes (integers) or axis names, "
+                          f"got {shape[:MAX_RANK + 1]!r}")
+    return tuple(shape)
 
 
 def _state(r: _Reader) -> StateSpec:
-    spec = StateSpec(r.get("name", str), r.get("layer", int), r.get("kind", str), r.get("size", int),
-                     r.get("output", str), r.get("init", str), r.data.get("encoder_output"))
+    spec = StateSpec(r.name("name"), r.bounded("layer", 0, MAX_LAYERS - 1), r.get("kind", str),
+                     r.bounded("size", 1, MAX_SIZE), r.name("output"), r.get("init", str),
+                     r.name("encoder_output") if r.data.get("encoder_output") is not None else None)
+    _check_choice(f"{r.path}.kind", spec.kind, ("h", "c"))
     _check_choice(f"{r.path}.init", spec.init, ("encoder", "zeros"))
     if spec.init == "encoder" and not spec.encoder_output:
         raise BundleError(f"{r.path}: init 'encoder' needs 'encoder_output'")
     return spec
+
+
+def _units(r: _Reader, key: str) -> tuple[int, ...]:
+    units = r.get(key, list)
+    if len(units) > MAX_LAYERS or not all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= MAX_SIZE
+                                          for u in units):
+        raise BundleError(f"{r.path}: {key} must list at most {MAX_LAYERS} integers in [1, {MAX_SIZE}], "
+                          f"got {units[:MAX_LAYERS + 1]!r}")
+    return tuple(units)
 
 
 def _side(r: _Reader) -> Side:
@@ -365,8 +438,36 @@ def _side(r: _Reader) -> Side:
     if kind == "tokens":
         return TokenSpec(Vocabulary.from_dict(r.get("vocabulary", dict)))
     if kind == "features":
-        return FeatureSpec(r.get("features", int), tuple(r.get("mean", list)), tuple(r.get("std", list)))
+        return FeatureSpec(r.bounded("features", 1, MAX_SIZE), tuple(r.get("mean", list)), tuple(r.get("std", list)))
     raise BundleError(f"{r.path}: kind must be 'tokens' or 'features', got {kind!r}")
+
+
+def _io(r: _Reader) -> IONames:
+    unknown = sorted(set(r.data) - {"source", "source_length", "step_input", "step_output", "padding"})
+    if unknown:
+        raise BundleError(f"{r.path}: unknown field(s) {unknown}")
+    return IONames(source=r.name("source"), step_input=r.name("step_input"), step_output=r.name("step_output"),
+                   source_length=r.name("source_length") if r.data.get("source_length") is not None else None,
+                   padding=r.optional("padding", str))
+
+
+def _modes(r: _Reader) -> dict[str, dict[str, str]]:
+    modes = r.child("modes")
+    if len(modes.data) > MAX_ENTRIES:
+        raise BundleError(f"{modes.path}: at most {MAX_ENTRIES} modes")
+    out = {}
+    for mode in modes.data:
+        graphs = modes.child(mode)
+        if set(graphs.data) != {"encoder", "decoder"}:
+            raise BundleError(f"manifest.json: decode.modes.{mode} must name an 'encoder' and a 'decoder' graph")
+        out[mode] = {role: graphs.name(role) for role in ("encoder", "decoder")}
+    return out
+
+
+def _records(r: _Reader) -> dict[str, Any]:
+    """What the manifest records about the bundle's origin: task, parity, versions, data."""
+    return {"task": r.optional("task", str), "parity": r.optional("parity", dict) or {},
+            "versions": r.optional("versions", dict) or {}, "data": r.optional("data", dict)}
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:

@@ -13,6 +13,7 @@ __all__ = ["Vocabulary", "PAD", "UNK", "START", "END"]
 
 PAD, UNK, START, END = "<pad>", "<unk>", "<s>", "</s>"
 ON_UNKNOWN = ("error", "unk")
+MAX_TOKENS, MAX_TOKEN_CHARS = 1_000_000, 256
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,23 @@ class Vocabulary:
     def __post_init__(self) -> None:
         tokens = tuple(self.tokens)
         object.__setattr__(self, "tokens", tokens)
+        if not 0 < len(tokens) <= MAX_TOKENS:
+            raise BundleError(f"vocabulary: needs 1 to {MAX_TOKENS} tokens, got {len(tokens)}")
+        bad = next((t for t in tokens if not (isinstance(t, str) and 0 < len(t) <= MAX_TOKEN_CHARS)), None)
+        if bad is not None:
+            raise BundleError(f"vocabulary: every token must be a string of 1 to {MAX_TOKEN_CHARS} characters, "
+                              f"got {bad!r:.80}")
         if len(set(tokens)) != len(tokens):
             raise BundleError("vocabulary: tokens must be unique")
         for name in ("pad_id", "unk_id", "start_id", "end_id"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, int) and 0 <= value < len(tokens)):
+            if value is not None and not (isinstance(value, int) and not isinstance(value, bool)
+                                          and 0 <= value < len(tokens)):
                 raise BundleError(f"vocabulary: {name}={value!r} is not an index into {len(tokens)} tokens")
+        if not isinstance(self.separator, str) or len(self.separator) > 1:
+            raise BundleError(f"vocabulary: separator must be '' or one character, got {self.separator!r:.80}")
+        if not isinstance(self.reverse, bool):
+            raise BundleError(f"vocabulary: reverse must be true or false, got {self.reverse!r:.80}")
         if self.on_unknown not in ON_UNKNOWN:
             raise BundleError(f"vocabulary: on_unknown must be one of {ON_UNKNOWN}, got {self.on_unknown!r}")
         if self.on_unknown == "unk" and self.unk_id is None:
@@ -121,12 +133,15 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Vocabulary":
         """Inverse of to_dict; raises BundleError on a malformed entry."""
+        if not isinstance(data.get("tokens"), list):
+            raise BundleError(f"vocabulary: field 'tokens' must be a list of strings, got "
+                              f"{type(data.get('tokens')).__name__}")
         try:
             return cls(tuple(data["tokens"]), separator=data.get("separator", ""), pad_id=data.get("pad_id"),
                        unk_id=data.get("unk_id"), start_id=data.get("start_id"), end_id=data.get("end_id"),
                        on_unknown=data.get("on_unknown", "error"), reverse=data.get("reverse", False))
         except (KeyError, TypeError) as exc:
-            raise BundleError(f"vocabulary: malformed entry ({exc!r})") from exc
+            raise BundleError(f"vocabulary: malformed entry ({exc!r:.200})") from exc
 
 
 def _split(text: str, separator: str) -> list[str]:
