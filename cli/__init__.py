@@ -3,6 +3,6 @@
 It may import every room; no room imports it.
 """
 
-from .main import main
+from .commands import main
 
 __all__ = ["main"]

@@ -21,16 +21,35 @@ def read_features(path: Path) -> tuple[np.ndarray, bool]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            _check_npy_size(path)
             x = np.load(path, allow_pickle=False)
         elif suffix == ".csv":
             x = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)  # (time, features)
         else:
             raise InputError(f"{path}: expected a .npy or .csv file")
+    except InputError:
+        raise
     except ValueError as exc:
         raise InputError(f"{path}: cannot read numbers from it ({exc})") from exc
     if x.ndim == 2:
         return x[None], True
     return x, False
+
+
+def _check_npy_size(path: Path) -> None:
+    """The header's shape and dtype must account for the file's size (a header can claim any size)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+        header = f.tell()
+    if dtype.hasobject:
+        raise InputError(f"{path}: holds Python objects, not numbers; save a float array")
+    want = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = path.stat().st_size - header
+    if want != have:
+        raise InputError(f"{path}: its header describes {want} bytes of {dtype} data {tuple(shape)}, but the file "
+                         f"holds {have}; the file is truncated or corrupt")
 
 
 def write_features(y: np.ndarray, path: Path | None, force: bool) -> None:

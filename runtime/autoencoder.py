@@ -8,7 +8,7 @@ import numpy as np
 
 from .bundle import Bundle
 from .errors import InputError
-from .inputs import check_features, normalise
+from .inputs import check_features, check_normalised, normalise
 from .manifest import AutoencoderManifest
 
 __all__ = ["AutoencoderModel"]
@@ -76,4 +76,4 @@ class AutoencoderModel:
         if arr.shape[1] != m.window:
             raise InputError(f"source: the autoencoder reads windows of {m.window} steps, got {arr.shape[1]} "
                              f"(shape {arr.shape}); cut the series into windows of {m.window}")
-        return normalise(arr, self._mean, self._std)
+        return check_normalised(normalise(arr, self._mean, self._std))

@@ -8,7 +8,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_texts", "check_token_ids", "check_lengths", "check_features", "check_state", "normalise"]
+__all__ = ["check_texts", "check_token_ids", "check_lengths", "check_features", "check_state", "normalise",
+           "check_normalised"]
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -64,22 +65,32 @@ def check_lengths(lengths: Any, ids: np.ndarray, pad_id: int | None) -> np.ndarr
 
 
 def check_features(x: Any, features: int, name: str = "source", rank: int = 3) -> np.ndarray:
-    """Finite real values of shape (batch, time, features) (rank 3) or (batch, features) (rank 2)."""
+    """Finite float32 values of shape (batch, time, features) (rank 3) or (batch, features) (rank 2).
+
+    For rank 2, (batch, 1, features) - what a Keras decoder model takes for one step - is accepted too.
+    """
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
         raise InputError(f"{name}: expected floating-point values, got dtype {arr.dtype}; "
                          "convert with np.asarray(x, dtype=np.float32)")
-    want = "(batch, time, features)" if rank == 3 else "(batch, features)"
+    if rank == 2 and arr.ndim == 3 and arr.shape[1] == 1:
+        arr = arr[:, 0]  # (batch, 1, features) -> (batch, features)
+    want = "(batch, time, features)" if rank == 3 else "(batch, features) or (batch, 1, features)"
     if arr.ndim != rank:
         raise InputError(f"{name}: expected shape {want}, got {arr.shape}")
     if arr.shape[-1] != features:
         raise InputError(f"{name}: the model takes {features} features, got {arr.shape[-1]} (shape {arr.shape})")
     if arr.shape[0] == 0 or (rank == 3 and arr.shape[1] == 0):
         raise InputError(f"{name}: empty input of shape {arr.shape}; pass at least one step of one sequence")
-    if not np.isfinite(arr).all():
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
+        out = arr.astype(np.float32, copy=False)
+    if not np.isfinite(out).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        if np.isfinite(arr[where]):
+            raise InputError(f"{name}: value {arr[where].item()!r} at index {where} does not fit in float32 (largest "
+                             f"{np.finfo(np.float32).max:.4g}); rescale the data")
         raise InputError(f"{name}: contains NaN or inf (first at index {where}); clean or impute it first")
-    return arr.astype(np.float32, copy=False)
+    return out
 
 
 def check_state(state: Any, sizes: dict[str, int], batch: int) -> dict[str, np.ndarray]:
@@ -99,5 +110,18 @@ def check_state(state: Any, sizes: dict[str, int], batch: int) -> dict[str, np.n
 
 
 def normalise(x: Any, mean: Any, std: Any) -> np.ndarray:
-    """(x - mean) / std per feature, as float32: the scaling every real-valued model was trained on."""
-    return ((np.asarray(x, np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+    """(x - mean) / std per feature, as float32: the scaling every real-valued model was trained on.
+
+    Overflow gives inf without a warning; ``check_normalised`` turns it into an InputError."""
+    with np.errstate(over="ignore"):
+        return ((np.asarray(x, np.float32) - np.asarray(mean, np.float32))
+                / np.asarray(std, np.float32)).astype(np.float32)
+
+
+def check_normalised(x: np.ndarray, name: str = "source") -> np.ndarray:
+    """Normalised values must still be finite in float32 (a tiny std can push large values past it)."""
+    if not np.isfinite(x).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise InputError(f"{name}: at index {where}, the value normalised with the bundle's mean and std overflows "
+                         "float32; the data is far outside what the model was trained on")
+    return x

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .bundle import Bundle
 from .decoding import FeedBack, State, decode, run
 from .errors import InputError
-from .inputs import check_features, check_lengths, check_state, check_texts, check_token_ids, normalise
+from .inputs import (check_features, check_lengths, check_normalised, check_state, check_texts, check_token_ids,
+                     normalise)
 from .manifest import FeatureSpec, Manifest, TokenSpec
 from .strategies import DecodeOptions, Hypothesis, TokenSearch, make_search
 from .vocab import Vocabulary
 
-__all__ = ["Seq2SeqModel"]
+__all__ = ["Seq2SeqModel", "TOKEN_BUDGET", "length_chunks"]
+
+TOKEN_BUDGET = 1 << 16  # padded source ids per decode chunk (rows x longest row) in generate_text/decode_text
+
+
+def length_chunks(lengths: Sequence[int], budget: int) -> Iterator[list[int]]:
+    """Indices of ``lengths`` sorted by length, cut into chunks whose rows x longest row stays within
+    ``budget`` (a row longer than the budget goes alone)."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * lengths[order[end]] <= budget:
+            end += 1
+        yield order[start:end]
+        start = end
 
 
 class Seq2SeqModel:
@@ -58,8 +74,8 @@ class Seq2SeqModel:
         m = self.manifest
         encoder = self.bundle.sessions[m.modes[mode]["encoder"]]
         if isinstance(m.source, FeatureSpec):
-            x = check_features(source, m.source.features)
-            return self._encode_feed(encoder, {m.io.source: normalise(x, m.source.mean, m.source.std)})
+            x = check_normalised(normalise(check_features(source, m.source.features), m.source.mean, m.source.std))
+            return self._encode_feed(encoder, {m.io.source: x})
         vocab = m.source.vocabulary
         ids = check_token_ids(source, len(vocab))
         lengths = check_lengths(lengths, ids, vocab.pad_id)
@@ -145,11 +161,15 @@ class Seq2SeqModel:
 
     def generate_text(self, texts: Sequence[str], max_steps: int | None = None, *, mode: str | None = None,
                       options: DecodeOptions | None = None) -> list[str]:
-        """Translate a list of strings (greedy by default; ``options`` picks sampling or beam search)."""
-        texts = check_texts(texts)
-        ids, lengths = self.source_vocab.encode_batch(texts)
-        rows = self.generate(ids, max_steps, lengths=lengths, mode=mode, options=options)
-        return [self.target_vocab.decode(row) for row in rows]
+        """Translate a list of strings (greedy by default; ``options`` picks sampling or beam search).
+
+        Texts are decoded in length-sorted chunks of at most TOKEN_BUDGET padded ids, so memory
+        follows the input's total size, not its count times its longest text; results keep the
+        caller's order.
+        """
+        results = self._by_chunks(texts, lambda ids, lengths: self.generate(
+            ids, max_steps, lengths=lengths, mode=mode, options=options))
+        return [self.target_vocab.decode(row) for row in results]
 
     def decode(self, source: Any, options: DecodeOptions | None = None, *, lengths: Any = None,
                max_steps: int | None = None) -> list[list[Hypothesis]]:
@@ -165,11 +185,23 @@ class Seq2SeqModel:
 
     def decode_text(self, texts: Sequence[str], options: DecodeOptions | None = None,
                     max_steps: int | None = None) -> list[list[tuple[str, float, float]]]:
-        """``decode`` for strings: per input, a list of (text, log_prob, score), best first."""
+        """``decode`` for strings: per input, a list of (text, log_prob, score), best first (chunked as
+        ``generate_text``)."""
+        results = self._by_chunks(texts, lambda ids, lengths: self.decode(
+            ids, options, lengths=lengths, max_steps=max_steps))
+        return [[(self.target_vocab.decode(h.tokens), h.log_prob, h.score) for h in row] for row in results]
+
+    def _by_chunks(self, texts: Sequence[str], run: Callable[[np.ndarray, np.ndarray], list]) -> list:
+        """``run(ids, lengths)`` over length-sorted chunks of ``texts``; one result per text, in order."""
         texts = check_texts(texts)
-        ids, lengths = self.source_vocab.encode_batch(texts)
-        return [[(self.target_vocab.decode(h.tokens), h.log_prob, h.score) for h in row]
-                for row in self.decode(ids, options, lengths=lengths, max_steps=max_steps)]
+        vocab = self.source_vocab
+        rows = [vocab.encode(t) for t in texts]
+        results: list = [None] * len(rows)
+        for chunk in length_chunks([len(r) for r in rows], TOKEN_BUDGET):
+            ids, lengths = vocab.pad([rows[i] for i in chunk])  # (chunk, longest in chunk)
+            for i, result in zip(chunk, run(ids, lengths)):
+                results[i] = result
+        return results
 
     def stream(self, source: Any, max_steps: int | None = None, *, lengths: Any = None, first_input: Any = None,
                options: DecodeOptions | None = None) -> Iterator[np.ndarray]:
@@ -234,7 +266,7 @@ class Seq2SeqModel:
             raw = np.asarray(source, np.float32)[:, -1, :]  # (batch, features), validated by encode()
         else:
             return np.zeros((batch, m.target.features), np.float32)
-        return normalise(raw, m.target.mean, m.target.std)
+        return check_normalised(normalise(raw, m.target.mean, m.target.std), "first_input")
 
     def _check_max_steps(self, max_steps: int | None) -> int:
         cap = self.manifest.max_steps

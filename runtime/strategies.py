@@ -9,7 +9,9 @@ log-probability (the end token included).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import numbers
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -25,13 +27,15 @@ STRATEGIES = ("greedy", "sample", "beam")
 
 def _number(value, name: str, low: float, high: float | None = None, *, integer: bool = False,
             include_low: bool = True) -> None:
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and (value >= low if include_low else value > low)
+    kind = numbers.Integral if integer else numbers.Real  # numpy scalars (np.int64(3)) included
+    ok = isinstance(value, kind) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value) and (
+        value >= low if include_low else value > low)
     if ok and high is not None:
         ok = value <= high
     if not ok:
         bound = f"{'>=' if include_low else '>'} {low}" + (f" and <= {high}" if high is not None else "")
-        raise InputError(f"{name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}")
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise InputError(f"{name} must be {'an integer' if integer else 'a number'} {bound}, got {shown!r}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class DecodeOptions:
         _number(self.length_penalty, "length_penalty", 0)
         limit = self.beam_width if self.strategy == "beam" else 1
         _number(self.n_best, "n_best", 1, limit, integer=True)
+        for f in fields(self):  # numpy scalars become plain Python numbers
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                object.__setattr__(self, f.name, value.item())
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,9 @@ def chooser(options: DecodeOptions) -> Callable[[np.ndarray], np.ndarray]:
     rng = np.random.default_rng(options.seed)
 
     def sample(logp: np.ndarray) -> np.ndarray:
-        scaled = logp / options.temperature
+        # Shift before dividing: the best token scales to 0, so even temperature=1e-308 gives no NaN.
+        with np.errstate(over="ignore"):  # a tiny temperature sends all but the best token to -inf
+            scaled = (logp - logp.max(axis=-1, keepdims=True)) / options.temperature
         if options.top_k is not None and options.top_k < scaled.shape[-1]:
             kth = np.partition(scaled, -options.top_k, axis=-1)[:, -options.top_k][:, None]
             scaled = np.where(scaled < kth, -np.inf, scaled)

@@ -87,15 +87,18 @@ class Vocabulary:
             if idx is None or idx in self._special_ids():
                 if self.on_unknown == "error":
                     raise UnknownTokenError(
-                        f"{sym!r} at position {position} of {text!r} is not in the model's vocabulary; "
-                        f"known symbols: {self._known_preview()}. Remove or replace it")
+                        f"{sym!r:.40} at position {position} of {_excerpt(text, position)} is not in the model's "
+                        f"vocabulary; known symbols: {self._known_preview()}. Remove or replace it")
                 idx = self.unk_id
             ids.append(idx)
         return ids[::-1] if self.reverse else ids
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Encode texts into right-padded ids (batch, time) and lengths (batch,), both int32."""
-        rows = [self.encode(t) for t in texts]
+        return self.pad([self.encode(t) for t in texts])
+
+    def pad(self, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Right-pad encoded rows into ids (batch, time) and lengths (batch,), both int32."""
         lengths = np.array([len(r) for r in rows], dtype=np.int32)  # (batch,)
         fill = 0 if self.pad_id is None else self.pad_id  # with no pad id, lengths say where rows end
         ids = np.full((len(rows), max(lengths, default=0)), fill, dtype=np.int32)  # (batch, time)
@@ -142,6 +145,15 @@ class Vocabulary:
                        on_unknown=data.get("on_unknown", "error"), reverse=data.get("reverse", False))
         except (KeyError, TypeError) as exc:
             raise BundleError(f"vocabulary: malformed entry ({exc!r:.200})") from exc
+
+
+def _excerpt(text: str, position: int, width: int = 30) -> str:
+    """``text`` as repr, cut to the part around ``position`` when it is long (error messages stay short)."""
+    if len(text) <= 2 * width + 20:
+        return repr(text)
+    start = max(0, position - width)
+    return (f"{'...' if start else ''}{text[start:position + width]!r}{'...' if position + width < len(text) else ''}"
+            f" (a text of {len(text)} characters)")
 
 
 def _split(text: str, separator: str) -> list[str]:

@@ -121,3 +121,13 @@ def test_cli_export_keras(keras_io, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [decode_sequence("Go."), decode_sequence("Hello!")]
     assert main(["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--out", str(tmp_path / "x")]) == 1
     assert "pass --encoder and --decoder (or --autoencoder)" in capsys.readouterr().err
+
+
+def test_a_keras_io_model_with_large_log_probabilities_exports(tmp_path):
+    """LSTM 64, softmax output, 20 epochs: its rare tokens' log-probabilities are large, and an absolute 1e-4
+    on them refused a correct model before; the relative step measure and identical tokens let it through."""
+    enc, dec, source_tokens, target_tokens, decode_sequence, max_out = keras_io_char_seq2seq(latent_dim=64, epochs=20)
+    result = export_keras(enc, dec, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
+                          start_token="\t", end_token="\n", max_steps=max_out)
+    assert result.parity.ok and result.parity.tokens_identical and result.parity.step_output_error < 1e-5
+    assert load(result.path).generate_text(WORDS) == [decode_sequence(w) for w in WORDS]

@@ -20,7 +20,7 @@ TEXTS = ["vendredi 14 juillet 2023", "1 May 2000", "Sunday, 31 December 2049", "
 def test_parity_is_measured_and_recorded(exported_dates):
     report = exported_dates.parity
     assert report.ok and report.tokens_identical and report.samples == 64
-    assert max(report.max_abs_encoder_state, report.max_abs_step_state, report.max_abs_step_output) <= 1e-4
+    assert max(report.max_abs_encoder_state, report.max_abs_step_state, report.step_output_error) <= 1e-4
     manifest = json.loads((exported_dates.path / "manifest.json").read_text())
     assert manifest["parity"] == report.to_dict()
     assert manifest["format"] == "seq2seq-edge/1"

@@ -52,7 +52,7 @@ print(export_run.__module__, train.__module__, main.__module__)
     assert result.returncode == 0, result.stderr
     where, modules = result.stdout.splitlines()[-2:]
     assert where == str(installed / "seq2seq_edge" / "__init__.py")
-    assert modules == "seq2seq_edge.export.api seq2seq_edge.training.fit seq2seq_edge.cli.main"
+    assert modules == "seq2seq_edge.export.api seq2seq_edge.training.fit seq2seq_edge.cli.commands"
 
 
 def test_module_entry_point(installed):

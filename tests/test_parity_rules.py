@@ -1,15 +1,16 @@
 """The rules export decides by, on synthetic reports: when parity is ok, and which mode is the default."""
 
+import numpy as np
 import pytest
 
-from seq2seq_edge.export.parity import DECODE_TOLERANCE, STEP_TOLERANCE, ParityReport, default_mode
+from seq2seq_edge.export.parity import DECODE_TOLERANCE, STEP_TOLERANCE, ParityReport, default_mode, near_ties
 
 MODES = {"step": {}, "fused": {}, "fused-int8": {}}
 
 
 def tokens_report(step=True, fused=True, int8=True, step_error=1e-6) -> ParityReport:
-    modes = {"step": {"tokens_identical": step}, "fused": {"tokens_identical": fused},
-             "fused-int8": {"tokens_identical": int8}}
+    modes = {mode: {"tokens_identical": same, "sequences_differing": 0 if same else 1, "near_ties": 0}
+             for mode, same in (("step", step), ("fused", fused), ("fused-int8", int8))}
     return ParityReport(8, 5, 1e-6, step_error, 1e-6, STEP_TOLERANCE, tokens_identical=step,
                         sequences_differing=0 if step else 1, modes=modes)
 
@@ -54,3 +55,57 @@ def test_summary_names_every_number():
     assert text.startswith("8 held-out samples, 5 steps: encoder state 1.00e-06")
     assert "greedy tokens identical: True" in text and "fused-int8: tokens_identical False" in text
     assert "whole decode 1.00e-05 (tolerance 0.001)" in features_report().summary()
+
+
+def test_step_outputs_are_compared_relative_to_their_size():
+    """Log-probabilities of rare tokens reach -70: float32 rounding there is ~1e-5 absolute, not an error."""
+    from seq2seq_edge.export.parity import _lockstep
+
+    class Engine:
+        def __init__(self, scale: float):
+            self.scale = scale
+
+        def step(self, x, state):
+            logits = np.array([[-69.0, -0.01, -12.0]]) * self.scale
+            return logits, state
+
+    state = {"h0": np.zeros((1, 2))}
+    _, out = _lockstep(Engine(1.0), Engine(1 + 2e-6), state, np.zeros(1, np.int32), 3, lambda y: y.argmax(-1))
+    assert out == pytest.approx(69 * 2e-6 / 70, rel=1e-6)  # 1.4e-4 absolute, 2e-6 relative
+
+
+class TiedKeras:
+    """A fake Keras reference whose step after token 5 has two tokens within ``gap`` of each other."""
+
+    def __init__(self, gap: float):
+        self.gap = gap
+
+    def encode(self, ids):
+        return {"h0": np.zeros((1, 1))}
+
+    def step(self, x, state):
+        logits = np.full((1, 8), -20.0)
+        if int(x[0]) == 5:
+            logits[0, 2], logits[0, 3] = 0.0, -self.gap  # Keras picks 2; 3 is a near-tie
+        else:
+            logits[0, 5] = 0.0
+        return logits, state
+
+
+@pytest.mark.parametrize("gap, ties", [(1e-6, 1), (1e-2, 0)])
+def test_near_ties_are_told_apart_from_real_differences(gap, ties):
+    ids, lengths = np.zeros((2, 3), np.int32), np.array([3, 3])
+    want, got = [[5, 2], [5, 5]], [[5, 3], [5, 5]]  # row 0 differs at its second token
+    assert near_ties(TiedKeras(gap), ids, lengths, want, got, start_id=1) == ties
+
+
+def test_differences_at_near_ties_do_not_fail_parity():
+    modes = tokens_report(step=False, fused=False, int8=False).modes
+    modes = {**modes, "step": {**modes["step"], "near_ties": 1}, "fused": {**modes["fused"], "near_ties": 1}}
+    tied = ParityReport(8, 5, 1e-6, 1e-6, 1e-6, STEP_TOLERANCE, tokens_identical=False, sequences_differing=1,
+                        near_ties=1, modes=modes)
+    assert tied.ok and default_mode(tied, MODES) == "fused"
+    assert "first differ at near-ties of Keras's top 2" in tied.summary()
+    real = ParityReport(8, 5, 1e-6, 1e-6, 1e-6, STEP_TOLERANCE, tokens_identical=False, sequences_differing=2,
+                        near_ties=1, modes=tied.modes)
+    assert not real.ok

@@ -1,4 +1,11 @@
-"""Atomic writes: build outputs beside their destination, then rename into place."""
+"""Atomic writes: build outputs beside their destination, make them durable, then rename into place.
+
+Nothing is lost: an output that exists is replaced only with ``force`` (and restored if the
+swap fails), an output another process created meanwhile is never replaced without
+``force``, and files and directories are fsync'ed before the rename, so a power cut leaves
+either the old output or the complete new one under the final name. New files and folders
+get the permissions the process's umask allows, as ``open`` and ``mkdir`` would give them.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +22,15 @@ __all__ = ["OutputExistsError", "atomic_directory", "check_output_path", "write_
 
 
 class OutputExistsError(Seq2SeqEdgeError, FileExistsError):
-    """The output path exists and overwriting was not asked for."""
+    """The output path exists and overwriting was not asked for, or it cannot be created there."""
 
 
 def check_output_path(out: Path, force: bool, *, directory: bool) -> None:
-    """Refuse an existing output unless ``force``; refuse a file where a directory goes and vice versa."""
+    """Refuse an existing output unless ``force``; refuse a file where a directory goes and vice versa,
+    and a path under a regular file."""
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputExistsError(f"{out}: {parent} is a file, not a directory; choose another output path")
     if not out.exists():
         return
     if directory != out.is_dir():
@@ -30,11 +41,42 @@ def check_output_path(out: Path, force: bool, *, directory: bool) -> None:
                                 "(force=True) to replace it")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_durable(folder: Path) -> None:
+    """fsync every file and folder under ``folder`` (and ``folder`` itself), with umask permissions."""
+    mask = _umask()
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+            _fsync(Path(root) / name)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, _ in os.walk(folder, topdown=False):
+        _fsync(Path(root))
+
+
 @contextmanager
 def atomic_directory(out: str | Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``out`` only when the block succeeds.
+    """Yield a temporary directory that becomes ``out`` only when the block succeeds.
 
-    On any error the temporary directory is removed and ``out`` is left as it was.
+    On any error the temporary directory is removed and ``out`` is left as it was. Without
+    ``force``, an ``out`` that appeared while the block ran (another process) is left alone and
+    OutputExistsError raised. With ``force``, the old ``out`` is swapped out and removed only
+    once the new one is in place; if that fails, the old one is put back.
     """
     out = Path(out)
     check_output_path(out, force, directory=True)
@@ -42,21 +84,35 @@ def atomic_directory(out: str | Path, force: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        _make_durable(tmp)
+        if out.exists() and not force:
+            raise OutputExistsError(f"{out} was created by someone else while this output was being written; "
+                                    "it was left as it is: choose another path or pass --force")
+        _swap_in(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _swap_in(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(tmp, out)
+        _fsync(out.parent)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) / out.name
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)  # put the old output back under its name
+        shutil.rmtree(old.parent, ignore_errors=True)
+        raise
+    _fsync(out.parent)
+    shutil.rmtree(old.parent, ignore_errors=True)
+
+
 def write_bytes_atomic(out: str | Path, data: bytes, force: bool = False) -> None:
-    """Write a file through a temporary sibling and a rename."""
+    """Write a file through a durable temporary sibling and a rename (umask permissions, like open())."""
     out = Path(out)
     check_output_path(out, force, directory=False)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +120,14 @@ def write_bytes_atomic(out: str | Path, data: bytes, force: bool = False) -> Non
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        if out.exists() and not force:
+            raise OutputExistsError(f"{out} was created by someone else while this output was being written; "
+                                    "it was left as it is: choose another path or pass --force")
         os.replace(tmp, out)
+        _fsync(out.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -74,7 +74,7 @@ def test_bad_windows(model, call, x, match):
 
 @pytest.mark.parametrize("threshold", [-1, "high", True, float("nan")])
 def test_bad_thresholds(model, windows, threshold):
-    with pytest.raises(InputError, match=r"threshold must be a number >= 0, got"):
+    with pytest.raises(InputError, match=r"^threshold must be a number >= 0, got"):
         model.detect(windows, threshold=threshold)
 
 
@@ -86,7 +86,7 @@ def test_no_calibrated_threshold(ae_bundle, windows, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(data))
     model = load(copy)
     assert model.threshold is None
-    with pytest.raises(InputError, match=r"this bundle has no calibrated threshold: pass detect\(x, threshold=...\)"):
+    with pytest.raises(InputError, match=r"^this bundle has no calibrated threshold: pass detect\(x, threshold=...\)"):
         model.detect(windows)
     assert model.detect(windows, threshold=2.0).tolist() == [False] * 4 + [True] * 4
 

@@ -72,7 +72,7 @@ def test_token_bundle_fields(bundle_copy, path, value, match):
 def test_encoder_inputs_must_match_the_padding_mode(bundle_copy):
     def change(data):
         data["io"].update(padding="mask", source_length=None)
-    with pytest.raises(BundleError, match=r"encoder.onnx: inputs \['source', 'source_length'\] do not match "
+    with pytest.raises(BundleError, match=r"^encoder.onnx: inputs \['source', 'source_length'\] do not match "
                                           r"io.padding 'mask', which feeds \['source'\]"):
         load(_edit(bundle_copy, change))
 
@@ -80,7 +80,7 @@ def test_encoder_inputs_must_match_the_padding_mode(bundle_copy):
 def test_too_many_graphs(bundle_copy):
     def change(data):
         data["graphs"].update({f"g{i}": data["graphs"]["encoder"] for i in range(300)})
-    with pytest.raises(BundleError, match=r"manifest.json: at most 256 graphs, got 305"):
+    with pytest.raises(BundleError, match=r"^manifest.json: at most 256 graphs, got 305"):
         load(_edit(bundle_copy, change))
 
 
@@ -127,18 +127,18 @@ def test_autoencoder_fields(ae_bundle, tmp_path, path, value, match):
 def test_autoencoder_graph_inputs_must_be_the_source(ae_bundle, tmp_path):
     copy = tmp_path / "ae"
     shutil.copytree(ae_bundle, copy)
-    with pytest.raises(BundleError, match=r"graph inputs \['source'\] do not match the manifest's"):
+    with pytest.raises(BundleError, match=r"^encoder.onnx: graph inputs \['source'\] do not match the manifest's"):
         load(_edit(copy, _set("graphs.encoder.inputs.0.name", "other")))
 
 
 def test_deeply_nested_manifest(bundle_copy):
     (bundle_copy / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(BundleError, match=r"manifest.json: JSON nested too deeply to be a manifest"):
+    with pytest.raises(BundleError, match=r"^/.*/manifest.json: JSON nested too deeply to be a manifest"):
         load(bundle_copy)
 
 
 def test_huge_manifest_is_not_read(bundle_copy):
     with open(bundle_copy / "manifest.json", "r+b") as f:
         f.truncate(65 * 1024 * 1024)  # sparse: the test writes nothing, the runtime must not read it either
-    with pytest.raises(BundleError, match=r"manifest.json: 68157440 bytes, more than a manifest may hold \(67108864\)"):
+    with pytest.raises(BundleError, match=r"^/.*/manifest.json: 68157440 bytes, more than a manifest may hold \(67108864\)"):
         load(bundle_copy)

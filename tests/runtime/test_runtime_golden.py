@@ -194,3 +194,30 @@ def test_int8_graphs_hold_int8_weights(dates_bundle):
     sizes = {p.name: p.stat().st_size for p in dates_bundle.iterdir()}
     assert sizes["decode_loop_int8.onnx"] < sizes["decode_loop.onnx"] / 2.5
     assert sizes["encoder_int8.onnx"] < sizes["encoder.onnx"] / 2
+
+
+def test_hammer_sixteen_threads_every_strategy(dates_bundle):
+    """16 threads share one model, each running its own mix of modes and strategies on its own inputs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load(dates_bundle, threads=1)
+    calls = [
+        lambda texts: model.generate_text(texts, mode="step"),
+        lambda texts: model.generate_text(texts, mode="fused"),
+        lambda texts: model.generate_text(texts, mode="fused-int8"),
+        lambda texts: model.decode_text(texts, DecodeOptions("beam", beam_width=3, n_best=2)),
+        lambda texts: model.decode_text(texts, DecodeOptions("sample", temperature=2.0, seed=7)),
+        lambda texts: [r.tolist() for r in model.stream(*model.source_vocab.encode_batch(texts)[:1],
+                                                          options=DecodeOptions("sample", seed=3))],
+    ]
+    jobs = [(i % len(calls), (THREAD_TEXTS[i % 10:] + THREAD_TEXTS[: i % 10])[: 2 + i % 5]) for i in range(16)]
+    serial = [calls[c](texts) for c, texts in jobs]
+
+    def work(i):
+        c, texts = jobs[i]
+        return [calls[c](texts) for _ in range(6)]
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(work, range(16)))
+    for i, runs in enumerate(results):
+        assert all(r == serial[i] for r in runs), f"thread {i} ({jobs[i][0]}) disagreed with the serial result"

@@ -21,17 +21,17 @@ def test_space_separated_vocabulary():
 
 def test_unknown_policies():
     strict = Vocabulary.build(["ab"])
-    with pytest.raises(UnknownTokenError, match=r"'z' at position 1 of 'az' is not in the model's vocabulary; known symbols: 'a' 'b'"):
+    with pytest.raises(UnknownTokenError, match=r"^'z' at position 1 of 'az' is not in the model's vocabulary; known symbols: 'a' 'b'"):
         strict.encode("az")
     lenient = Vocabulary.build(["ab"], on_unknown="unk")
     assert lenient.encode("az") == [lenient.tokens.index("a"), lenient.unk_id]
 
 
 def test_reserved_tokens_refused_in_training_text():
-    with pytest.raises(InputError, match=r"training text contains reserved token\(s\) \['<s>'\]"):
+    with pytest.raises(InputError, match=r"^training text contains reserved token\(s\) \['<s>'\]"):
         Vocabulary.build(["<s> x"], separator=" ")
 
 
 def test_vocabulary_special_out_of_range():
-    with pytest.raises(BundleError, match=r"vocabulary: end_id=9 is not an index into 3 tokens"):
+    with pytest.raises(BundleError, match=r"^vocabulary: end_id=9 is not an index into 3 tokens"):
         Vocabulary(("<pad>", "a", "b"), end_id=9)

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import fields
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ..runtime.errors import Seq2SeqEdgeError
 
@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             import_tensorflow()
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (`... | head -1`): stop quietly, as `yes` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except (Seq2SeqEdgeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -281,22 +284,55 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(model.manifest.source, TokenSpec):
         if args.input or args.output:
             raise Seq2SeqEdgeError("--input/--output are for feature bundles; pass texts as arguments or on stdin")
-        texts = args.inputs or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        options = _pick(_decode_options(), args)
-        if options.n_best > 1 or args.scores:
-            for row in model.decode_text(texts, options, args.max_steps):
-                for text, log_prob, score in row:
-                    print("\t".join([text, f"{log_prob:.6g}"] + ([f"{score:.6g}"] if options.n_best > 1 else [])))
-            return 0
-        for result in model.generate_text(texts, args.max_steps, mode=args.mode, options=options):
-            print(result)
-        return 0
+        return _run_texts(model, args)
     if not args.input:
         raise Seq2SeqEdgeError("this bundle reads real-valued features: pass --input FILE.npy or FILE.csv")
     x, single = read_features(Path(args.input))
     y = model.generate(x, args.max_steps, mode=args.mode)  # (batch, steps, features)
     write_features(y[0] if single else y, Path(args.output) if args.output else None, force=args.force)
     return 0
+
+
+STDIN_BLOCK = 4096  # lines decoded at a time from stdin: memory stays bounded, output starts early
+
+
+def _run_texts(model, args: argparse.Namespace) -> int:
+    """Texts from the arguments, or stdin read block by block; one output line per input line."""
+    options = _pick(_decode_options(), args)
+    scored = options.n_best > 1 or args.scores
+    for block in ([args.inputs] if args.inputs else _stdin_blocks(STDIN_BLOCK)):
+        if scored:
+            for row in model.decode_text(block, options, args.max_steps):
+                for text, log_prob, score in row:
+                    print("\t".join([text, f"{log_prob:.6g}"] + ([f"{score:.6g}"] if options.n_best > 1 else [])))
+        else:
+            for result in model.generate_text(block, args.max_steps, mode=args.mode, options=options):
+                print(result)
+        sys.stdout.flush()
+    return 0
+
+
+def _stdin_blocks(size: int) -> Iterator[list[str]]:
+    """Non-blank stdin lines, without their line ending (\\n or \\r\\n), in lists of at most ``size``."""
+    from ..runtime.errors import InputError
+
+    raw = getattr(sys.stdin, "buffer", None)
+    block: list[str] = []
+    for number, line in enumerate(raw if raw is not None else sys.stdin, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"stdin line {number} is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+                                 "convert the input to UTF-8") from None
+        line = line.removesuffix("\n").removesuffix("\r")
+        if line.strip():
+            block.append(line)
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block
 
 
 def _run_autoencoder(model, args: argparse.Namespace) -> int:

@@ -1,0 +1,60 @@
+"""Long batches decode in length-sorted chunks: memory follows the total input, results keep their order."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.runtime import DecodeOptions, load
+from seq2seq_edge.runtime.model import length_chunks
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chunks_cover_every_row_once_within_the_budget(seed):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 300, size=500).tolist() + [5000]
+    chunks = list(length_chunks(lengths, 2048))
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(lengths)))
+    for chunk in chunks:
+        longest = max(lengths[i] for i in chunk)
+        assert len(chunk) * longest <= 2048 or len(chunk) == 1
+        assert [lengths[i] for i in chunk] == sorted(lengths[i] for i in chunk)
+    assert chunks[-1] == [len(lengths) - 1]  # the 5000-long row goes alone
+
+
+def test_chunks_are_as_large_as_the_budget_allows():
+    assert list(length_chunks([2, 2, 2, 2, 2], 6)) == [[0, 1, 2], [3, 4]]
+    assert list(length_chunks([3, 1, 2], 100)) == [[1, 2, 0]]
+    assert list(length_chunks([], 10)) == []
+
+
+def test_one_huge_line_among_many_short_ones_costs_its_own_size(dates_bundle):
+    model = load(dates_bundle, threads=1)
+    short = ["14 juillet 2023", "3 mei 1961", "1 May 2000"] * 1000
+    huge = "1 May 2000 " * 5000  # 55,000 characters
+    texts = short[:1500] + [huge] + short[1500:]
+    tracemalloc.start()
+    out = model.generate_text(texts, max_steps=12)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # Padding every row to the longest would take 3001 x 55,000 int32 = 660 MB.
+    assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"
+    assert out[:3] == ["2023-07-14", "1961-05-03", "2000-05-01"] and out[1501:1504] == out[:3]
+    assert len(out) == len(texts) and out[1500] == model.generate_text([huge], max_steps=12)[0]
+
+
+def test_chunked_results_equal_one_batch(dates_bundle, monkeypatch):
+    import seq2seq_edge.runtime.model as model_module
+
+    monkeypatch.setattr(model_module, "TOKEN_BUDGET", 40)  # two or three texts per chunk
+    model = load(dates_bundle)
+    texts = [f"{d} {m} {y}" for d, m, y in zip(range(1, 29), ["May", "juillet", "Juli", "mei"] * 7,
+                                                    range(1950, 2040, 3))]
+    ids, lengths = model.source_vocab.encode_batch(texts)
+    want = [model.target_vocab.decode(r) for r in model.generate(ids, lengths=lengths)]
+    assert model.generate_text(texts) == want
+    beam = DecodeOptions("beam", beam_width=3, n_best=2)
+    whole = model.decode(ids, beam, lengths=lengths)
+    assert [[h[0] for h in row] for row in model.decode_text(texts, beam)] == \
+        [[model.target_vocab.decode(h.tokens) for h in row] for row in whole]
+    assert len(list(length_chunks([len(model.source_vocab.encode(t)) for t in texts], 40))) >= 10
