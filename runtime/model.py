@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .bundle import Bundle
+from .contract import LOOP_INPUT, LOOP_STEPS
 from .decoding import FeedBack, State, decode, run
 from .errors import InputError
 from .inputs import (check_features, check_lengths, check_normalised, check_state, check_texts, check_token_ids,
@@ -143,7 +144,7 @@ class Seq2SeqModel:
 
     def _fused(self, mode: str, state: State, first: np.ndarray, steps: int) -> np.ndarray:
         session = self.bundle.sessions[self.manifest.modes[mode]["decoder"]]
-        feed = dict(state, first_input=first, max_steps=np.array(steps, np.int64))
+        feed = {**state, LOOP_INPUT: first, LOOP_STEPS: np.array(steps, np.int64)}
         return session.run(None, feed)[0][:steps]  # (steps run, batch[, features]); the graph may run past steps
 
     def _fused_tokens(self, mode: str, state: State, start: np.ndarray, steps: int, end_id: int) -> list[np.ndarray]:
@@ -181,7 +182,7 @@ class Seq2SeqModel:
         state = self._encode(source, lengths, "step")
         start = np.full(next(iter(state.values())).shape[0], vocab.start_id, np.int32)
         search = decode(self._step, state, start, steps, make_search(options, vocab.end_id))
-        return search.hypotheses() if options.strategy == "beam" else search.hypotheses(options.length_penalty)
+        return search.hypotheses()
 
     def decode_text(self, texts: Sequence[str], options: DecodeOptions | None = None,
                     max_steps: int | None = None) -> list[list[tuple[str, float, float]]]:

@@ -133,8 +133,8 @@ class TokenSearch:
     """
 
     def __init__(self, end_id: int, choose: Callable[[np.ndarray], np.ndarray] | None = None, *,
-                 scores: bool = True) -> None:
-        self.end_id, self.choose, self.scores = end_id, choose, scores
+                 scores: bool = True, length_penalty: float = 1.0) -> None:
+        self.end_id, self.choose, self.scores, self.length_penalty = end_id, choose, scores, length_penalty
 
     def start(self, state: State, first: np.ndarray) -> tuple[np.ndarray, State]:
         batch = len(first)
@@ -164,9 +164,9 @@ class TokenSearch:
         lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), steps.shape[1])
         return [steps[i, : lengths[i]] for i in range(len(steps))]
 
-    def hypotheses(self, length_penalty: float) -> list[list[Hypothesis]]:
+    def hypotheses(self) -> list[list[Hypothesis]]:
         """One scored hypothesis per row (needs ``scores=True``)."""
-        return [[_hypothesis(seq.tolist(), lp, length_penalty, bool(ended))]
+        return [[_hypothesis(seq.tolist(), lp, self.length_penalty, bool(ended))]
                 for seq, lp, ended in zip(self.sequences(), self.log_probs, self.finished)]
 
 
@@ -229,7 +229,7 @@ def make_search(options: DecodeOptions, end_id: int) -> TokenSearch | BeamSearch
     """The search object that carries out ``options``."""
     if options.strategy == "beam":
         return BeamSearch(end_id, options)
-    return TokenSearch(end_id, chooser(options))
+    return TokenSearch(end_id, chooser(options), length_penalty=options.length_penalty)
 
 
 def greedy_tokens(step: StepFn, state: State, start: np.ndarray, end_id: int, max_steps: int) -> list[np.ndarray]:

@@ -68,7 +68,8 @@ def test_a_beam_covering_every_path_finds_the_true_best(seed, alpha):
 @pytest.mark.parametrize("seed", range(6))
 def test_narrow_beams_replay_and_never_lose_to_greedy_at_alpha_0(seed):
     step = toy_step(seed)
-    greedy = decode(step, {"h": np.zeros((1, 6))}, np.array([START]), STEPS, TokenSearch(END)).hypotheses(0.0)[0][0]
+    search = TokenSearch(END, length_penalty=0.0)
+    greedy = decode(step, {"h": np.zeros((1, 6))}, np.array([START]), STEPS, search).hypotheses()[0][0]
     assert greedy.log_prob == pytest.approx(replay(step, greedy.tokens.tolist(), greedy.ended), abs=1e-12)
     for width in (2, 3):
         hyps = beam(step, width=width, alpha=0.0, n_best=width)[0]

@@ -74,7 +74,7 @@ def steps(rows: list[list[int]], end: int = 9):
 
 def test_token_search_stops_when_every_row_has_ended_and_marks_ended_rows():
     rows = [[1, 2, 9], [3, 9], [4, 5, 6, 7, 9]]
-    search = TokenSearch(9)
+    search = TokenSearch(9, length_penalty=0.0)
     emitted = []
     search.start({"t": np.zeros((3, 1), int)}, np.zeros(3, np.int32))
     state, x = {"t": np.zeros((3, 1), int)}, np.zeros(3, np.int32)
@@ -86,16 +86,16 @@ def test_token_search_stops_when_every_row_has_ended_and_marks_ended_rows():
     assert len(emitted) == 5 and all(e.dtype == np.int32 for e in emitted)  # stops at the longest row's end
     assert np.stack(emitted, axis=1).tolist() == [[1, 2, 9, -1, -1], [3, 9, -1, -1, -1], [4, 5, 6, 7, 9]]
     assert [s.tolist() for s in search.sequences()] == [[1, 2], [3], [4, 5, 6, 7]]
-    hyps = search.hypotheses(0.0)
+    hyps = search.hypotheses()
     assert [h[0].ended for h in hyps] == [True, True, True]
 
 
 def test_rows_cut_at_max_steps_have_not_ended():
     search = decode(steps([[1, 2, 3, 4, 9], [1, 9]]), {"t": np.zeros((2, 1), int)}, np.zeros(2, np.int32), 3,
-                    TokenSearch(9))
+                    TokenSearch(9, length_penalty=1.0))
     assert [s.tolist() for s in search.sequences()] == [[1, 2, 3], [1]]
-    assert [h[0].ended for h in search.hypotheses(1.0)] == [False, True]
-    long_one = search.hypotheses(1.0)[0][0]
+    assert [h[0].ended for h in search.hypotheses()] == [False, True]
+    long_one = search.hypotheses()[0][0]
     assert long_one.score == pytest.approx(long_one.log_prob / 3)  # length 3: no end token to count
 
 
