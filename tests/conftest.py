@@ -34,6 +34,32 @@ def ae_bundle() -> Path:
     return DATA / "sine_ae_tiny"
 
 
+@pytest.fixture(scope="session")
+def dates(dates_bundle):
+    """The committed dates bundle, loaded once."""
+    from seq2seq_edge.runtime import load
+
+    return load(dates_bundle)
+
+
+@pytest.fixture(scope="session")
+def sine(sine_bundle):
+    """The committed sine bundle, loaded once."""
+    from seq2seq_edge.runtime import load
+
+    return load(sine_bundle)
+
+
+@pytest.fixture
+def copy_bundle(tmp_path):
+    """copy_bundle(path) -> a writable copy of that bundle, for tampering with."""
+    def copy(source: Path) -> Path:
+        target = tmp_path / source.name
+        shutil.copytree(source, target)
+        return target
+    return copy
+
+
 @pytest.fixture
 def bundle_copy(tmp_path: Path, dates_bundle: Path) -> Path:
     """A writable copy of the tiny dates bundle, for tampering with."""

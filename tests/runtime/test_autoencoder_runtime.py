@@ -1,7 +1,6 @@
 """The committed tiny autoencoder bundle: golden reconstructions, scores recomputed, detection, errors."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -78,9 +77,8 @@ def test_bad_thresholds(model, windows, threshold):
         model.detect(windows, threshold=threshold)
 
 
-def test_no_calibrated_threshold(ae_bundle, windows, tmp_path):
-    copy = tmp_path / "ae"
-    shutil.copytree(ae_bundle, copy)
+def test_no_calibrated_threshold(ae_bundle, windows, copy_bundle):
+    copy = copy_bundle(ae_bundle)
     data = json.loads((copy / "manifest.json").read_text())
     data["anomaly"] = None
     (copy / "manifest.json").write_text(json.dumps(data))

@@ -15,16 +15,6 @@ def run_cli(*args, stdin: bytes = b""):
                           capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def sine(sine_bundle):
-    return load(sine_bundle)
-
-
-@pytest.fixture(scope="module")
-def dates(dates_bundle):
-    return load(dates_bundle)
-
-
 def test_a_float64_value_beyond_float32_is_refused(sine, golden, tmp_path, sine_bundle):
     x = np.asarray(golden["sine"]["inputs"], np.float64)
     x[1, 3, 0] = 1e39
@@ -38,12 +28,10 @@ def test_a_float64_value_beyond_float32_is_refused(sine, golden, tmp_path, sine_
                                       "3.403e+38); rescale the data\n")  # one line, no warning
 
 
-def test_values_that_overflow_once_normalised_are_refused(sine_bundle, golden, tmp_path):
+def test_values_that_overflow_once_normalised_are_refused(sine_bundle, golden, copy_bundle):
     import json
-    import shutil
 
-    copy = tmp_path / "sine"
-    shutil.copytree(sine_bundle, copy)
+    copy = copy_bundle(sine_bundle)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["source"]["std"] = [1e-38, 1e-38]
     (copy / "manifest.json").write_text(json.dumps(manifest))

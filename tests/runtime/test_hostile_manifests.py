@@ -1,7 +1,6 @@
 """Crafted manifests: each is refused at load with a BundleError that names the field, never a crash."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -96,11 +95,9 @@ FEATURES = [
 
 
 @pytest.mark.parametrize("path, value, match", FEATURES, ids=[p for p, _, _ in FEATURES])
-def test_feature_bundle_fields(sine_bundle, tmp_path, path, value, match):
-    copy = tmp_path / "sine"
-    shutil.copytree(sine_bundle, copy)
+def test_feature_bundle_fields(sine_bundle, copy_bundle, path, value, match):
     with pytest.raises(BundleError, match=match):
-        load(_edit(copy, _set(path, value)))
+        load(_edit(copy_bundle(sine_bundle), _set(path, value)))
 
 
 AUTOENCODER = [
@@ -117,16 +114,13 @@ AUTOENCODER = [
 
 
 @pytest.mark.parametrize("path, value, match", AUTOENCODER, ids=[p for p, _, _ in AUTOENCODER])
-def test_autoencoder_fields(ae_bundle, tmp_path, path, value, match):
-    copy = tmp_path / "ae"
-    shutil.copytree(ae_bundle, copy)
+def test_autoencoder_fields(ae_bundle, copy_bundle, path, value, match):
     with pytest.raises(BundleError, match=match):
-        load(_edit(copy, _set(path, value)))
+        load(_edit(copy_bundle(ae_bundle), _set(path, value)))
 
 
-def test_autoencoder_graph_inputs_must_be_the_source(ae_bundle, tmp_path):
-    copy = tmp_path / "ae"
-    shutil.copytree(ae_bundle, copy)
+def test_autoencoder_graph_inputs_must_be_the_source(ae_bundle, copy_bundle):
+    copy = copy_bundle(ae_bundle)
     with pytest.raises(BundleError, match=r"^encoder.onnx: graph inputs \['source'\] do not match the manifest's"):
         load(_edit(copy, _set("graphs.encoder.inputs.0.name", "other")))
 

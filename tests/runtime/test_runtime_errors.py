@@ -6,16 +6,6 @@ import pytest
 from seq2seq_edge.runtime import InputError, UnknownTokenError, load
 
 
-@pytest.fixture(scope="module")
-def dates(dates_bundle):
-    return load(dates_bundle)
-
-
-@pytest.fixture(scope="module")
-def sine(sine_bundle):
-    return load(sine_bundle)
-
-
 @pytest.fixture
 def window(golden):
     return np.asarray(golden["sine"]["inputs"], np.float32)
