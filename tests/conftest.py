@@ -30,6 +30,11 @@ def sine_bundle() -> Path:
 
 
 @pytest.fixture(scope="session")
+def keras_io_bundle() -> Path:
+    return DATA / "keras_io_tiny"
+
+
+@pytest.fixture(scope="session")
 def ae_bundle() -> Path:
     return DATA / "sine_ae_tiny"
 

@@ -1,8 +1,9 @@
 """Regenerate the committed tiny bundles and their golden outputs (needs the [train] extra).
 
-    python tests/make_fixtures.py [dates] [sine] [autoencoder]     (default: all three)
+    python tests/make_fixtures.py [dates] [sine] [autoencoder] [keras_io]     (default: all)
 
-Writes tests/data/{dates_tiny,sine_tiny,sine_ae_tiny}/ and their entries in tests/data/golden.json.
+Writes tests/data/{dates_tiny,sine_tiny,sine_ae_tiny,keras_io_tiny}/ and their entries in
+tests/data/golden.json.
 The models are small but trained until they do their job (the dates model converts every
 held-out date exactly, in every decode mode), so that the golden outputs are the right
 answers and a test can say so. golden.json stores token ids beside the text, so an end
@@ -94,8 +95,28 @@ def autoencoder(tmp: Path) -> dict:
             "scores": model.score(windows).round(6).tolist(), "latent": model.embed(windows).round(6).tolist()}
 
 
+def keras_io(tmp: Path) -> dict:
+    """The keras-io character example (one-hot inputs, softmax outputs) exported with export_keras: a bundle
+    whose encoder sees padding as input (io.padding 'none'), with the example's own decode loop as golden."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from keras_examples import keras_io_char_seq2seq
+
+    from seq2seq_edge.export import export_keras
+    from seq2seq_edge.runtime import load
+
+    enc, dec, source_tokens, target_tokens, decode_sequence, max_out = keras_io_char_seq2seq(latent_dim=32,
+                                                                                            epochs=300)
+    export_keras(enc, dec, DATA / "keras_io_tiny", source_tokens=source_tokens, target_tokens=target_tokens,
+                 start_token="\t", end_token="\n", max_steps=max_out, force=True)
+    words = ["Go.", "Hi.", "Wait!", "Hello!", "Run!", "Help!"]
+    want = [decode_sequence(w) for w in words]
+    if load(DATA / "keras_io_tiny").generate_text(words) != want:
+        raise SystemExit("the exported keras-io bundle disagrees with the example's own decode loop")
+    return {"inputs": words, "outputs": want}
+
+
 def main(names: list[str]) -> None:
-    makers = {"dates": dates, "sine": sine, "autoencoder": autoencoder}
+    makers = {"dates": dates, "sine": sine, "autoencoder": autoencoder, "keras_io": keras_io}
     unknown = sorted(set(names) - set(makers))
     if unknown:
         raise SystemExit(f"unknown fixtures {unknown}; choose from {sorted(makers)}")
