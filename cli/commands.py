@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..runtime.errors import Seq2SeqEdgeError
+from ..runtime.strategies import DecodeOptions
 
 __all__ = ["main"]
 
@@ -115,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     p.add_argument("--mode", default=None, help="decode mode (step, fused, fused-int8; default: the bundle's)")
     p.add_argument("--scores", action="store_true", help="token bundles: print each output's log-probability")
-    _dataclass_flags(p.add_argument_group("decoding (token bundles): DecodeOptions"), _decode_options())
+    _dataclass_flags(p.add_argument_group("decoding (token bundles): DecodeOptions"), DecodeOptions)
     p.set_defaults(func=_run)
     return parser
 
@@ -130,12 +131,6 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
         notes = {name: f"autoencoders: {_show(value)}" for name, value in autoencoder_defaults.items()
                  if cls is ModelConfig}
         _dataclass_flags(p.add_argument_group(cls.__name__), cls, seen, notes)
-
-
-def _decode_options() -> type:
-    from ..runtime.strategies import DecodeOptions
-
-    return DecodeOptions
 
 
 def _dataclass_flags(group, cls: type, seen: set[str] | None = None, notes: dict[str, str] | None = None) -> None:
@@ -298,7 +293,7 @@ STDIN_BLOCK = 4096  # lines decoded at a time from stdin: memory stays bounded, 
 
 def _run_texts(model, args: argparse.Namespace) -> int:
     """Texts from the arguments, or stdin read block by block; one output line per input line."""
-    options = _pick(_decode_options(), args)
+    options = _pick(DecodeOptions, args)
     scored = options.n_best > 1 or args.scores
     for block in ([args.inputs] if args.inputs else _stdin_blocks(STDIN_BLOCK)):
         if scored:

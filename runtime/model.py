@@ -8,12 +8,12 @@ import numpy as np
 
 from .bundle import Bundle
 from .contract import LOOP_INPUT, LOOP_STEPS
-from .decoding import FeedBack, State, decode, run
+from .decoding import FeedBack, State, decode, rollout_features, run
 from .errors import InputError
 from .inputs import (check_features, check_lengths, check_normalised, check_state, check_texts, check_token_ids,
                      normalise)
 from .manifest import FeatureSpec, Manifest, TokenSpec
-from .strategies import DecodeOptions, Hypothesis, TokenSearch, make_search
+from .strategies import DecodeOptions, Hypothesis, greedy_tokens, make_search
 from .vocab import Vocabulary
 
 __all__ = ["Seq2SeqModel", "TOKEN_BUDGET", "length_chunks"]
@@ -134,12 +134,12 @@ class Seq2SeqModel:
             start = np.full(batch, vocab.start_id, dtype=np.int32)
             if mode != "step":
                 return self._fused_tokens(mode, state, start, steps, vocab.end_id)
-            return decode(self._step, state, start, steps, TokenSearch(vocab.end_id, scores=False)).sequences()
+            return greedy_tokens(self._step, state, start, vocab.end_id, steps)
         first = self._first_features(source, first_input, batch)
         if mode != "step":
             out = self._fused(mode, state, first, steps).transpose(1, 0, 2)  # (batch, steps, features)
         else:
-            out = decode(self._step, state, first, steps, FeedBack()).outputs  # (batch, steps, features)
+            out = rollout_features(self._step, state, first, steps)  # (batch, steps, features)
         return out * np.asarray(m.target.std, np.float32) + np.asarray(m.target.mean, np.float32)
 
     def _fused(self, mode: str, state: State, first: np.ndarray, steps: int) -> np.ndarray:

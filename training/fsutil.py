@@ -58,14 +58,11 @@ def _fsync(path: Path) -> None:
 def _make_durable(folder: Path) -> None:
     """fsync every file and folder under ``folder`` (and ``folder`` itself), with umask permissions."""
     mask = _umask()
-    for root, dirs, files in os.walk(folder):
+    for root, _, files in os.walk(folder, topdown=False):  # each folder after everything inside it
         for name in files:
-            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+            os.chmod(Path(root) / name, 0o666 & ~mask)
             _fsync(Path(root) / name)
-        for name in dirs:
-            os.chmod(os.path.join(root, name), 0o777 & ~mask)
-    os.chmod(folder, 0o777 & ~mask)
-    for root, dirs, _ in os.walk(folder, topdown=False):
+        os.chmod(root, 0o777 & ~mask)
         _fsync(Path(root))
 
 
