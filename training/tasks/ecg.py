@@ -10,20 +10,19 @@ The recording is averaged down by 3 (120 Hz, a beat is about 100 samples) and
 cut into windows of WINDOW samples. Time decides the split: the first part is
 normal and gives the training and validation windows; the last part holds the
 labelled anomaly and gives the test windows. A test window is labelled
-anomalous when at least half of its samples are labelled anomalous; each test
-window also records which labelled anomaly (event) it touches, if any.
+anomalous when at least half of it is labelled, or when it covers at least
+half of a labelled event (``labelled_windows``); each test window also records
+which labelled anomaly (event) it touches, if any.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
-from pathlib import Path
+import io
 
 import numpy as np
 
 from ..config import ConfigError
-from .base import AnomalySplits
+from .base import AnomalySplits, labelled_windows, packaged_file, windows
 
 __all__ = ["make", "load_recording", "WINDOW", "DOWNSAMPLE"]
 
@@ -36,26 +35,9 @@ TRAIN_STRIDE, TEST_STRIDE = 2, 4
 
 def load_recording() -> tuple[np.ndarray, np.ndarray]:
     """The full recording: values (7500,) float32 and labels (7500,) bool."""
-    try:
-        path = Path(md.distribution("sktime").locate_file(CSV))
-    except md.PackageNotFoundError as exc:
-        raise ConfigError("task 'ecg' reads the MIT-BIH excerpt shipped with sktime; install it with "
-                          "pip install 'seq2seq-edge[ecg]'") from exc
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing from the installed sktime; install the pinned release with "
-                          "pip install 'seq2seq-edge[ecg]'")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != CSV_SHA256:
-        raise ConfigError(f"{path} differs from the recording this task was built on (sha256 mismatch); "
-                          "install the pinned sktime release with pip install 'seq2seq-edge[ecg]'")
-    table = np.loadtxt(path, delimiter=",", skiprows=1)  # (7500, 2): value, label
+    data = packaged_file("ecg", "sktime", CSV, CSV_SHA256, "ecg")
+    table = np.loadtxt(io.BytesIO(data), delimiter=",", skiprows=1)  # (7500, 2): value, label
     return table[:, 0].astype(np.float32), table[:, 1] > 0
-
-
-def _windows(x: np.ndarray, start: int, stop: int, stride: int) -> np.ndarray:
-    """(n, WINDOW) windows of x[start:stop]."""
-    starts = range(start, stop - WINDOW + 1, stride)
-    return np.stack([x[s: s + WINDOW] for s in starts])
 
 
 def make(samples: int, seed: int, validation_split: float, test_split: float) -> AnomalySplits:
@@ -66,10 +48,8 @@ def make(samples: int, seed: int, validation_split: float, test_split: float) ->
     y = labels[:usable].reshape(-1, DOWNSAMPLE).mean(axis=1) >= 0.5      # (2500,)
     if y[:VAL_END].any():
         raise ConfigError("ecg: a labelled anomaly falls in the training part; the recording changed")
-    test = _windows(x, VAL_END, len(x), TEST_STRIDE)
-    test_labels = _windows(y.astype(np.float32), VAL_END, len(x), TEST_STRIDE).mean(axis=1) >= 0.5
-    events = np.cumsum(np.diff(y.astype(np.int8), prepend=0) == 1) * y - 1  # (2500,) event id, -1 outside
-    test_events = _windows(events, VAL_END, len(x), TEST_STRIDE).max(axis=1)
-    return AnomalySplits(train=_windows(x, 0, TRAIN_END, TRAIN_STRIDE)[..., None],
-                         validation=_windows(x, TRAIN_END, VAL_END, TRAIN_STRIDE)[..., None],
-                         test=test[..., None], test_labels=test_labels, test_events=test_events)
+    test_labels, test_events = labelled_windows(y, VAL_END, len(x), WINDOW, TEST_STRIDE)
+    return AnomalySplits(train=windows(x, 0, TRAIN_END, WINDOW, TRAIN_STRIDE)[..., None],
+                         validation=windows(x, TRAIN_END, VAL_END, WINDOW, TRAIN_STRIDE)[..., None],
+                         test=windows(x, VAL_END, len(x), WINDOW, TEST_STRIDE)[..., None],
+                         test_labels=test_labels, test_events=test_events)
