@@ -36,8 +36,14 @@ class AutoencoderModel:
 
     @property
     def threshold(self) -> float | None:
-        """The score above which ``detect`` flags a window, calibrated at training time (or None)."""
+        """The window score above which ``detect`` flags a window, chosen at export (or None)."""
         return None if self.manifest.anomaly is None else float(self.manifest.anomaly["threshold"])
+
+    @property
+    def step_threshold(self) -> float | None:
+        """The per-step score above which ``detect(..., per_step=True)`` flags a time step (or None)."""
+        anomaly = self.manifest.anomaly
+        return None if anomaly is None or "step_threshold" not in anomaly else float(anomaly["step_threshold"])
 
     def reconstruct(self, x: Any) -> np.ndarray:
         """The model's reconstruction of each window, (batch, window, features), data units."""
@@ -49,22 +55,27 @@ class AutoencoderModel:
         m = self.manifest
         return self._encoder.run([m.latent_name], {m.source_name: self._normalised(x)})[0]
 
-    def score(self, x: Any) -> np.ndarray:
-        """Mean squared reconstruction error per window (batch,), in normalised units."""
+    def score(self, x: Any, per_step: bool = False) -> np.ndarray:
+        """Squared reconstruction error in normalised units: its mean per window (batch,), or with
+        ``per_step`` its mean over features at every time step (batch, window), to locate an anomaly
+        inside a window (the window score is the mean of the step scores)."""
         normalised = self._normalised(x)
         error = self._run_autoencoder(normalised) - normalised  # (batch, window, features)
-        return np.mean(error * error, axis=(1, 2))
+        steps = np.mean(error * error, axis=2)
+        return steps if per_step else np.mean(steps, axis=1)
 
-    def detect(self, x: Any, threshold: float | None = None) -> np.ndarray:
-        """True where a window's score exceeds ``threshold`` (default: the manifest's calibrated one)."""
+    def detect(self, x: Any, threshold: float | None = None, per_step: bool = False) -> np.ndarray:
+        """True where a window's score exceeds ``threshold`` (batch,), or with ``per_step`` where a time
+        step's score does (batch, window). The default threshold is the manifest's, chosen at export."""
         if threshold is None:
-            threshold = self.threshold
+            threshold = self.step_threshold if per_step else self.threshold
             if threshold is None:
-                raise InputError("this bundle has no calibrated threshold: pass detect(x, threshold=...) "
-                                 "or export it with a threshold")
+                which = "per-step threshold" if per_step and self.threshold is not None else "threshold"
+                raise InputError(f"this bundle has no {which}: pass detect(x, threshold=...) "
+                                 "or export it with a threshold rule")
         elif not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not threshold >= 0:
             raise InputError(f"threshold must be a number >= 0, got {threshold!r}")
-        return self.score(x) > threshold
+        return self.score(x, per_step=per_step) > threshold
 
     def _run_autoencoder(self, normalised: np.ndarray) -> np.ndarray:
         m = self.manifest

@@ -253,8 +253,9 @@ class AutoencoderManifest:
 
     Graphs: ``autoencoder`` (source -> reconstruction) and ``encoder`` (source ->
     latent), both on normalised values of shape (batch, window, features).
-    ``anomaly`` holds the detect threshold on the score (mean squared
-    reconstruction error per sequence, normalised units), or None.
+    ``anomaly`` holds the detect thresholds on the score (mean squared
+    reconstruction error per window, normalised units) and optionally per time
+    step, with the rule that chose them at export, or None.
     """
 
     cell: str
@@ -281,10 +282,12 @@ class AutoencoderManifest:
         if not (isinstance(self.window, int) and self.window > 0):
             raise BundleError(f"manifest.json: window must be a positive integer, got {self.window!r}")
         if self.anomaly is not None:
-            threshold = self.anomaly.get("threshold")
-            if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 <= threshold < math.inf:
-                raise BundleError(f"manifest.json: anomaly.threshold must be a finite number >= 0, "
-                                  f"got {threshold!r}")
+            for key in ("threshold", "step_threshold"):
+                if key == "threshold" or key in self.anomaly:
+                    value = self.anomaly.get(key)
+                    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+                        raise BundleError(f"manifest.json: anomaly.{key} must be a finite number >= 0, "
+                                          f"got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, the exact content of manifest.json."""

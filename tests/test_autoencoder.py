@@ -24,14 +24,19 @@ def sine_ae(request, tmp_path_factory):
 
 def test_export_parity_and_manifest(sine_ae):
     run, result = sine_ae
-    assert result.parity.ok and result.parity.max_abs_reconstruction <= 1e-4
+    assert result.parity.ok and result.parity.max_reconstruction_error <= 1e-4
     model = load(result.path)
     assert isinstance(model, AutoencoderModel)
     m = model.manifest
     cfg = run.config.model
     assert m.family == "autoencoder" and m.cell == cfg.cell and m.window == 40
     assert m.encoder_units == cfg.units and m.decoder_units == tuple(reversed(cfg.units))
-    assert m.anomaly["threshold"] == run.config.anomaly["threshold"] > 0
+    assert m.anomaly["rule"] == "quantile:0.995" and m.anomaly["calibration"] == "validation windows of the task"
+    normal = make_splits("sine", run.config.train).validation[0]  # the windows export calibrated on
+    steps = model.score(normal, per_step=True)
+    assert m.anomaly["calibration_windows"] == len(normal)
+    assert m.anomaly["threshold"] == pytest.approx(np.quantile(steps.mean(axis=1), 0.995), rel=1e-5)
+    assert m.anomaly["step_threshold"] == pytest.approx(np.quantile(steps, 0.995), rel=1e-5)
     assert sorted(m.graphs) == ["autoencoder", "encoder"]
 
 
@@ -78,7 +83,7 @@ def test_sequential_autoencoder_of_a_user(tmp_path):
     assert model.manifest.encoder_units == (32, 16) and model.manifest.decoder_units == (16, 32)
     x = np.random.default_rng(0).normal(size=(5, 20, 2)).astype(np.float32)
     np.testing.assert_allclose(model.reconstruct(x), np.asarray(net(x)), atol=1e-4)
-    with pytest.raises(InputError, match=r"this bundle has no calibrated threshold: pass detect\(x, threshold=...\)"):
+    with pytest.raises(InputError, match=r"this bundle has no threshold: pass detect\(x, threshold=...\)"):
         model.detect(x)
 
 

@@ -74,13 +74,12 @@ class AutoencoderConfig:
     """A RepeatVector sequence autoencoder: encoder widths (the last is the latent size), mirrored in the decoder.
 
     ``units=(32, 16)`` builds 32 -> 16 -> RepeatVector(window) -> 16 -> 32 -> TimeDistributed(Dense).
-    ``threshold_quantile`` calibrates ``detect``: the quantile of the training windows' scores.
+    ``detect``'s threshold is chosen at export (``export --threshold``), not here.
     """
 
     cell: str = "lstm"
     units: tuple[int, ...] = (32, 16)
     activation: str = "tanh"
-    threshold_quantile: float = 0.995
 
     def __post_init__(self) -> None:
         _check_cell(self.cell, self.activation)
@@ -88,8 +87,6 @@ class AutoencoderConfig:
         object.__setattr__(self, "units", units)
         if not 1 <= len(units) <= 4 or any(not isinstance(u, int) or isinstance(u, bool) or u < 1 for u in units):
             raise ConfigError(f"units must be 1 to 4 positive integers, got {self.units!r}")
-        if not 0.5 <= self.threshold_quantile <= 1:
-            raise ConfigError(f"threshold_quantile must be in [0.5, 1], got {self.threshold_quantile!r}")
 
 
 @dataclass(frozen=True)
@@ -159,7 +156,6 @@ class RunConfig:
     train: TrainConfig
     sides: Sides
     normalisation: dict | None = None  # feature tasks: {"source": {mean, std}, "target": {mean, std}}
-    anomaly: dict | None = None        # autoencoders: {"threshold": x, "quantile": q, "score": "mse"}
 
     @property
     def family(self) -> str:
@@ -176,12 +172,17 @@ class RunConfig:
             model_cls = AutoencoderConfig if data.get("family") == "autoencoder" else ModelConfig
             return cls(task=data["task"], model=_make(model_cls, data["model"]),
                        train=_make(TrainConfig, data["train"]), sides=_make(Sides, data["sides"]),
-                       normalisation=data.get("normalisation"), anomaly=data.get("anomaly"))
+                       normalisation=data.get("normalisation"))
         except KeyError as exc:
             raise ConfigError(f"{path}: field {exc} is missing") from exc
 
 
+# Fields that older releases wrote and that mean nothing now (the threshold moved to export).
+_RETIRED = {"AutoencoderConfig": {"threshold_quantile"}}
+
+
 def _make(cls: type, data: dict) -> Any:
+    data = {k: v for k, v in data.items() if k not in _RETIRED.get(cls.__name__, ())}
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:

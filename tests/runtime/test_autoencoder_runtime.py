@@ -39,7 +39,7 @@ def test_score_is_the_normalised_mean_squared_error(model, windows):
 
 
 def test_detect_flags_the_bursts_and_only_them(model, windows, golden):
-    assert model.threshold == pytest.approx(1.5823313)
+    assert model.threshold == pytest.approx(1.5693561)
     assert model.detect(windows).tolist() == golden["autoencoder"]["anomalous"]
     assert model.detect(windows, threshold=0).all()
     assert not model.detect(windows, threshold=1e9).any()
@@ -47,6 +47,21 @@ def test_detect_flags_the_bursts_and_only_them(model, windows, golden):
     cut = float(np.sort(scores)[2])  # strictly above: the two lowest and the cut itself are not flagged
     assert model.detect(windows, threshold=cut).tolist() == (scores > cut).tolist()
     assert model.detect(windows, threshold=cut).sum() == 5
+
+
+def test_per_step_scores_locate_the_burst(model, windows):
+    steps = model.score(windows, per_step=True)
+    std = np.float32(model.manifest.source.std)
+    want = np.mean(((model.reconstruct(windows) - windows) / std) ** 2, axis=2)  # recomputed here
+    assert steps.shape == (8, 40)
+    np.testing.assert_allclose(steps, want, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(steps.mean(axis=1), model.score(windows), rtol=1e-5)
+    assert all(15 <= i < 25 for i in steps[4:].argmax(axis=1))  # the burst fills steps 15-24
+    flags = model.detect(windows, per_step=True)
+    assert model.step_threshold == model.manifest.anomaly["step_threshold"] > 0
+    assert flags.tolist() == (steps > model.step_threshold).tolist()
+    assert flags[4:, 15:25].any(axis=1).all() and not flags[:4].any() and not flags[4:, :10].any()
+    assert model.detect(windows, threshold=0.0, per_step=True).all()
 
 
 def test_any_batch_size(model, windows):
@@ -84,7 +99,7 @@ def test_no_calibrated_threshold(ae_bundle, windows, copy_bundle):
     (copy / "manifest.json").write_text(json.dumps(data))
     model = load(copy)
     assert model.threshold is None
-    with pytest.raises(InputError, match=r"^this bundle has no calibrated threshold: pass detect\(x, threshold=...\)"):
+    with pytest.raises(InputError, match=r"^this bundle has no threshold: pass detect\(x, threshold=...\) or export it with a threshold rule"):
         model.detect(windows)
     assert model.detect(windows, threshold=2.0).tolist() == [False] * 4 + [True] * 4
 
@@ -99,3 +114,18 @@ def test_cli_scores_and_flags_each_window(ae_bundle, windows, golden, tmp_path, 
     assert [int(r[2]) for r in rows] == [0] * 4 + [1] * 4
     np.testing.assert_allclose([float(r[1]) for r in rows], golden["autoencoder"]["scores"], rtol=1e-5)
     np.testing.assert_allclose(np.load(out), golden["autoencoder"]["reconstructions"], atol=1e-5)
+
+
+def test_cli_per_step(ae_bundle, windows, tmp_path, capsys):
+    npy = tmp_path / "w.npy"
+    np.save(npy, windows[3:5])  # a normal window, then one with a burst at steps 15-24
+    assert main(["run", str(ae_bundle), "--input", str(npy), "--per-step"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "window,step,score,anomalous" and len(lines) == 1 + 2 * 40
+    rows = [line.split(",") for line in lines[1:]]
+    model = load(ae_bundle)
+    steps = model.score(windows[3:5], per_step=True)
+    assert [(int(w), int(t)) for w, t, _, _ in rows] == [(w, t) for w in range(2) for t in range(40)]
+    np.testing.assert_allclose([float(r[2]) for r in rows], steps.ravel(), rtol=1e-5)
+    flagged = {int(t) for w, t, _, f in rows if w == "1" and f == "1"}
+    assert flagged and flagged <= set(range(15, 25)) and not any(f == "1" for w, _, _, f in rows if w == "0")
