@@ -60,14 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_quickstart)
 
     p = sub.add_parser("train", help="train a built-in task into a run directory")
-    p.add_argument("task", help="built-in task: dates, sine, ecg or g2p")
+    p.add_argument("task", help="built-in task: dates, sine, g2p, ecg or kdd135")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--family", choices=("seq2seq", "autoencoder"), default=None,
-                   help="model family (default: the task's own: seq2seq for dates and sine, autoencoder for ecg)")
+                   help="model family (default: the task's own: seq2seq for dates, sine and g2p, autoencoder "
+                        "for ecg and kdd135)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--quick", action="store_true",
-                   help=f"a small model in minutes, for tests and demos: {_show_preset()} (flags given win)")
+                   help=f"the task's small preset, minutes on two cores, for tests and demos: {_show_presets()} "
+                        "(flags given win)")
     _config_flags(p)
     p.set_defaults(func=_train)
 
@@ -81,13 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state-map", help="comma-separated decoder state input names fed by the encoder's outputs")
     p.add_argument("--first-input", choices=("zeros", "last_source_step"), default="zeros",
                    help="real-valued decoders: the first decoder input (default: %(default)s)")
-    p.add_argument("--threshold", type=float, help="autoencoders: the detect threshold to store")
+    p.add_argument("--threshold", help="autoencoders: the detect threshold, a number or a rule applied to "
+                   "--normal windows: quantile:Q or sigma:K")
+    p.add_argument("--normal", help="autoencoders: .npy windows (n, window, features) known to be normal, to "
+                   "calibrate a threshold rule on (and check parity)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_export_keras)
 
     p = sub.add_parser("evaluate", help="score a built-in task's bundle on its held-out test split")
     p.add_argument("bundle")
     p.add_argument("--beam-width", type=int, default=5, help="g2p: the beam searched beside greedy (default: 5)")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 when a metric falls below the floor that the bundle's documented recipe records "
+                        "(the run directory's quality.json, carried into the manifest at export)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a run directory to a verified ONNX bundle")
@@ -95,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--parity-samples", type=int, default=256, help="held-out samples for the parity check")
+    p.add_argument("--threshold", default="quantile:0.995",
+                   help="autoencoders: the rule that sets detect's thresholds from the task's validation "
+                        "windows: quantile:Q (0.5-1) or sigma:K (mean + K standard deviations); "
+                        "default: %(default)s")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("bench", help="greedy decoding speed: Keras, LiteRT, plain tf2onnx and our runtime")
@@ -116,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     p.add_argument("--mode", default=None, help="decode mode (step, fused, fused-int8; default: the bundle's)")
     p.add_argument("--scores", action="store_true", help="token bundles: print each output's log-probability")
+    p.add_argument("--per-step", action="store_true",
+                   help="autoencoder bundles: score and flag every time step (window,step,score,anomalous)")
     _dataclass_flags(p.add_argument_group("decoding (token bundles): DecodeOptions"), DecodeOptions)
     p.set_defaults(func=_run)
     return parser
@@ -158,11 +172,11 @@ def _field_type(cls: type, name: str) -> type:
     return typing.get_origin(hint) or hint
 
 
-QUICK = {"samples": "20000", "epochs": "3", "units": "128", "layers": "1", "embedding_dim": "32"}
+def _show_presets() -> str:
+    from ..training.recipes import QUICK
 
-
-def _show_preset() -> str:
-    return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+    return "; ".join(f"{task}: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in preset.items())
+                     for task, preset in QUICK.items())
 
 
 def _show(value) -> str:
@@ -197,11 +211,12 @@ def _quickstart(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from ..training import ModelConfig, TrainConfig, train
     from ..training.config import AutoencoderConfig
+    from ..training.recipes import QUICK
     from ..training.tasks import FAMILIES
 
     if args.quick:
-        for name, value in QUICK.items():
-            if getattr(args, name) is None:
+        for name, value in QUICK.get(args.task, QUICK["dates"]).items():
+            if getattr(args, name, None) is None:
                 setattr(args, name, value)
     family = args.family or FAMILIES.get(args.task, ("seq2seq",))[0]
     model = _pick(AutoencoderConfig if family == "autoencoder" else ModelConfig, args)
@@ -213,9 +228,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ..export import export_run
+    from ..runtime import load
 
-    result = export_run(args.run_dir, args.out, force=args.force, parity_samples=args.parity_samples)
+    result = export_run(args.run_dir, args.out, force=args.force, parity_samples=args.parity_samples,
+                        threshold=args.threshold)
     print(f"parity: {result.parity.summary()}")
+    anomaly = getattr(load(result.path).manifest, "anomaly", None)
+    if anomaly:
+        print(f"threshold: {anomaly['threshold']:.6g} per window, {anomaly['step_threshold']:.6g} per step "
+              f"({anomaly['rule']} of {anomaly['calibration_windows']} {anomaly['calibration']})")
     print(f"wrote {result.path} ({', '.join(sorted(p.name for p in result.path.iterdir()))})")
     return 0
 
@@ -235,8 +256,18 @@ def _export_keras(args: argparse.Namespace) -> int:
     if args.autoencoder:
         if args.encoder or args.decoder:
             raise Seq2SeqEdgeError("pass either --autoencoder or --encoder with --decoder, not both")
+        threshold = args.threshold
+        try:
+            threshold = None if threshold is None else float(threshold)
+        except ValueError:
+            pass  # a rule: quantile:Q or sigma:K
+        normal = None
+        if args.normal:
+            from .io_files import read_features
+
+            normal, _ = read_features(Path(args.normal))
         result = export_autoencoder(load_model(args.autoencoder), args.out, force=args.force,
-                                    threshold=args.threshold)
+                                    threshold=threshold, normal=normal)
     else:
         if not (args.encoder and args.decoder):
             raise Seq2SeqEdgeError("pass --encoder and --decoder (or --autoencoder)")
@@ -264,8 +295,24 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from .evaluate import evaluate_bundle
 
-    print(json.dumps(evaluate_bundle(args.bundle, beam_width=args.beam_width), indent=1))
-    return 0
+    from ..runtime import load
+    from ..training.recipes import check_floors
+
+    metrics = evaluate_bundle(args.bundle, beam_width=args.beam_width)
+    print(json.dumps(metrics, indent=1))
+    if not args.check:
+        return 0
+    quality = (load(args.bundle).manifest.data or {}).get("quality")
+    if not quality:
+        raise Seq2SeqEdgeError(f"{args.bundle}: --check compares with the floors of a documented recipe, and this "
+                               "bundle's run followed none (its run directory has no quality.json)")
+    problems = check_floors(metrics, {k: tuple(v) for k, v in quality["floors"].items()})
+    for line in problems:
+        print(f"check failed: {line} (recipe {quality['recipe']}: {quality['command']})", file=sys.stderr)
+    if not problems:
+        print(f"check passed: {len(quality['floors'])} documented floors of recipe {quality['recipe']} hold",
+              file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -331,17 +378,28 @@ def _stdin_blocks(size: int) -> Iterator[list[str]]:
 
 
 def _run_autoencoder(model, args: argparse.Namespace) -> int:
-    """Print each window's score and whether it is flagged; --output writes the reconstructions."""
+    """Print each window's (or, with --per-step, each time step's) score and whether it is flagged;
+    --output writes the reconstructions."""
+    import numpy as np
+
     from .io_files import read_features, write_features
 
     if not args.input:
         raise Seq2SeqEdgeError("this is an autoencoder bundle: pass --input FILE.npy (windows) or FILE.csv (one window)")
     x, single = read_features(Path(args.input))
-    scores = model.score(x)
-    flags = model.detect(x) if model.threshold is not None else [None] * len(scores)
-    print("window,score,anomalous")
-    for i, (score, flag) in enumerate(zip(scores, flags)):
-        print(f"{i},{score:.6g},{'' if flag is None else int(flag)}")
+    if args.per_step:
+        steps = model.score(x, per_step=True)
+        flags = (steps > model.step_threshold if model.step_threshold is not None
+                 else np.full(steps.shape, None))
+        print("window,step,score,anomalous")
+        for (i, t), score in np.ndenumerate(steps):
+            print(f"{i},{t},{score:.6g},{'' if flags[i, t] is None else int(flags[i, t])}")
+    else:
+        scores = model.score(x)
+        flags = model.detect(x) if model.threshold is not None else [None] * len(scores)
+        print("window,score,anomalous")
+        for i, (score, flag) in enumerate(zip(scores, flags)):
+            print(f"{i},{score:.6g},{'' if flag is None else int(flag)}")
     if args.output:
         y = model.reconstruct(x)
         write_features(y[0] if single else y, Path(args.output), force=args.force)

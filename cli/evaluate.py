@@ -14,8 +14,8 @@ from ..export.metrics import token_agreement
 from ..runtime import load
 from ..runtime.errors import Seq2SeqEdgeError
 
-__all__ = ["evaluate_bundle", "g2p_metrics", "token_metrics", "anomaly_metrics", "edit_distance",
-           "phoneme_word_error_rates"]
+__all__ = ["evaluate_bundle", "g2p_metrics", "token_metrics", "anomaly_metrics", "best_operating_point",
+           "discord_scores", "edit_distance", "phoneme_word_error_rates"]
 
 BATCH = 256
 
@@ -86,20 +86,81 @@ def token_metrics(model, pairs: list[tuple[str, str]]) -> dict:
 
 
 def anomaly_metrics(model, splits) -> dict:
-    """Window-level precision/recall of ``detect`` against the labels, and event-level (point-adjusted)
-    figures: an event counts as found when any flagged window touches it."""
-    flagged = model.detect(splits.test)
-    labels, events = splits.test_labels, splits.test_events
-    tp = int(np.sum(flagged & labels))
-    touching = int(np.sum(flagged & (events >= 0)))
+    """How well ``detect`` finds the labelled anomalies of the test windows, and how much the model learned.
+
+    Per window at the manifest's threshold: precision and recall against the
+    labels; per event (point-adjusted): an event counts as found when any flagged
+    window touches it. ``per_step``: the same figures when a window is flagged as
+    soon as one of its steps exceeds the per-step threshold. ``best``: the highest recall any threshold reaches at a
+    precision of at least 0.9 (the operating point the scores allow).
+    ``top_window_hits_event``: whether the highest-scoring window touches a
+    labelled event (the UCR archive's one-anomaly criterion). On the held-out
+    normal (validation) windows: the model's reconstruction error beside the
+    mean predictor's (predicting the training windows' mean at every step);
+    ``reconstruction_ratio`` near 1 means a collapsed model. ``discord``: the
+    nearest-neighbour discord baseline on the same windows (see discord_scores).
+    """
+    from ..training.fit import mean_predictor_loss
+
+    steps = model.score(splits.test, per_step=True)  # (n, window)
+    result = {"windows": int(len(steps)), "anomalous_windows": int(splits.test_labels.sum()),
+              "threshold": model.threshold, "threshold_rule": (model.manifest.anomaly or {}).get("rule"),
+              **_detection(steps.mean(axis=1), model.threshold, splits.test_labels, splits.test_events)}
+    # The per-step rule: a window is flagged when any of its steps is (for anomalies much shorter than a window)
+    result["per_step"] = {"step_threshold": model.step_threshold,
+                          **_detection(steps.max(axis=1), model.step_threshold, splits.test_labels,
+                                       splits.test_events)}
+    std = np.asarray(model.manifest.source.std, np.float32)
+    mean = np.asarray(model.manifest.source.mean, np.float32)
+    train, normal = ((w - mean) / std for w in (splits.train, splits.validation))
+    result["normal_mse"] = float(np.mean(model.score(splits.validation)))
+    result["mean_predictor_mse"] = mean_predictor_loss(train, normal)
+    result["reconstruction_ratio"] = result["normal_mse"] / result["mean_predictor_mse"]
+    discord = discord_scores(np.concatenate([splits.train, splits.validation]), splits.test)
+    result["discord"] = {k: v for k, v in _detection(discord, None, splits.test_labels, splits.test_events).items()
+                         if k in ("best", "top_window_hits_event")}
+    return result
+
+
+def _detection(scores: np.ndarray, threshold: float | None, labels: np.ndarray, events: np.ndarray) -> dict:
+    flagged = scores > threshold if threshold is not None else np.zeros(len(scores), bool)
+    tp, n_flagged = int(np.sum(flagged & labels)), int(flagged.sum())
     all_events = sorted(set(events[events >= 0].tolist()))
     found = [e for e in all_events if np.any(flagged & (events == e))]
-    return {"windows": int(len(labels)), "anomalous_windows": int(labels.sum()), "flagged": int(flagged.sum()),
-            "threshold": model.threshold,
-            "precision": tp / flagged.sum() if flagged.sum() else 0.0,
+    return {"flagged": n_flagged,
+            "precision": tp / n_flagged if n_flagged else 0.0,
             "recall": tp / labels.sum() if labels.sum() else 0.0,
-            "event_precision": touching / flagged.sum() if flagged.sum() else 0.0,
-            "event_recall": len(found) / len(all_events) if all_events else 0.0, "events": len(all_events)}
+            "event_precision": int(np.sum(flagged & (events >= 0))) / n_flagged if n_flagged else 0.0,
+            "event_recall": len(found) / len(all_events) if all_events else 0.0, "events": len(all_events),
+            "best": best_operating_point(scores, labels),
+            "top_window_hits_event": bool(events[int(np.argmax(scores))] >= 0)}
+
+
+def best_operating_point(scores: np.ndarray, labels: np.ndarray, min_precision: float = 0.9) -> dict:
+    """The threshold with the highest window recall at precision >= ``min_precision`` (flag scores above it)."""
+    best = {"recall": 0.0, "precision": 0.0, "threshold": None, "min_precision": min_precision}
+    for cut in np.unique(scores)[::-1]:
+        flagged = scores >= cut
+        tp = int(np.sum(flagged & labels))
+        precision, recall = tp / int(flagged.sum()), tp / max(int(labels.sum()), 1)
+        if precision >= min_precision and recall > best["recall"]:
+            below = scores[scores < cut]
+            best = {"recall": recall, "precision": precision, "min_precision": min_precision,
+                    "threshold": float((cut + below.max()) / 2) if below.size else float(cut) / 2}
+    return best
+
+
+def discord_scores(normal: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The semi-supervised discord baseline (Keogh's matrix-profile family): each test window's z-normalised
+    Euclidean distance to its nearest neighbour among the normal windows (all features side by side)."""
+    def z(w: np.ndarray) -> np.ndarray:
+        flat = w.reshape(len(w), -1).astype(np.float64)
+        flat = flat - flat.mean(axis=1, keepdims=True)
+        return flat / np.maximum(flat.std(axis=1, keepdims=True), 1e-8)
+
+    a, b = z(test), z(normal)
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T  # (n_test, n_normal)
+    return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
 
 
 def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:

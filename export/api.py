@@ -17,7 +17,7 @@ from ..training.inference import KerasSeq2Seq
 from ..training.models import build_decoder_step, build_encoder
 from ..training.rundir import RunDir
 from ..training.tasks import make_splits
-from .autoencoder import find_encoder_half, write_autoencoder_bundle
+from .autoencoder import DEFAULT_RULE, ThresholdRule, find_encoder_half, write_autoencoder_bundle
 from .convert import OPSET
 from .manifest_builder import build_manifest, data_record
 from .parity import ParityReport, default_mode, feature_parity, token_parity
@@ -27,15 +27,18 @@ __all__ = ["export_run"]
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, parity_samples: int = 256,
-               opset: int = OPSET, parity_inputs: list[str] | None = None) -> ExportResult:
+               opset: int = OPSET, parity_inputs: list[str] | None = None,
+               threshold: "str | ThresholdRule" = DEFAULT_RULE) -> ExportResult:
     """Export a run directory written by ``train`` to a verified bundle at ``out``.
 
     Parity is checked on the task's held-out split, or on ``parity_inputs`` (texts) when given.
+    Autoencoders: ``threshold`` is the rule (``quantile:Q`` or ``sigma:K``) that sets ``detect``'s
+    thresholds from the task's validation windows; the manifest records it.
     """
     run = RunDir(Path(run_dir))
     config = run.config
     if config.family == "autoencoder":
-        return _export_autoencoder_run(run, out, force, parity_samples, opset)
+        return _export_autoencoder_run(run, out, force, parity_samples, opset, threshold)
     vocabs = run.vocabularies() if config.sides.target_kind == "tokens" else None
     model = run.load_model()
     with atomic_directory(out, force) as tmp:
@@ -45,24 +48,29 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
 
         def manifest(report: ParityReport | None) -> dict:
             if report is None:
-                return build_manifest(config, graphs, vocabs, {}, opset, modes).to_dict()
+                return build_manifest(config, graphs, vocabs, {}, opset, modes, quality=run.quality()).to_dict()
             return build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes,
-                                  default_mode(report, modes)).to_dict()
+                                  default_mode(report, modes), quality=run.quality()).to_dict()
 
         report = write_verified(tmp, manifest, lambda runtime: _parity(keras_ref, runtime, config, parity_samples,
                                                                       parity_inputs))
     return ExportResult(Path(out), report)
 
 
-def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int) -> ExportResult:
+def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int,
+                            threshold: str | ThresholdRule) -> ExportResult:
+    """The thresholds come from ``threshold`` (a rule) on the task's validation windows: held out from
+    training and normal, so they score as unseen normal data does."""
     config, model = run.config, run.load_model()
     splits = make_splits(config.task, config.train)
     held_out = splits.test if isinstance(splits.test, np.ndarray) else splits.test[0]  # raw windows
+    normal = splits.validation if isinstance(splits.validation, np.ndarray) else splits.validation[0]
     stats = config.normalisation["source"]
     source = FeatureSpec(config.sides.source_size, tuple(stats["mean"]), tuple(stats["std"]))
-    return write_autoencoder_bundle(model, find_encoder_half(model), out, source=source, anomaly=config.anomaly,
-                                    task=config.task, held_out=held_out[:samples], force=force, opset=opset,
-                                    data=data_record(config))
+    return write_autoencoder_bundle(model, find_encoder_half(model), out, source=source, task=config.task,
+                                    held_out=held_out[:samples], rule=ThresholdRule.parse(threshold),
+                                    normal=normal, calibration="validation windows of the task",
+                                    force=force, opset=opset, data=data_record(config, run.quality()))
 
 
 def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpec]:

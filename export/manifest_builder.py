@@ -23,19 +23,22 @@ def versions(opset: int) -> dict[str, str | int]:
     return out
 
 
-def data_record(config: RunConfig) -> dict | None:
-    """How the run's task data was made: enough for `evaluate` to rebuild the test split."""
+def data_record(config: RunConfig, quality: dict | None = None) -> dict | None:
+    """How the run's task data was made: enough for `evaluate` to rebuild the test split; with the
+    documented recipe's floors (the run's quality.json) for `evaluate --check`."""
     from ..training.tasks import TASKS
 
     if config.task not in TASKS:
         return None
     t = config.train
-    return {"task": config.task, "samples": t.samples, "seed": t.seed, "validation_split": t.validation_split,
-            "test_split": t.test_split}
+    record = {"task": config.task, "samples": t.samples, "seed": t.seed, "validation_split": t.validation_split,
+              "test_split": t.test_split}
+    return {**record, "quality": quality} if quality else record
 
 
 def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tuple[Vocabulary, Vocabulary] | None,
-                   parity: dict, opset: int, modes: dict | None = None, default_mode: str = "step") -> Manifest:
+                   parity: dict, opset: int, modes: dict | None = None, default_mode: str = "step",
+                   quality: dict | None = None) -> Manifest:
     """The manifest for a run: state contract h{k}/c{k} -> h{k}_out/c{k}_out, sides, decode limits."""
     units = config.model.units
     state = tuple(StateSpec(name=name, layer=k, kind=kind, size=units, output=state_output(name), init="encoder",
@@ -57,6 +60,6 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
     return Manifest(family="seq2seq", cell=config.model.cell, encoder_units=layers, decoder_units=layers,
                     graphs=graphs, state=state, source=source, target=target, io=io,
                     max_steps=sides.max_steps, first_input=first_input, task=config.task, parity=parity,
-                    versions=versions(opset), data=data_record(config),
+                    versions=versions(opset), data=data_record(config, quality),
                     modes=modes or {"step": {"encoder": "encoder", "decoder": "decoder_step"}},
                     default_mode=default_mode)

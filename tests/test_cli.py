@@ -56,7 +56,7 @@ def test_run_features_csv_and_npy(sine_bundle, golden, tmp_path, capsys):
     (["run", "{sine}"], "error: this bundle reads real-valued features: pass --input FILE.npy or FILE.csv"),
     (["run", "{sine}", "--input", "{tmp}/nothing.npy"], "nothing.npy: no such file"),
     (["export", "{tmp}", "--out", "{tmp}/b"], "config.json is missing"),
-    (["train", "poetry", "--out", "{tmp}/r"], "error: unknown task 'poetry'; built-in tasks: dates, ecg, g2p, sine"),
+    (["train", "poetry", "--out", "{tmp}/r"], "error: unknown task 'poetry'; built-in tasks: dates, ecg, g2p, kdd135, sine"),
     (["train", "dates", "--out", "{tmp}/r", "--units", "0"], "error: units must be a positive integer, got 0"),
     (["quickstart", "--out", "{tmp}"], "already exists; choose another path or pass --force"),
 ])

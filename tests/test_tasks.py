@@ -43,7 +43,7 @@ def test_sine_is_deterministic():
 
 
 def test_unknown_task():
-    with pytest.raises(ConfigError, match=r"unknown task 'poetry'; built-in tasks: dates, ecg, g2p, sine"):
+    with pytest.raises(ConfigError, match=r"unknown task 'poetry'; built-in tasks: dates, ecg, g2p, kdd135, sine"):
         make_splits("poetry", TrainConfig())
 
 

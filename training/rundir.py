@@ -1,4 +1,4 @@
-"""A run directory: model.keras, config.json, vocabulary.json (token tasks), history.json."""
+"""A run directory: model.keras, config.json, vocabulary.json (token tasks), history.json, quality.json (recipes)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ class RunDir:
     def save_vocabularies(self, source: Vocabulary, target: Vocabulary) -> None:
         text = json.dumps({"source": source.to_dict(), "target": target.to_dict()}, indent=1, ensure_ascii=False)
         (self.path / VOCAB_FILE).write_text(text + "\n", encoding="utf-8")
+
+    def quality(self) -> dict | None:
+        """The documented recipe's floors this run was trained to (quality.json), or None."""
+        from .recipes import QUALITY_FILE
+
+        file = self.path / QUALITY_FILE
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
 
     def load_model(self):
         import keras
