@@ -91,8 +91,9 @@ def anomaly_metrics(model, splits) -> dict:
     Per window at the manifest's threshold: precision and recall against the
     labels; per event (point-adjusted): an event counts as found when any flagged
     window touches it. ``per_step``: the same figures when a window is flagged as
-    soon as one of its steps exceeds the per-step threshold. ``best``: the highest recall any threshold reaches at a
-    precision of at least 0.9 (the operating point the scores allow).
+    soon as one of its steps exceeds the per-step threshold. ``best``: the highest
+    recall any threshold reaches at a precision of at least 0.9 (the operating
+    point the scores allow).
     ``top_window_hits_event``: whether the highest-scoring window touches a
     labelled event (the UCR archive's one-anomaly criterion). On the held-out
     normal (validation) windows: the model's reconstruction error beside the

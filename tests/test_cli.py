@@ -73,6 +73,16 @@ def test_csv_with_text_is_refused(sine_bundle, tmp_path, capsys):
     assert "bad.csv: cannot read numbers from it" in capsys.readouterr().err
 
 
+def test_quickstart_as_documented(tmp_path):
+    """The README's first command keeps its documented quality (99.9-100% held-out exact match) by a margin:
+    the full default run, about 40 s here."""
+    from seq2seq_edge.cli.quickstart import quickstart
+
+    result = quickstart(tmp_path / "qs", print_fn=lambda line: None)
+    assert result["parity"]["ok"] and result["test_size"] == 1000
+    assert result["accuracy"] >= 0.97, result["accuracy"]
+
+
 def test_quickstart_small(tmp_path):
     """The main job end to end, shrunk: train, export with parity, convert, score, time."""
     from seq2seq_edge.cli.quickstart import quickstart
