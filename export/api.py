@@ -21,6 +21,7 @@ from .autoencoder import DEFAULT_RULE, ThresholdRule, find_encoder_half, write_a
 from .convert import OPSET
 from .manifest_builder import build_manifest, data_record
 from .parity import ParityReport, default_mode, feature_parity, token_parity
+from .convert import ExportError
 from .writing import ENCODER_FILE, ExportResult, write_graph, write_seq2seq_graphs, write_verified
 
 __all__ = ["export_run"]
@@ -41,16 +42,20 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
         return _export_autoencoder_run(run, out, force, parity_samples, opset, threshold)
     vocabs = run.vocabularies() if config.sides.target_kind == "tokens" else None
     model = run.load_model()
+    if config.model.attention and config.model.cell != "lstm":
+        raise ExportError(f"attention decoders export with LSTM cells for now, not {config.model.cell!r}: the "
+                          "GRU encoder built on ONNX's native op does not return its outputs yet")
     with atomic_directory(out, force) as tmp:
         graphs = _write_graphs(model, config, tmp, opset)
-        modes = _write_fused(model, config, vocabs, graphs, tmp, opset)
+        # Attention decoders run in step mode: the fused loops do not take per-sequence constants yet.
+        modes = None if config.model.attention else _write_fused(model, config, vocabs, graphs, tmp, opset)
         keras_ref = KerasSeq2Seq.from_run(model, config)
 
         def manifest(report: ParityReport | None) -> dict:
             if report is None:
                 return build_manifest(config, graphs, vocabs, {}, opset, modes, quality=run.quality()).to_dict()
             return build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes,
-                                  default_mode(report, modes), quality=run.quality()).to_dict()
+                                  default_mode(report, modes) if modes else "step", quality=run.quality()).to_dict()
 
         report = write_verified(tmp, manifest, lambda runtime: _parity(keras_ref, runtime, config, parity_samples,
                                                                       parity_inputs))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 
-from ..runtime.contract import SOURCE_LENGTH, STEP_OUTPUTS, state_names, state_output
-from ..runtime.manifest import FeatureSpec, GraphSpec, IONames, Manifest, StateSpec, TokenSpec
+from ..runtime.contract import ATTENTION, CONSTANT_KINDS, SOURCE_LENGTH, STEP_OUTPUTS, state_names, state_output
+from ..runtime.manifest import ConstantSpec, FeatureSpec, GraphSpec, IONames, Manifest, StateSpec, TokenSpec
 from ..runtime.vocab import Vocabulary
 from ..training.config import RunConfig
 
@@ -54,12 +54,15 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
         first_input = "last_source_step"
     # Our encoders take per-row lengths (the native LSTM / GRU op's sequence_lens); see export/api.py.
     padding = "lengths" if sides.source_kind == "tokens" else None
+    attention = config.model.attention
     io = IONames(source_length=SOURCE_LENGTH if padding == "lengths" else None, padding=padding,
-                 step_output=STEP_OUTPUTS[sides.target_kind])
+                 step_output=STEP_OUTPUTS[sides.target_kind], attention=ATTENTION if attention else None)
+    constants = tuple(ConstantSpec(name, kind, name, None if kind == "mask" else units)
+                      for kind, name in CONSTANT_KINDS.items()) if attention else ()
     layers = (units,) * config.model.layers
     return Manifest(family="seq2seq", cell=config.model.cell, encoder_units=layers, decoder_units=layers,
                     graphs=graphs, state=state, source=source, target=target, io=io,
                     max_steps=sides.max_steps, first_input=first_input, task=config.task, parity=parity,
                     versions=versions(opset), data=data_record(config, quality),
                     modes=modes or {"step": {"encoder": "encoder", "decoder": "decoder_step"}},
-                    default_mode=default_mode)
+                    default_mode=default_mode, constants=constants)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..runtime.bundle import sha256_bytes
-from ..runtime.contract import SOURCE, SOURCE_LENGTH
+from ..runtime.contract import ATTENTION, SOURCE, SOURCE_LENGTH, SOURCE_MASK
 from ..runtime.loader import load
 from ..runtime.manifest import GraphSpec
 from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, name_axes
@@ -47,7 +47,7 @@ def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
     ``lstm_layers_with_lengths``: add the ``source_length`` input to that many LSTM ops.
     """
     dec = keras_to_onnx(decoder, opset)
-    name_axes(dec, {v.name: ("batch", None) for v in list(dec.graph.input) + list(dec.graph.output)})
+    name_axes(dec, {v.name: _axes(v) for v in list(dec.graph.input) + list(dec.graph.output)})
     graphs = {"decoder_step": write_graph(dec, folder, DECODER_FILE)}
     if encoder is None:  # the caller builds the encoder itself
         return graphs
@@ -55,10 +55,19 @@ def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
     if lstm_layers_with_lengths:
         add_sequence_lengths(enc, SOURCE_LENGTH, expected_lstms=lstm_layers_with_lengths)
     source_rank = len(encoder.inputs[0].shape)
-    batch_only = {o.name: ("batch", None) for o in enc.graph.output}
+    batch_only = {o.name: _axes(o) for o in enc.graph.output}
     name_axes(enc, {SOURCE: ("batch", "time") + (None,) * (source_rank - 2), **batch_only})
     graphs["encoder"] = write_graph(enc, folder, ENCODER_FILE)
     return graphs
+
+
+def _axes(value) -> tuple:
+    """Our axis names for a step-interface tensor: (batch, size); an attention decoder's source mask and
+    weights (batch, time); its memory and keys (batch, time, size)."""
+    rank = len(value.type.tensor_type.shape.dim)
+    if rank == 3:
+        return ("batch", "time", None)
+    return ("batch", "time") if value.name in (SOURCE_MASK, ATTENTION) else ("batch", None)
 
 
 def write_manifest(folder: Path, data: dict) -> None:

@@ -145,12 +145,21 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
     state_inputs = {s.name for s in m.state}
     if len(state_inputs) != len(m.state) or len({s.output for s in m.state}) != len(m.state):
         raise BundleError("manifest.json: state names and outputs must be unique")
-    extra = {t.name for t in dec.inputs} - state_inputs - {m.io.step_input}
+    constants = {c.name for c in m.constants}
+    extra = {t.name for t in dec.inputs} - state_inputs - constants - {m.io.step_input}
     if extra:
-        raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input nor a state")
-    extra = {t.name for t in dec.outputs} - {s.output for s in m.state} - {m.io.step_output}
+        raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input, a state nor a "
+                          "constant")
+    extra = {t.name for t in dec.outputs} - {s.output for s in m.state} - {m.io.step_output, m.io.attention}
     if extra:
         raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output nor a state")
+    for c in m.constants:
+        shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
+        _expect(dec.input(c.name), shape, f"constant {c.name!r} (decoder_step input)", "float32")
+        _expect(enc.output(c.encoder_output), shape, f"constant {c.name!r} (encoder output {c.encoder_output!r})",
+                "float32")
+    if m.io.attention is not None:
+        _expect(dec.output(m.io.attention), ("batch", "time"), "attention weights", "float32")
     for s in m.state:
         _expect(dec.input(s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)", "float32")
         _expect(dec.output(s.output), ("batch", s.size), f"state {s.name!r} (decoder_step output {s.output!r})",

@@ -7,7 +7,8 @@ the step graph takes each by that name and returns it as ``{name}_out``.
 from __future__ import annotations
 
 __all__ = ["STATE_KINDS", "SOURCE", "SOURCE_LENGTH", "STEP_INPUT", "STEP_OUTPUTS", "LOOP_INPUT", "LOOP_STEPS",
-           "LOOP_OUTPUTS", "RECONSTRUCTION", "LATENT", "state_kinds", "state_names", "state_output"]
+           "LOOP_OUTPUTS", "RECONSTRUCTION", "LATENT", "CONSTANT_KINDS", "MEMORY", "ATTENTION_KEYS", "SOURCE_MASK",
+           "ATTENTION", "state_kinds", "state_names", "state_output"]
 
 STATE_KINDS = {"lstm": ("h", "c"), "gru": ("h",)}  # the state tensors one layer of each cell carries
 
@@ -17,6 +18,12 @@ STEP_OUTPUTS = {"tokens": "logits", "features": "prediction"}  # by target kind
 # Fused decode loop graphs: every state, the first decoder input and the step cap in; the outputs out.
 LOOP_INPUT, LOOP_STEPS = "first_input", "max_steps"
 LOOP_OUTPUTS = {"tokens": "tokens", "features": "predictions"}  # by target kind
+
+# Attention decoders: per-sequence constants the encoder returns and every decoder step takes unchanged
+# (kind -> our tensor name), and the step graph's optional attention weights (batch, source time).
+MEMORY, ATTENTION_KEYS, SOURCE_MASK = "memory", "attention_keys", "source_mask"
+CONSTANT_KINDS = {"memory": MEMORY, "keys": ATTENTION_KEYS, "mask": SOURCE_MASK}
+ATTENTION = "attention"
 
 # Autoencoder bundles.
 RECONSTRUCTION, LATENT = "reconstruction", "latent"

@@ -93,14 +93,29 @@ def check_features(x: Any, features: int, name: str = "source", rank: int = 3) -
     return out
 
 
-def check_state(state: Any, sizes: dict[str, int], batch: int) -> dict[str, np.ndarray]:
-    """A dict holding exactly the named state arrays, each float32 (batch, size)."""
+def check_state(state: Any, sizes: dict[str, int], batch: int, constants: dict | None = None) -> dict[str, np.ndarray]:
+    """A dict holding exactly the named state arrays, each float32 (batch, size), and an attention
+    decoder's constants (ConstantSpec by name), float32 (batch, time[, size]) with one time for all."""
+    constants = constants or {}
+    names = sorted(set(sizes) | set(constants))
     if not isinstance(state, dict):
-        raise InputError(f"state must be a dict of arrays named {sorted(sizes)}, got {type(state).__name__}")
-    if set(state) != set(sizes):
-        raise InputError(f"state has keys {sorted(state)}, expected {sorted(sizes)}; pass the dict that "
+        raise InputError(f"state must be a dict of arrays named {names}, got {type(state).__name__}")
+    if set(state) != set(names):
+        raise InputError(f"state has keys {sorted(state)}, expected {names}; pass the dict that "
                          "encode() or the previous step() returned")
-    out = {}
+    out, times = {}, set()
+    for name, spec in constants.items():
+        arr = np.asarray(state[name])
+        want = 2 if spec.size is None else 3
+        if (arr.ndim != want or arr.shape[0] != batch or arr.dtype.kind != "f"
+                or (spec.size is not None and arr.shape[2] != spec.size)):
+            shape = f"({batch}, time)" if spec.size is None else f"({batch}, time, {spec.size})"
+            raise InputError(f"state {name!r}: expected float {shape}, got {arr.dtype} {arr.shape}")
+        times.add(arr.shape[1])
+        out[name] = arr.astype(np.float32, copy=False)
+    if len(times) > 1:
+        raise InputError(f"state: the constants {sorted(constants)} disagree on the source length "
+                         f"({sorted(times)}); pass the dict that encode() returned")
     for name, size in sizes.items():
         arr = np.asarray(state[name])
         if arr.shape != (batch, size) or arr.dtype.kind != "f":

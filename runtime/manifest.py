@@ -16,7 +16,7 @@ from .contract import LATENT, RECONSTRUCTION, SOURCE, SOURCE_LENGTH, STEP_INPUT,
 from .errors import BundleError
 from .vocab import Vocabulary
 
-__all__ = ["FORMAT", "TensorSpec", "GraphSpec", "StateSpec", "TokenSpec", "FeatureSpec", "IONames",
+__all__ = ["FORMAT", "TensorSpec", "GraphSpec", "StateSpec", "ConstantSpec", "TokenSpec", "FeatureSpec", "IONames",
            "Manifest", "AutoencoderManifest", "parse_manifest"]
 
 FORMAT = "seq2seq-edge/1"
@@ -93,6 +93,24 @@ class StateSpec:
 
 
 @dataclass(frozen=True)
+class ConstantSpec:
+    """A per-sequence constant of an attention decoder: the encoder returns it as ``encoder_output`` and
+    every decoder_step call takes it, unchanged, as ``name``.
+
+    ``kind``: ``memory`` (the encoder's outputs) or ``keys`` (their attention projection), float32
+    (batch, time, size); ``mask`` (1 at source tokens, 0 at padding), float32 (batch, time), size null.
+    """
+
+    name: str
+    kind: str
+    encoder_output: str
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "size": self.size, "encoder_output": self.encoder_output}
+
+
+@dataclass(frozen=True)
 class TokenSpec:
     """A side (source or target) made of token ids."""
 
@@ -146,6 +164,7 @@ class IONames:
     step_input: str = STEP_INPUT
     step_output: str = STEP_OUTPUTS["tokens"]
     padding: str | None = "lengths"
+    attention: str | None = None  # attention decoders: the step output holding the weights (batch, time)
 
     def __post_init__(self) -> None:
         if self.padding is not None and self.padding not in PADDINGS:
@@ -155,8 +174,9 @@ class IONames:
             raise BundleError("manifest.json: io.source_length is set exactly when io.padding is 'lengths'")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "source_length": self.source_length, "step_input": self.step_input,
-                "step_output": self.step_output, "padding": self.padding}
+        out = {"source": self.source, "source_length": self.source_length, "step_input": self.step_input,
+               "step_output": self.step_output, "padding": self.padding}
+        return {**out, "attention": self.attention} if self.attention else out
 
 
 @dataclass(frozen=True)
@@ -182,9 +202,17 @@ class Manifest:
     modes: dict[str, dict[str, str]] = field(
         default_factory=lambda: {"step": {"encoder": "encoder", "decoder": "decoder_step"}})
     default_mode: str = "step"
+    constants: tuple[ConstantSpec, ...] = ()  # attention decoders: memory, keys, mask
 
     def __post_init__(self) -> None:
         _check_choice("family", self.family, FAMILIES)
+        if len(self.constants) > MAX_ENTRIES:
+            raise BundleError(f"manifest.json: at most {MAX_ENTRIES} constants")
+        names = [c.name for c in self.constants]
+        if len(set(names)) != len(names) or set(names) & {s.name for s in self.state}:
+            raise BundleError("manifest.json: constant names must be unique and differ from the state names")
+        if self.constants and set(self.modes) != {"step"}:
+            raise BundleError("manifest.json: a decoder with constants (attention) runs in step mode only")
         if self.modes.get("step") != {"encoder": "encoder", "decoder": "decoder_step"}:
             raise BundleError("manifest.json: decode.modes.step must be {'encoder': 'encoder', 'decoder': "
                               "'decoder_step'}")
@@ -231,6 +259,7 @@ class Manifest:
             "decode": {"max_steps": self.max_steps, "first_input": self.first_input, "modes": self.modes,
                        "default_mode": self.default_mode},
             "data": self.data, "parity": self.parity, "versions": self.versions,
+            **({"constants": [c.to_dict() for c in self.constants]} if self.constants else {}),
         }
 
     @classmethod
@@ -244,7 +273,9 @@ class Manifest:
             graphs=_graphs(r), state=tuple(_state(s) for s in r.items("state")),
             source=_side(r.child("source")), target=_side(r.child("target")), io=_io(r.child("io")),
             max_steps=decode.get("max_steps", int), first_input=decode.get("first_input", str),
-            modes=_modes(decode), default_mode=decode.get("default_mode", str), **_records(r))
+            modes=_modes(decode), default_mode=decode.get("default_mode", str),
+            constants=tuple(_constant(c) for c in r.items("constants")) if r.data.get("constants") else (),
+            **_records(r))
 
 
 @dataclass(frozen=True)
@@ -427,6 +458,15 @@ def _state(r: _Reader) -> StateSpec:
     return spec
 
 
+def _constant(r: _Reader) -> ConstantSpec:
+    kind = r.get("kind", str)
+    _check_choice(f"{r.path}.kind", kind, ("memory", "keys", "mask"))
+    size = None if kind == "mask" else r.bounded("size", 1, MAX_SIZE)
+    if kind == "mask" and r.data.get("size") is not None:
+        raise BundleError(f"{r.path}: a mask has no size (it is (batch, time)); set size to null")
+    return ConstantSpec(r.name("name"), kind, r.name("encoder_output"), size)
+
+
 def _units(r: _Reader, key: str) -> tuple[int, ...]:
     units = r.get(key, list)
     if len(units) > MAX_LAYERS or not all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= MAX_SIZE
@@ -446,12 +486,13 @@ def _side(r: _Reader) -> Side:
 
 
 def _io(r: _Reader) -> IONames:
-    unknown = sorted(set(r.data) - {"source", "source_length", "step_input", "step_output", "padding"})
+    unknown = sorted(set(r.data) - {"source", "source_length", "step_input", "step_output", "padding", "attention"})
     if unknown:
         raise BundleError(f"{r.path}: unknown field(s) {unknown}")
     return IONames(source=r.name("source"), step_input=r.name("step_input"), step_output=r.name("step_output"),
                    source_length=r.name("source_length") if r.data.get("source_length") is not None else None,
-                   padding=r.optional("padding", str))
+                   padding=r.optional("padding", str),
+                   attention=r.name("attention") if r.data.get("attention") is not None else None)
 
 
 def _modes(r: _Reader) -> dict[str, dict[str, str]]:

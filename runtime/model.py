@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -43,7 +44,11 @@ class Seq2SeqModel:
         self._decoder = bundle.sessions["decoder_step"]
         m = self.manifest
         self._state_sizes = {s.name: s.size for s in m.state}
-        self._encoder_outputs = [s.encoder_output for s in m.state if s.init == "encoder"]
+        # Attention decoders: per-sequence constants (memory, keys, mask) ride in the state dict, so every
+        # search (beam search tiles and reorders rows) carries them with the state; steps pass them on.
+        self._constants = {c.name: c for c in m.constants}
+        self._encoder_outputs = ([s.encoder_output for s in m.state if s.init == "encoder"]
+                                 + [c.encoder_output for c in m.constants])
         self._decoder_outputs = [m.io.step_output] + [s.output for s in m.state]
 
     # -- introspection ----------------------------------------------------
@@ -97,7 +102,7 @@ class Seq2SeqModel:
             x = check_token_ids(step_input, len(m.target.vocabulary), "step_input", rank=1)
         else:
             x = check_features(step_input, m.target.features, "step_input", rank=2)
-        return self._step(x, check_state(state, self._state_sizes, x.shape[0]))
+        return self._step(x, check_state(state, self._state_sizes, x.shape[0], self._constants))
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -173,16 +178,57 @@ class Seq2SeqModel:
         return [self.target_vocab.decode(row) for row in results]
 
     def decode(self, source: Any, options: DecodeOptions | None = None, *, lengths: Any = None,
-               max_steps: int | None = None) -> list[list[Hypothesis]]:
+               max_steps: int | None = None, return_attention: bool = False) -> list[list[Hypothesis]]:
         """Token bundles: decode with scores. One list per row: 1 hypothesis (greedy, sample) or the
-        ``n_best`` of a beam search, best first, each with its log-probability and ranking score."""
+        ``n_best`` of a beam search, best first, each with its log-probability and ranking score.
+
+        ``return_attention`` (attention bundles): each hypothesis also carries its alignment, the
+        step graph's weights over the row's source positions at every output step.
+        """
         options = options or DecodeOptions()
         steps = self._check_max_steps(max_steps)
+        if return_attention and self.manifest.io.attention is None:
+            raise InputError("return_attention needs an attention bundle; this decoder has no attention output")
         vocab = self.target_vocab
         state = self._encode(source, lengths, "step")
         start = np.full(next(iter(state.values())).shape[0], vocab.start_id, np.int32)
         search = decode(self._step, state, start, steps, make_search(options, vocab.end_id))
-        return search.hypotheses()
+        rows = search.hypotheses()
+        return self._with_attention(state, rows) if return_attention else rows
+
+    def _with_attention(self, state: State, rows: list[list[Hypothesis]]) -> list[list[Hypothesis]]:
+        """Replay every hypothesis through the step graph (all of them as one batch) and keep the weights.
+
+        Each is fed its own tokens, so the weights are exactly those the decode computed.
+        """
+        m, vocab = self.manifest, self.target_vocab
+        owner = [i for i, row in enumerate(rows) for _ in row]
+        hyps = [h for row in rows for h in row]
+        if not hyps:
+            return rows
+        batch = {name: value[owner] for name, value in state.items()}
+        feeds = [np.concatenate([[vocab.start_id], h.tokens]).astype(np.int32) for h in hyps]
+        steps = [len(h.tokens) + int(h.ended) for h in hyps]  # the end token's step too, when it ended
+        width = max(steps)
+        x = np.full((len(hyps), width), vocab.pad_id or 0, np.int32)
+        for j, f in enumerate(feeds):
+            x[j, : min(len(f), width)] = f[:width]
+        weights = []
+        names = [m.io.step_output, m.io.attention] + [s.output for s in m.state]
+        for t in range(width):
+            feed = dict(batch)
+            feed[m.io.step_input] = x[:, t, None]
+            _, attention, *values = self._decoder.run(names, feed)
+            weights.append(attention)
+            batch.update({s.name: v for s, v in zip(m.state, values)})
+        lengths = batch[next(c.name for c in m.constants if c.kind == "mask")].sum(axis=1).astype(int)
+        stacked = np.stack(weights, axis=1) if weights else np.zeros((len(hyps), 0, 0), np.float32)
+        done = [replace(h, attention=stacked[j, : steps[j], : lengths[j]]) for j, h in enumerate(hyps)]
+        out, k = [], 0
+        for row in rows:
+            out.append(done[k: k + len(row)])
+            k += len(row)
+        return out
 
     def decode_text(self, texts: Sequence[str], options: DecodeOptions | None = None,
                     max_steps: int | None = None) -> list[list[tuple[str, float, float]]]:
@@ -235,8 +281,9 @@ class Seq2SeqModel:
     def _encode_feed(self, encoder, feed: dict[str, np.ndarray]) -> State:
         outputs = dict(zip(self._encoder_outputs, encoder.run(self._encoder_outputs, feed)))
         batch = next(iter(feed.values())).shape[0]
-        return {s.name: outputs[s.encoder_output] if s.init == "encoder"
-                else np.zeros((batch, s.size), np.float32) for s in self.manifest.state}
+        state = {s.name: outputs[s.encoder_output] if s.init == "encoder"
+                 else np.zeros((batch, s.size), np.float32) for s in self.manifest.state}
+        return {**state, **{c.name: outputs[c.encoder_output] for c in self.manifest.constants}}
 
     def _encode_by_length(self, encoder, ids: np.ndarray, lengths: np.ndarray) -> State:
         """Encoders that see padding as input: encode each group of equal-length rows unpadded."""
@@ -255,7 +302,8 @@ class Seq2SeqModel:
         feed = dict(state)
         feed[m.io.step_input] = x[:, None] if isinstance(m.target, TokenSpec) else x
         out, *next_values = self._decoder.run(self._decoder_outputs, feed)
-        return out, {s.name: v for s, v in zip(m.state, next_values)}
+        return out, {**{s.name: v for s, v in zip(m.state, next_values)},
+                     **{name: state[name] for name in self._constants}}
 
     def _first_features(self, source: Any, first_input: Any, batch: int) -> np.ndarray:
         m = self.manifest

@@ -43,6 +43,8 @@ class ModelConfig:
     ``bidirectional``: each encoder layer is a bidirectional LSTM of
     ``units // 2`` per direction whose forward and backward final states,
     concatenated, start decoder layer k (so states keep ``units`` values).
+    ``attention``: ``luong`` or ``bahdanau`` attention of the decoder over the last
+    encoder layer's outputs (token sources; see training/attention.py), or None.
     """
 
     cell: str = "lstm"
@@ -52,9 +54,12 @@ class ModelConfig:
     activation: str = "tanh"
     dropout: float = 0.0
     bidirectional: bool = False
+    attention: str | None = None
 
     def __post_init__(self) -> None:
         _check_cell(self.cell, self.activation)
+        if self.attention not in (None, "luong", "bahdanau"):
+            raise ConfigError(f"attention must be luong, bahdanau or none, got {self.attention!r}")
         _positive(self, "units", "layers", "embedding_dim")
         if self.layers > 4:
             raise ConfigError(f"layers must be between 1 and 4, got {self.layers}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime.contract import state_names
+from ..runtime.contract import CONSTANT_KINDS, state_names
 from ..runtime.decoding import State, rollout_features
 from ..runtime.inputs import normalise
 from ..runtime.strategies import greedy_tokens
@@ -26,9 +26,10 @@ class KerasSeq2Seq:
     """
 
     def __init__(self, encoder, decoder, state_names: list[str], tokens: bool,
-                 normalisation: dict | None = None) -> None:
+                 normalisation: dict | None = None, constant_names: list[str] = ()) -> None:
         self.encoder, self.decoder = encoder, decoder
         self.state_names, self.tokens, self.normalisation = list(state_names), tokens, normalisation
+        self.constant_names = list(constant_names)  # attention decoders: passed to every step unchanged
         self._encoder_outputs = list(encoder.output_names)
 
     @classmethod
@@ -37,7 +38,8 @@ class KerasSeq2Seq:
         return cls(build_encoder(model, config.model, config.sides, masked=True),
                    build_decoder_step(model, config.model, config.sides),
                    [name for _, _, name in state_names(config.model.cell, config.model.layers)],
-                   config.sides.target_kind == "tokens", config.normalisation)
+                   config.sides.target_kind == "tokens", config.normalisation,
+                   list(CONSTANT_KINDS.values()) if config.model.attention else [])
 
     def encode(self, source: np.ndarray) -> State:
         """Model-space source (ids, or normalised features) -> every named state (zeros where not fed)."""
@@ -46,13 +48,14 @@ class KerasSeq2Seq:
         fed = {name: np.asarray(value) for name, value in zip(self._encoder_outputs, outputs)}
         batch = len(source)
         sizes = {t.name: t.shape[-1] for t in self.decoder.inputs}
-        return {name: fed.get(name, np.zeros((batch, sizes[name]), np.float32)) for name in self.state_names}
+        state = {name: fed.get(name, np.zeros((batch, sizes[name]), np.float32)) for name in self.state_names}
+        return {**state, **{name: fed[name] for name in self.constant_names}}
 
     def step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """One decoder step in model space: ids (batch,) or features (batch, features)."""
         feed = dict(state, step_input=x[:, None] if self.tokens else x)
         output, *values = (np.asarray(v) for v in self.decoder(feed, training=False))
-        return output, dict(zip(self.state_names, values))
+        return output, {**dict(zip(self.state_names, values)), **{n: state[n] for n in self.constant_names}}
 
     def generate_ids(self, ids: np.ndarray, start_id: int, end_id: int, max_steps: int) -> list[np.ndarray]:
         """Greedy decode of right-padded ids (batch, time)."""

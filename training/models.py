@@ -14,10 +14,13 @@ encoder -> h{k}[, c{k}]; decoder_step -> step output, h{k}_out[, c{k}_out].
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
-from ..runtime.contract import SOURCE, STEP_INPUT, STEP_OUTPUTS, state_kinds, state_output
-from .config import ModelConfig, Sides
+from ..runtime.contract import (ATTENTION, ATTENTION_KEYS, MEMORY, SOURCE, SOURCE_MASK, STEP_INPUT, STEP_OUTPUTS,
+                                state_kinds, state_output)
+from .attention import Attend
+from .config import ConfigError, ModelConfig, Sides
 
 __all__ = ["build_training_model", "build_encoder", "build_decoder_step"]
 
@@ -58,6 +61,8 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
     identities at inference, so the inference models simply leave them out.
     """
     drop = (lambda t: layers.Dropout(cfg.dropout)(t)) if cfg.dropout else (lambda t: t)
+    if cfg.attention and sides.source_kind != "tokens":
+        raise ConfigError(f"attention is built for token sources; this task's source is {sides.source_kind}")
     source = _source_input(sides)
     x = _embed_source(source, sides, cfg, mask=True)
     states = []
@@ -70,10 +75,41 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
     else:
         target_input = keras.Input((None, sides.target_size), dtype="float32", name="target_input")
         y = target_input
+    if cfg.attention:
+        memory, mask = x, _source_mask(source, sides)  # (batch, time, units), (batch, time)
+        keys = _keys_layer(cfg)(memory)
     for k in range(cfg.layers):
         y, *_ = _rnn(cfg, f"decoder_rnn_{k}")(drop(y), initial_state=states[k])  # (batch, steps, units)
+    if cfg.attention:
+        y, _ = _attentional(cfg, y, keys, memory, mask)
     output = layers.Dense(sides.target_size, name="output")(drop(y))  # (batch, steps, vocab or features)
     return keras.Model([source, target_input], output, name="seq2seq")
+
+
+def _keys_layer(cfg: ModelConfig) -> layers.Layer:
+    """The memory's projection, once per sequence: Luong's W_a of the "general" score, Bahdanau's W_1 (+ bias)."""
+    return layers.Dense(cfg.units, use_bias=cfg.attention == "bahdanau", name="attention_key_dense")
+
+
+def _attentional(cfg: ModelConfig, y, keys, memory, mask, model: keras.Model | None = None):
+    """(attentional vector tanh(W_c [context; y]) (batch, steps, units), weights (batch, steps, time))."""
+    get = model.get_layer if model is not None else None
+    attend = get("attend") if get else Attend(cfg.attention, cfg.units, name="attend")
+    combine = get("attention_combine") if get else layers.Dense(cfg.units, activation="tanh",
+                                                                 name="attention_combine")
+    context, weights = attend([y, keys, memory, mask])
+    return combine(layers.Concatenate(name="attention_concat")([context, y])), weights
+
+
+def _source_mask(source, sides: Sides, model: keras.Model | None = None):
+    """(batch, time) float, 1 where the source has a token and 0 at padding: a frozen embedding of the ids."""
+    if model is not None:
+        embed = model.get_layer("source_mask_embedding")
+    else:
+        embed = layers.Embedding(sides.source_size, 1, trainable=False, name="source_mask_embedding")
+        embed.build((None, None))
+        embed.set_weights([np.concatenate([[[0.0]], np.ones((sides.source_size - 1, 1))]).astype("float32")])
+    return layers.Reshape((-1,), name="source_mask_flat")(embed(source))
 
 
 def build_encoder(model: keras.Model, cfg: ModelConfig, sides: Sides, *, masked: bool = True) -> keras.Model:
@@ -88,6 +124,9 @@ def build_encoder(model: keras.Model, cfg: ModelConfig, sides: Sides, *, masked:
     for k in range(cfg.layers):
         x, state = _encode(model.get_layer(f"encoder_rnn_{k}"), x, cfg, k)
         outputs += [layers.Identity(name=f"{kind}{k}")(t) for kind, t in zip(state_kinds(cfg.cell), state)]
+    if cfg.attention:  # the per-sequence constants every decoder step takes
+        outputs += [layers.Identity(name=MEMORY)(x), layers.Identity(name=ATTENTION_KEYS)(model.get_layer(
+            "attention_key_dense")(x)), layers.Identity(name=SOURCE_MASK)(_source_mask(source, sides, model))]
     return keras.Model(source, outputs, name="encoder")
 
 
@@ -106,6 +145,16 @@ def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> ke
         y, *state = model.get_layer(f"decoder_rnn_{k}")(y, initial_state=inputs)
         state_inputs += inputs
         outputs += [layers.Identity(name=state_output(f"{kind}{k}"))(t) for kind, t in zip(kinds, state)]
+    if cfg.attention:
+        memory = keras.Input((None, cfg.units), name=MEMORY)
+        keys = keras.Input((None, cfg.units), name=ATTENTION_KEYS)
+        mask = keras.Input((None,), name=SOURCE_MASK)
+        y, weights = _attentional(cfg, y, keys, memory, mask, model)  # (batch, 1, units), (batch, 1, time)
+        result = model.get_layer("output")(layers.Reshape((cfg.units,), name="step_attentional")(y))
+        result = layers.Identity(name=STEP_OUTPUTS[sides.target_kind])(result)
+        weights = layers.Reshape((-1,), name=ATTENTION)(weights)
+        return keras.Model([step_input] + state_inputs + [memory, keys, mask], [result] + outputs + [weights],
+                           name="decoder_step")
     # The last layer's new h equals its (single) output step: (batch, units) -> (batch, vocab or features).
     result = model.get_layer("output")(state[0])
     result = layers.Identity(name=STEP_OUTPUTS[sides.target_kind])(result)

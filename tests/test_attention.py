@@ -1,0 +1,146 @@
+"""Attention decoders (Luong, Bahdanau): train, export with parity, and decode with the runtime.
+
+The independent reference here is the teacher-forced training model itself, run on the growing
+prefix at every step: it shares no code with the step graph's split into encoder constants
+(memory, precomputed keys, mask) and a single step.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.export import ExportError, export_run
+from seq2seq_edge.runtime import BundleError, DecodeOptions, InputError, load
+from seq2seq_edge.training import ModelConfig, RunDir, TrainConfig, train
+from seq2seq_edge.training.config import ConfigError
+from seq2seq_edge.training.tasks import make_splits
+
+CONFIG = TrainConfig(samples=3000, epochs=3, batch_size=64, seed=2)
+
+
+@pytest.fixture(scope="module", params=[("luong", False), ("bahdanau", False), ("luong", True)],
+            ids=["luong", "bahdanau", "luong-bidirectional"])
+def attention_run(request, tmp_path_factory):
+    kind, bidirectional = request.param
+    root = tmp_path_factory.mktemp(kind)
+    run = train("dates", root / "run", ModelConfig(units=64, embedding_dim=16, attention=kind,
+                                                   bidirectional=bidirectional), CONFIG, verbose=0)
+    return run, export_run(run.path, root / "bundle", parity_samples=64)
+
+
+def _teacher_forced_greedy(net, row: list[int], start: int, end: int, max_steps: int) -> list[int]:
+    source, out = np.asarray([row], np.int32), []
+    for _ in range(max_steps):
+        logits = np.asarray(net([source, np.asarray([[start] + out], np.int32)], training=False))[0, -1]
+        token = int(np.argmax(logits))
+        if token == end:
+            break
+        out.append(token)
+    return out
+
+
+def test_export_parity_and_contract(attention_run):
+    run, result = attention_run
+    assert result.parity.ok and result.parity.tokens_identical
+    model = load(result.path)
+    m = model.manifest
+    assert model.modes == ("step",) and m.default_mode == "step"
+    assert [(c.name, c.kind, c.size) for c in m.constants] == [("memory", "memory", 64),
+                                                               ("attention_keys", "keys", 64),
+                                                               ("source_mask", "mask", None)]
+    assert m.io.attention == "attention"
+    ids, lengths = model.source_vocab.encode_batch(["14 juillet 2023", "1 May 1999"])
+    state = model.encode(ids, lengths)
+    assert state["memory"].shape == (2, ids.shape[1], 64) and state["attention_keys"].shape == (2, ids.shape[1], 64)
+    np.testing.assert_array_equal(state["source_mask"], (np.arange(ids.shape[1]) < lengths[:, None]).astype(np.float32))
+
+
+def test_greedy_equals_the_teacher_forced_training_model(attention_run):
+    run, result = attention_run
+    model, net = load(result.path), RunDir(run.path).load_model()
+    texts = [s for s, _ in make_splits("dates", run.config.train).test[:12]]
+    vocab, target = model.source_vocab, model.target_vocab
+    ids, lengths = vocab.encode_batch(texts)  # one padded batch
+    got = model.generate(ids, lengths=lengths)
+    want = [_teacher_forced_greedy(net, vocab.encode(t), target.start_id, target.end_id, model.max_steps)
+            for t in texts]
+    assert [g.tolist() for g in got] == want
+
+
+def test_a_row_decodes_the_same_alone_or_padded(attention_run):
+    _, result = attention_run
+    model = load(result.path)
+    texts = ["1 May 1999", "vendredi 14 juillet 2023", "3 mei 1961", "July 4, 2001"]
+    batch = model.decode_text(texts, DecodeOptions("beam", beam_width=3, n_best=2))
+    for text, row in zip(texts, batch):
+        alone = model.decode_text([text], DecodeOptions("beam", beam_width=3, n_best=2))[0]
+        assert [h[0] for h in alone] == [h[0] for h in row]
+        np.testing.assert_allclose([h[1] for h in alone], [h[1] for h in row], atol=1e-4)
+    greedy = model.generate_text(texts)
+    assert greedy == [model.generate_text([t])[0] for t in texts]
+    assert [row[0][0] for row in model.decode_text(texts, DecodeOptions("beam", beam_width=1))] == greedy
+
+
+def test_step_by_step_and_state_checks(attention_run):
+    _, result = attention_run
+    model = load(result.path)
+    ids, lengths = model.source_vocab.encode_batch(["1 May 1999", "3 mei 1961"])
+    state = model.encode(ids, lengths)
+    logits, nxt = model.step(np.full(2, model.target_vocab.start_id, np.int32), state)
+    assert logits.shape == (2, len(model.target_vocab)) and set(nxt) == set(state)
+    np.testing.assert_array_equal(nxt["memory"], state["memory"])  # constants pass through unchanged
+    short = dict(state, memory=state["memory"][:, :-1])
+    with pytest.raises(InputError, match=r"state: the constants .* disagree on the source length"):
+        model.step(np.zeros(2, np.int32), short)
+    with pytest.raises(InputError, match=r"state 'attention_keys': expected float \(2, time, 64\), got float32"):
+        model.step(np.zeros(2, np.int32), dict(state, attention_keys=state["attention_keys"][..., :3]))
+    missing = {k: v for k, v in state.items() if k != "source_mask"}
+    with pytest.raises(InputError, match=r"state has keys .* expected \['attention_keys', 'c0', 'h0', 'memory', "
+                                         r"'source_mask'\]"):
+        model.step(np.zeros(2, np.int32), missing)
+
+
+def test_a_tampered_constant_is_refused(attention_run, tmp_path):
+    import shutil
+
+    _, result = attention_run
+    copy = tmp_path / "b"
+    shutil.copytree(result.path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["constants"][0]["size"] = 65
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"constant 'memory' \(decoder_step input\): tensor 'memory' has shape "
+                                          r"\['batch', 'time', 64\], expected \['batch', 'time', 65\]"):
+        load(copy)
+    manifest["constants"][0]["size"] = 64
+    manifest["decode"]["modes"]["fused"] = {"encoder": "encoder", "decoder": "decoder_step"}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"a decoder with constants \(attention\) runs in step mode only"):
+        load(copy)
+
+
+def test_what_attention_does_not_take(tmp_path):
+    with pytest.raises(ConfigError, match=r"attention must be luong, bahdanau or none, got 'dot'"):
+        ModelConfig(attention="dot")
+    with pytest.raises(ConfigError, match=r"attention is built for token sources; this task's source is features"):
+        train("sine", tmp_path / "s", ModelConfig(units=8, attention="luong"), TrainConfig(samples=200, epochs=1),
+              verbose=0)
+    run = train("dates", tmp_path / "g", ModelConfig(cell="gru", units=8, embedding_dim=4, attention="luong"),
+                TrainConfig(samples=300, epochs=1), verbose=0)
+    with pytest.raises(ExportError, match=r"attention decoders export with LSTM cells for now, not 'gru'"):
+        export_run(run.path, tmp_path / "gb")
+    assert not (tmp_path / "gb").exists()
+
+
+def test_plot_the_alignment(attention_bundle, tmp_path, capsys):
+    from seq2seq_edge.cli import main
+
+    png = tmp_path / "a.png"
+    assert main(["run", str(attention_bundle), "--show-attention", "14 juillet 2023", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {png}"
+    assert main(["run", str(attention_bundle), "--show-attention", "1 May 1999", "--plot", str(png)]) == 1
+    assert "already exists" in capsys.readouterr().err  # an output that exists is kept unless --force
+    assert main(["run", str(attention_bundle), "--plot", str(png), "x"]) == 1
+    assert "--plot draws the alignment of --show-attention TEXT; pass both" in capsys.readouterr().err
