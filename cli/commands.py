@@ -128,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     p.add_argument("--mode", default=None, help="decode mode (step, fused, fused-int8; default: the bundle's)")
     p.add_argument("--scores", action="store_true", help="token bundles: print each output's log-probability")
+    p.add_argument("--show-attention", metavar="TEXT",
+                   help="attention bundles: decode TEXT and print its alignment (percent of each output token's "
+                        "attention on each source token)")
+    p.add_argument("--plot", metavar="FILE.png", help="with --show-attention: also draw the alignment matrix "
+                   "(needs the [plot] extra: matplotlib)")
     p.add_argument("--per-step", action="store_true",
                    help="autoencoder bundles: score and flag every time step (window,step,score,anomalous)")
     _dataclass_flags(p.add_argument_group("decoding (token bundles): DecodeOptions"), DecodeOptions)
@@ -323,9 +328,13 @@ def _run(args: argparse.Namespace) -> int:
     model = load(args.bundle, threads=args.threads)
     if isinstance(model, AutoencoderModel):
         return _run_autoencoder(model, args)
+    if args.plot and not args.show_attention:
+        raise Seq2SeqEdgeError("--plot draws the alignment of --show-attention TEXT; pass both")
     if isinstance(model.manifest.source, TokenSpec):
         if args.input or args.output:
             raise Seq2SeqEdgeError("--input/--output are for feature bundles; pass texts as arguments or on stdin")
+        if args.show_attention is not None:
+            return _show_attention(model, args)
         return _run_texts(model, args)
     if not args.input:
         raise Seq2SeqEdgeError("this bundle reads real-valued features: pass --input FILE.npy or FILE.csv")
@@ -333,6 +342,57 @@ def _run(args: argparse.Namespace) -> int:
     y = model.generate(x, args.max_steps, mode=args.mode)  # (batch, steps, features)
     write_features(y[0] if single else y, Path(args.output) if args.output else None, force=args.force)
     return 0
+
+
+def _show_attention(model, args: argparse.Namespace) -> int:
+    """Decode one text with the chosen strategy and print (and with --plot draw) its alignment."""
+    if model.manifest.io.attention is None:
+        raise Seq2SeqEdgeError(f"{args.bundle} has no attention: --show-attention needs a bundle trained with "
+                               "--attention luong or bahdanau")
+    text = args.show_attention
+    source, target = model.source_vocab, model.target_vocab
+    ids, lengths = source.encode_batch([text])
+    best = model.decode(ids, _pick(DecodeOptions, args), lengths=lengths, max_steps=args.max_steps,
+                        return_attention=True)[0][0]
+    columns = [source.tokens[i] for i in ids[0, : lengths[0]]]
+    weights = best.attention  # (output steps, source length), in the order the encoder read the source
+    if source.reverse:  # show the source as written
+        columns, weights = columns[::-1], weights[:, ::-1]
+    rows = [target.tokens[int(t)] for t in best.tokens] + (["</s>"] if best.ended else [])
+    print(f"{text} -> {target.decode(best.tokens)}")
+    label = max(len(r) for r in rows)
+    width = max(3, max(len(c) for c in columns))
+    print(" " * label + " " + " ".join(c.rjust(width) for c in columns))
+    for row, values in zip(rows, weights):
+        print(row.rjust(label) + " " + " ".join(f"{round(100 * v):>{width}d}" for v in values))
+    if args.plot:
+        _plot_alignment(columns, rows, weights, Path(args.plot), args.force)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _plot_alignment(columns: list[str], rows: list[str], weights, path: Path, force: bool) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise Seq2SeqEdgeError("--plot needs matplotlib: pip install 'seq2seq-edge[plot]'") from exc
+    from ..training.fsutil import write_bytes_atomic
+    import io
+
+    fig, ax = plt.subplots(figsize=(max(3, 0.4 * len(columns) + 1), max(2, 0.35 * len(rows) + 1)))
+    ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(columns)), [c if c.strip() else "␣" for c in columns])
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue(), force=force)
 
 
 STDIN_BLOCK = 4096  # lines decoded at a time from stdin: memory stays bounded, output starts early

@@ -82,12 +82,15 @@ class DecodeOptions:
 class Hypothesis:
     """One decoded sequence: its ids (end token excluded), total log-probability (the end token's
     included), ranking score ``log_prob / length ** length_penalty`` (length counts the end token),
-    and whether it ended (False: cut at max_steps)."""
+    and whether it ended (False: cut at max_steps). ``attention``: with ``decode(..., return_attention=True)``
+    on an attention bundle, the weights over the source (output steps, source length), one row per
+    token and one for the end token when it ended."""
 
     tokens: np.ndarray
     log_prob: float
     score: float
     ended: bool = True
+    attention: np.ndarray | None = None
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -98,3 +98,8 @@ def exported_dates(trained_dates: Path, tmp_path_factory):
     from seq2seq_edge.export import export_run
 
     return export_run(trained_dates, tmp_path_factory.mktemp("bundles") / "dates", parity_samples=64)
+
+
+@pytest.fixture(scope="session")
+def attention_bundle() -> Path:
+    return DATA / "dates_attention_tiny"

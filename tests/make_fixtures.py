@@ -1,8 +1,8 @@
 """Regenerate the committed tiny bundles and their golden outputs (needs the [train] extra).
 
-    python tests/make_fixtures.py [dates] [sine] [autoencoder] [keras_io]     (default: all)
+    python tests/make_fixtures.py [dates] [sine] [autoencoder] [keras_io] [attention]     (default: all)
 
-Writes tests/data/{dates_tiny,sine_tiny,sine_ae_tiny,keras_io_tiny}/ and their entries in
+Writes tests/data/{dates_tiny,sine_tiny,sine_ae_tiny,keras_io_tiny,dates_attention_tiny}/ and their entries in
 tests/data/golden.json.
 The models are small but trained until they do their job (the dates model converts every
 held-out date exactly, in every decode mode), so that the golden outputs are the right
@@ -95,6 +95,27 @@ def autoencoder(tmp: Path) -> dict:
             "scores": model.score(windows).round(6).tolist(), "latent": model.embed(windows).round(6).tolist()}
 
 
+def attention(tmp: Path) -> dict:
+    """The dates task with a Luong attention decoder (LSTM 32): constants in the manifest, step mode only."""
+    from seq2seq_edge.export import export_run
+    from seq2seq_edge.runtime import DecodeOptions, load
+    from seq2seq_edge.training import ModelConfig, TrainConfig, train
+
+    run = train("dates", tmp / "att", ModelConfig(units=32, embedding_dim=16, attention="luong"),
+                TrainConfig(samples=20000, epochs=8, batch_size=64, seed=1), verbose=0)
+    export_run(run.path, DATA / "dates_attention_tiny", force=True)
+    model = load(DATA / "dates_attention_tiny")
+    outputs = model.generate_text(DATE_INPUTS)
+    if outputs != DATE_OUTPUTS:
+        raise SystemExit(f"the attention dates model gets the golden inputs wrong: {outputs}; train it longer")
+    beam = model.decode_text(DATE_INPUTS, DecodeOptions("beam", beam_width=3, n_best=2))
+    ids, lengths = model.source_vocab.encode_batch(DATE_INPUTS)
+    first, _ = model.step(np.full(len(ids), model.target_vocab.start_id, np.int32), model.encode(ids, lengths))
+    return {"inputs": DATE_INPUTS, "outputs": outputs,
+            "beam": [[[text, round(lp, 5)] for text, lp, _ in row] for row in beam],
+            "first_logits": first.round(5).tolist()}
+
+
 def keras_io(tmp: Path) -> dict:
     """The keras-io character example (one-hot inputs, softmax outputs) exported with export_keras: a bundle
     whose encoder sees padding as input (io.padding 'none'), with the example's own decode loop as golden."""
@@ -116,7 +137,8 @@ def keras_io(tmp: Path) -> dict:
 
 
 def main(names: list[str]) -> None:
-    makers = {"dates": dates, "sine": sine, "autoencoder": autoencoder, "keras_io": keras_io}
+    makers = {"dates": dates, "sine": sine, "autoencoder": autoencoder, "keras_io": keras_io,
+              "attention": attention}
     unknown = sorted(set(names) - set(makers))
     if unknown:
         raise SystemExit(f"unknown fixtures {unknown}; choose from {sorted(makers)}")

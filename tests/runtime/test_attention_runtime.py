@@ -1,0 +1,111 @@
+"""The committed attention bundle (dates, Luong, LSTM 32) without TensorFlow: golden decodes, the
+constants' contract, batch invariance, and refusals of tampered constants."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.cli import main
+from seq2seq_edge.runtime import BundleError, DecodeOptions, InputError, load
+
+
+@pytest.fixture(scope="module")
+def model(attention_bundle):
+    return load(attention_bundle)
+
+
+def test_golden_greedy_beam_and_first_step(model, golden):
+    g = golden["attention"]
+    assert model.generate_text(g["inputs"]) == g["outputs"]
+    beam = model.decode_text(g["inputs"], DecodeOptions("beam", beam_width=3, n_best=2))
+    assert [[text for text, _, _ in row] for row in beam] == [[t for t, _ in row] for row in g["beam"]]
+    np.testing.assert_allclose([[lp for _, lp, _ in row] for row in beam], [[lp for _, lp in row] for row in g["beam"]],
+                               atol=1e-4)
+    ids, lengths = model.source_vocab.encode_batch(g["inputs"])
+    logits, _ = model.step(np.full(len(ids), model.target_vocab.start_id, np.int32), model.encode(ids, lengths))
+    np.testing.assert_allclose(logits, g["first_logits"], atol=1e-4)
+
+
+def test_constants_ride_in_the_state(model):
+    ids, lengths = model.source_vocab.encode_batch(["3 mei 1961", "Sunday, 31 December 2049"])
+    state = model.encode(ids, lengths)
+    assert sorted(state) == ["attention_keys", "c0", "h0", "memory", "source_mask"]
+    assert state["memory"].shape == (2, ids.shape[1], 32)
+    assert state["source_mask"].tolist() == (np.arange(ids.shape[1]) < lengths[:, None]).astype(float).tolist()
+    _, nxt = model.step(np.zeros(2, np.int32), state)
+    for name in ("memory", "attention_keys", "source_mask"):
+        assert nxt[name] is state[name]
+    with pytest.raises(InputError, match=r"^state 'source_mask': expected float \(2, time\), got int64 \(2, 3\)"):
+        model.step(np.zeros(2, np.int32), dict(state, source_mask=np.ones((2, 3), np.int64)))
+
+
+def test_padding_changes_nothing(model, golden):
+    texts = golden["attention"]["inputs"]
+    alone = [model.generate_text([t])[0] for t in texts]
+    assert model.generate_text(texts) == alone
+    ids, lengths = model.source_vocab.encode_batch(texts)
+    wide = np.pad(ids, ((0, 0), (0, 7)))  # more padding than any row needs
+    got = model.generate(wide, lengths=lengths)
+    assert [model.target_vocab.decode(r) for r in got] == alone
+
+
+def test_cli_runs_it(attention_bundle, golden, capsys):
+    assert main(["run", str(attention_bundle), *golden["attention"]["inputs"][:2]]) == 0
+    assert capsys.readouterr().out.splitlines() == golden["attention"]["outputs"][:2]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["constants"][1].update(size=31),
+     r"constant 'attention_keys' \(decoder_step input\): tensor 'attention_keys' has shape \['batch', 'time', 32\], "
+     r"expected \['batch', 'time', 31\]"),
+    (lambda m: m["constants"][2].update(size=4), r"constants\[2\]: a mask has no size"),
+    (lambda m: m["constants"][0].update(kind="query"), r"constants\[0\].kind must be one of"),
+    (lambda m: m["constants"].pop(), r"decoder_step has inputs \['source_mask'\] that are neither step_input, a state "
+                                     r"nor a constant"),
+    (lambda m: m["constants"][0].update(name="h0"), r"constant names must be unique and differ from the state names"),
+    (lambda m: m["io"].pop("attention"), r"decoder_step has outputs \['attention'\] that are neither"),
+])
+def test_tampered_constants_are_refused(attention_bundle, copy_bundle, edit, message):
+    copy = copy_bundle(attention_bundle)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=message):
+        load(copy)
+
+
+def test_return_attention_gives_each_hypothesis_its_alignment(model):
+    ids, lengths = model.source_vocab.encode_batch(["3 mei 1961", "Sunday, 31 December 2049"])
+    rows = model.decode(ids, DecodeOptions("beam", beam_width=3, n_best=2), lengths=lengths, return_attention=True)
+    for row, length in zip(rows, lengths):
+        for h in row:
+            assert h.attention.shape == (len(h.tokens) + int(h.ended), length)
+            np.testing.assert_allclose(h.attention.sum(axis=1), 1.0, atol=1e-5)  # nothing on padding
+    # replayed weights are the step graph's own: the first row's first step, computed here directly
+    state = model.encode(ids, lengths)
+    start = np.full(2, model.target_vocab.start_id, np.int32)
+    weights = model.bundle.sessions["decoder_step"].run(["attention"], {**state, "step_input": start[:, None]})[0]
+    np.testing.assert_allclose(rows[0][0].attention[0], weights[0, : lengths[0]], atol=1e-6)
+    greedy = model.decode(ids, lengths=lengths, return_attention=True)
+    assert [h.attention.shape[0] for r in greedy for h in r] == [11, 11]  # ten characters and </s>
+
+
+def test_return_attention_needs_an_attention_bundle(dates_bundle):
+    plain = load(dates_bundle)
+    ids, lengths = plain.source_vocab.encode_batch(["3 mei 1961"])
+    with pytest.raises(InputError, match=r"^return_attention needs an attention bundle"):
+        plain.decode(ids, lengths=lengths, return_attention=True)
+
+
+def test_cli_show_attention(attention_bundle, dates_bundle, capsys):
+    assert main(["run", str(attention_bundle), "--show-attention", "3 mei 1961"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "3 mei 1961 -> 1961-05-03"
+    assert lines[1].split() == ["3", "m", "e", "i", "1", "9", "6", "1"]  # the spaces are columns too
+    body = lines[2:]
+    assert [line.split()[0] for line in body] == list("1961-05-03") + ["</s>"]
+    for line in body:
+        assert abs(sum(int(v) for v in line.split()[1:]) - 100) <= 6  # percents of one distribution, rounded
+    assert main(["run", str(dates_bundle), "--show-attention", "3 mei 1961"]) == 1
+    assert "has no attention: --show-attention needs a bundle trained with --attention" in capsys.readouterr().err
