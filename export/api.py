@@ -21,7 +21,6 @@ from .autoencoder import DEFAULT_RULE, ThresholdRule, find_encoder_half, write_a
 from .convert import OPSET
 from .manifest_builder import build_manifest, data_record
 from .parity import ParityReport, default_mode, feature_parity, token_parity
-from .convert import ExportError
 from .writing import ENCODER_FILE, ExportResult, write_graph, write_seq2seq_graphs, write_verified
 
 __all__ = ["export_run"]
@@ -42,9 +41,6 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
         return _export_autoencoder_run(run, out, force, parity_samples, opset, threshold)
     vocabs = run.vocabularies() if config.sides.target_kind == "tokens" else None
     model = run.load_model()
-    if config.model.attention and config.model.cell != "lstm":
-        raise ExportError(f"attention decoders export with LSTM cells for now, not {config.model.cell!r}: the "
-                          "GRU encoder built on ONNX's native op does not return its outputs yet")
     with atomic_directory(out, force) as tmp:
         graphs = _write_graphs(model, config, tmp, opset)
         # Attention decoders run in step mode: the fused loops do not take per-sequence constants yet.
@@ -93,7 +89,12 @@ def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpe
     graphs = write_seq2seq_graphs(None, decoder, folder, opset)
     embedding = model.get_layer("source_embedding").get_weights()[0] if tokens else None
     layers = tuple(RecurrentWeights.from_layer(model.get_layer(f"encoder_rnn_{k}")) for k in range(cfg.layers))
-    encoder = build_gru_encoder(embedding, layers, None if tokens else sides.source_size, max(opset, 18))
+    keys = None
+    if cfg.attention:  # the encoder also returns memory, keys and mask
+        weights = model.get_layer("attention_key_dense").get_weights()
+        keys = (weights[0], weights[1] if len(weights) > 1 else None)
+    encoder = build_gru_encoder(embedding, layers, None if tokens else sides.source_size, max(opset, 18),
+                                attention_keys=keys)
     graphs["encoder"] = write_graph(encoder, folder, ENCODER_FILE)
     return graphs
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime.contract import LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS
+from ..runtime.contract import ATTENTION_KEYS, LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS, MEMORY, SOURCE_MASK
 from .convert import ExportError
 
 __all__ = ["RecurrentWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder", "quantize_loop",
@@ -229,13 +229,16 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
 
 
 def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeights, ...], features: int | None,
-                      opset: int = 18):
+                      opset: int = 18, attention_keys: tuple[np.ndarray, np.ndarray | None] | None = None):
     """A GRU encoder on ONNX's native GRU op, honouring per-row lengths through sequence_lens.
 
     tf2onnx turns Keras GRU layers into a slow Loop that cannot take lengths;
     this graph computes the same thing (reset_after=True is linear_before_reset=1).
     Inputs: source (batch, time) int32 ids and source_length (batch,) int32, or
     source (batch, time, features) float32. Outputs: h{k} (batch, units) per layer.
+    ``attention_keys`` (kernel, bias or None; token sources): also the attention constants,
+    memory (the last layer's outputs, zero at padding), attention_keys (memory @ kernel + bias)
+    and source_mask (1 before each row's length, else 0).
     """
     from onnx import TensorProto, helper
 
@@ -257,6 +260,25 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
     inputs = ([vi("source", TensorProto.INT32, ["batch", "time"]), vi("source_length", TensorProto.INT32, ["batch"])]
               if tokens else [vi("source", TensorProto.FLOAT, ["batch", "time", features])])
     outputs = [vi(f"h{k}", TensorProto.FLOAT, ["batch", w.units]) for k, w in enumerate(layers)]
+    if attention_keys is not None:
+        if not tokens:
+            raise ExportError("attention encoders take token sources")
+        kernel, key_bias = attention_keys
+        units = layers[-1].units
+        g.op("Transpose", [y], perm=[1, 0, 2], outputs=[MEMORY])  # (batch, time, units)
+        keys = g.op("MatMul", [MEMORY, g.const(kernel.astype(np.float32), "key_kernel")], "keys")
+        if key_bias is not None:
+            keys = g.op("Add", [keys, g.const(key_bias.astype(np.float32), "key_bias")], "keys_biased")
+        g.op("Identity", [keys], outputs=[ATTENTION_KEYS])
+        time = g.op("Gather", [g.op("Shape", ["source"], "source_shape"), g.const(np.array(1, np.int64))], "time")
+        steps = g.op("Range", [g.const(np.array(0, np.int64)), time, g.const(np.array(1, np.int64))], "steps")
+        lengths = g.op("Cast", ["source_length"], "lengths64", to=TensorProto.INT64)
+        below = g.op("Less", [g.op("Unsqueeze", [steps, zero], "steps_row"),
+                              g.op("Unsqueeze", [lengths, one], "lengths_column")], "below")
+        g.op("Cast", [below], outputs=[SOURCE_MASK], to=TensorProto.FLOAT)
+        outputs += [vi(MEMORY, TensorProto.FLOAT, ["batch", "time", units]),
+                    vi(ATTENTION_KEYS, TensorProto.FLOAT, ["batch", "time", kernel.shape[1]]),
+                    vi(SOURCE_MASK, TensorProto.FLOAT, ["batch", "time"])]
     graph = helper.make_graph(g.nodes, "encoder", inputs, outputs, initializer=g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge")
 
