@@ -213,6 +213,10 @@ class Manifest:
             raise BundleError("manifest.json: constant names must be unique and differ from the state names")
         if self.constants and set(self.modes) != {"step"}:
             raise BundleError("manifest.json: a decoder with constants (attention) runs in step mode only")
+        if self.constants and self.io.padding == "none":
+            raise BundleError("manifest.json: a decoder with constants (attention) needs an encoder that takes "
+                              "padding (io.padding 'lengths' or 'mask'): rows encoded apart would give constants "
+                              "of different lengths")
         if self.modes.get("step") != {"encoder": "encoder", "decoder": "decoder_step"}:
             raise BundleError("manifest.json: decode.modes.step must be {'encoder': 'encoder', 'decoder': "
                               "'decoder_step'}")

@@ -65,6 +65,8 @@ def test_cli_runs_it(attention_bundle, golden, capsys):
                                      r"nor a constant"),
     (lambda m: m["constants"][0].update(name="h0"), r"constant names must be unique and differ from the state names"),
     (lambda m: m["io"].pop("attention"), r"decoder_step has outputs \['attention'\] that are neither"),
+    (lambda m: m["io"].update(padding="none", source_length=None),
+     r"a decoder with constants \(attention\) needs an encoder that takes padding"),
 ])
 def test_tampered_constants_are_refused(attention_bundle, copy_bundle, edit, message):
     copy = copy_bundle(attention_bundle)
