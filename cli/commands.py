@@ -352,8 +352,11 @@ def _show_attention(model, args: argparse.Namespace) -> int:
     text = args.show_attention
     source, target = model.source_vocab, model.target_vocab
     ids, lengths = source.encode_batch([text])
-    best = model.decode(ids, _pick(DecodeOptions, args), lengths=lengths, max_steps=args.max_steps,
-                        return_attention=True)[0][0]
+    found = model.decode(ids, _pick(DecodeOptions, args), lengths=lengths, max_steps=args.max_steps,
+                         return_attention=True)[0]
+    if not found:
+        raise Seq2SeqEdgeError(f"no hypothesis was decoded for {text!r}")
+    best = found[0]
     columns = [source.tokens[i] for i in ids[0, : lengths[0]]]
     weights = best.attention  # (output steps, source length), in the order the encoder read the source
     if source.reverse:  # show the source as written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -236,7 +237,7 @@ def export_autoencoder(model, out_dir: str | Path, *, encoder=None, force: bool 
     rule = None
     if isinstance(threshold, (str, ThresholdRule)):
         rule, threshold = ThresholdRule.parse(threshold), None
-    elif threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+    elif threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
                                     or not 0 <= threshold < math.inf):
         raise ExportError(f"threshold must be a finite number >= 0 or a rule such as quantile:0.995, "
                           f"got {threshold!r}")

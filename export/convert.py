@@ -68,6 +68,38 @@ def add_sequence_lengths(proto, name: str, expected_lstms: int) -> None:
     proto.graph.input.append(helper.make_tensor_value_info(name, TensorProto.INT32, ["batch"]))
 
 
+def mask_from_lengths(proto, lengths: str, mask: str, source: str) -> None:
+    """Compute output ``mask`` (batch, time) float from input ``lengths`` instead of from the ids.
+
+    Keras derives an attention model's source mask from the pad id; the runtime also accepts
+    explicit lengths shorter than a row's tokens, and the LSTM ops stop at ``lengths``, so the mask
+    must stop there too. The node that wrote ``mask`` keeps running into a dead-end name.
+    """
+    from onnx import TensorProto, helper
+
+    producers = [n for n in proto.graph.node if mask in n.output]
+    if len(producers) != 1:
+        raise ExportError(f"encoder: expected one node writing {mask!r}, found {len(producers)}")
+    node = producers[0]
+    node.output[list(node.output).index(mask)] = f"{mask}_from_ids"
+    c = lambda name, value: helper.make_tensor(name, TensorProto.INT64, [], [value])  # noqa: E731
+    nodes = [
+        helper.make_node("Constant", [], ["mask/zero"], value=c("v0", 0)),
+        helper.make_node("Constant", [], ["mask/one"], value=c("v1", 1)),
+        helper.make_node("Constant", [], ["mask/axis0"], value=helper.make_tensor("a0", TensorProto.INT64, [1], [0])),
+        helper.make_node("Constant", [], ["mask/axis1"], value=helper.make_tensor("a1", TensorProto.INT64, [1], [1])),
+        helper.make_node("Shape", [source], ["mask/shape"]),
+        helper.make_node("Gather", ["mask/shape", "mask/one"], ["mask/time"]),
+        helper.make_node("Range", ["mask/zero", "mask/time", "mask/one"], ["mask/steps"]),
+        helper.make_node("Unsqueeze", ["mask/steps", "mask/axis0"], ["mask/steps_row"]),
+        helper.make_node("Cast", [lengths], ["mask/lengths64"], to=TensorProto.INT64),
+        helper.make_node("Unsqueeze", ["mask/lengths64", "mask/axis1"], ["mask/lengths_column"]),
+        helper.make_node("Less", ["mask/steps_row", "mask/lengths_column"], ["mask/below"]),
+        helper.make_node("Cast", ["mask/below"], [mask], to=TensorProto.FLOAT),
+    ]
+    proto.graph.node.extend(nodes)
+
+
 def interface(proto) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """The graph's inputs and outputs as manifest TensorSpecs."""
     def spec(value) -> TensorSpec:

@@ -12,7 +12,7 @@ from ..runtime.bundle import sha256_bytes
 from ..runtime.contract import ATTENTION, SOURCE, SOURCE_LENGTH, SOURCE_MASK
 from ..runtime.loader import load
 from ..runtime.manifest import GraphSpec
-from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, name_axes
+from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, mask_from_lengths, name_axes
 
 __all__ = ["ExportResult", "ParityError", "write_graph", "write_manifest", "write_seq2seq_graphs",
            "write_verified", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE"]
@@ -54,6 +54,8 @@ def write_seq2seq_graphs(encoder, decoder, folder: Path, opset: int, *,
     enc = keras_to_onnx(encoder, opset)
     if lstm_layers_with_lengths:
         add_sequence_lengths(enc, SOURCE_LENGTH, expected_lstms=lstm_layers_with_lengths)
+        if SOURCE_MASK in {o.name for o in enc.graph.output}:
+            mask_from_lengths(enc, SOURCE_LENGTH, SOURCE_MASK, SOURCE)
     source_rank = len(encoder.inputs[0].shape)
     batch_only = {o.name: _axes(o) for o in enc.graph.output}
     name_axes(enc, {SOURCE: ("batch", "time") + (None,) * (source_rank - 2), **batch_only})

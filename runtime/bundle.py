@@ -152,7 +152,8 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
                           "constant")
     extra = {t.name for t in dec.outputs} - {s.output for s in m.state} - {m.io.step_output, m.io.attention}
     if extra:
-        raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output nor a state")
+        raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output, a state nor "
+                          "io.attention")
     for c in m.constants:
         shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
         _expect(dec.input(c.name), shape, f"constant {c.name!r} (decoder_step input)", "float32")

@@ -105,23 +105,36 @@ def check_state(state: Any, sizes: dict[str, int], batch: int, constants: dict |
                          "encode() or the previous step() returned")
     out, times = {}, set()
     for name, spec in constants.items():
-        arr = np.asarray(state[name])
+        arr = _array(state[name], name)
         want = 2 if spec.size is None else 3
-        if (arr.ndim != want or arr.shape[0] != batch or arr.dtype.kind != "f"
+        if (arr.ndim != want or arr.shape[0] != batch or arr.shape[1] < 1 or arr.dtype.kind != "f"
                 or (spec.size is not None and arr.shape[2] != spec.size)):
             shape = f"({batch}, time)" if spec.size is None else f"({batch}, time, {spec.size})"
             raise InputError(f"state {name!r}: expected float {shape}, got {arr.dtype} {arr.shape}")
+        with np.errstate(over="ignore"):
+            value = arr.astype(np.float32, copy=False)
+        if not np.isfinite(value).all():
+            raise InputError(f"state {name!r}: holds NaN or infinite values; pass the dict that encode() returned")
+        if spec.kind == "mask" and not (np.isin(value, (0.0, 1.0)).all() and value.any(axis=1).all()):
+            raise InputError(f"state {name!r}: a source mask holds only 0 and 1, with a 1 in every row")
         times.add(arr.shape[1])
-        out[name] = arr.astype(np.float32, copy=False)
+        out[name] = value
     if len(times) > 1:
         raise InputError(f"state: the constants {sorted(constants)} disagree on the source length "
                          f"({sorted(times)}); pass the dict that encode() returned")
     for name, size in sizes.items():
-        arr = np.asarray(state[name])
+        arr = _array(state[name], name)
         if arr.shape != (batch, size) or arr.dtype.kind != "f":
             raise InputError(f"state {name!r}: expected float ({batch}, {size}), got {arr.dtype} {arr.shape}")
         out[name] = arr.astype(np.float32, copy=False)
     return out
+
+
+def _array(value: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"state {name!r}: not an array ({exc})") from None
 
 
 def normalise(x: Any, mean: Any, std: Any) -> np.ndarray:

@@ -213,6 +213,10 @@ class Manifest:
             raise BundleError("manifest.json: constant names must be unique and differ from the state names")
         if self.constants and set(self.modes) != {"step"}:
             raise BundleError("manifest.json: a decoder with constants (attention) runs in step mode only")
+        masks = [c for c in self.constants if c.kind == "mask"]
+        if (self.io.attention is not None or self.constants) and len(masks) != 1:
+            raise BundleError("manifest.json: an attention decoder needs exactly one constant of kind 'mask' "
+                              f"(found {len(masks)})")
         if self.constants and self.io.padding == "none":
             raise BundleError("manifest.json: a decoder with constants (attention) needs an encoder that takes "
                               "padding (io.padding 'lengths' or 'mask'): rows encoded apart would give constants "
@@ -320,7 +324,8 @@ class AutoencoderManifest:
             for key in ("threshold", "step_threshold"):
                 if key == "threshold" or key in self.anomaly:
                     value = self.anomaly.get(key)
-                    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+                    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf
+                            or not math.isfinite(_as_float(value))):
                         raise BundleError(f"manifest.json: anomaly.{key} must be a finite number >= 0, "
                                           f"got {value!r}")
 
@@ -460,6 +465,13 @@ def _state(r: _Reader) -> StateSpec:
     if spec.init == "encoder" and not spec.encoder_output:
         raise BundleError(f"{r.path}: init 'encoder' needs 'encoder_output'")
     return spec
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        return math.inf
 
 
 def _constant(r: _Reader) -> ConstantSpec:

@@ -121,7 +121,7 @@ def test_a_tampered_constant_is_refused(attention_run, tmp_path):
 
 
 def test_what_attention_does_not_take(tmp_path):
-    with pytest.raises(ConfigError, match=r"attention must be luong, bahdanau or none, got 'dot'"):
+    with pytest.raises(ConfigError, match=r"attention must be 'luong' or 'bahdanau' \(or left unset\), got 'dot'"):
         ModelConfig(attention="dot")
     with pytest.raises(ConfigError, match=r"attention is built for token sources; this task's source is features"):
         train("sine", tmp_path / "s", ModelConfig(units=8, attention="luong"), TrainConfig(samples=200, epochs=1),
@@ -139,3 +139,31 @@ def test_plot_the_alignment(attention_bundle, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err  # an output that exists is kept unless --force
     assert main(["run", str(attention_bundle), "--plot", str(png), "x"]) == 1
     assert "--plot draws the alignment of --show-attention TEXT; pass both" in capsys.readouterr().err
+
+
+def test_alignments_equal_the_keras_step_models_weights(attention_run):
+    """Greedy decode by hand with the Keras step model, keeping its attention output at every step; the
+    runtime's return_attention replay must give the same weights for the same tokens."""
+    from seq2seq_edge.training.models import build_decoder_step, build_encoder
+
+    run, result = attention_run
+    model, net, cfg = load(result.path), RunDir(run.path).load_model(), run.config
+    encoder = build_encoder(net, cfg.model, cfg.sides, masked=True)
+    decoder = build_decoder_step(net, cfg.model, cfg.sides)
+    text = "vendredi 14 juillet 2023"
+    ids = np.asarray([model.source_vocab.encode(text)], np.int32)
+    outputs = dict(zip(encoder.output_names, (np.asarray(v) for v in encoder(ids, training=False))))
+    token, tokens, weights = model.target_vocab.start_id, [], []
+    state = {k: v for k, v in outputs.items()}
+    for _ in range(model.max_steps):
+        feed = {"step_input": np.array([[token]], np.int32), **state}
+        values = dict(zip(decoder.output_names, (np.asarray(v) for v in decoder(feed, training=False))))
+        weights.append(values["attention"][0])
+        token = int(np.argmax(values["logits"][0]))
+        state.update({k[: -len("_out")]: v for k, v in values.items() if k.endswith("_out")})
+        if token == model.target_vocab.end_id:
+            break
+        tokens.append(token)
+    best = model.decode(ids, lengths=np.array([ids.shape[1]], np.int32), return_attention=True)[0][0]
+    assert best.tokens.tolist() == tokens
+    np.testing.assert_allclose(best.attention, np.stack(weights), atol=1e-5)

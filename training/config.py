@@ -59,7 +59,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_cell(self.cell, self.activation)
         if self.attention not in (None, "luong", "bahdanau"):
-            raise ConfigError(f"attention must be luong, bahdanau or none, got {self.attention!r}")
+            raise ConfigError(f"attention must be 'luong' or 'bahdanau' (or left unset), got {self.attention!r}")
         _positive(self, "units", "layers", "embedding_dim")
         if self.layers > 4:
             raise ConfigError(f"layers must be between 1 and 4, got {self.layers}")

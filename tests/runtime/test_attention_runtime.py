@@ -61,10 +61,12 @@ def test_cli_runs_it(attention_bundle, golden, capsys):
      r"expected \['batch', 'time', 31\]"),
     (lambda m: m["constants"][2].update(size=4), r"constants\[2\]: a mask has no size"),
     (lambda m: m["constants"][0].update(kind="query"), r"constants\[0\].kind must be one of"),
-    (lambda m: m["constants"].pop(), r"decoder_step has inputs \['source_mask'\] that are neither step_input, a state "
-                                     r"nor a constant"),
+    (lambda m: m["constants"].pop(0), r"decoder_step has inputs \['memory'\] that are neither step_input, a state "
+                                      r"nor a constant"),
+    (lambda m: m["constants"].pop(), r"an attention decoder needs exactly one constant of kind 'mask' \(found 0\)"),
     (lambda m: m["constants"][0].update(name="h0"), r"constant names must be unique and differ from the state names"),
-    (lambda m: m["io"].pop("attention"), r"decoder_step has outputs \['attention'\] that are neither"),
+    (lambda m: m["io"].pop("attention"),
+     r"decoder_step has outputs \['attention'\] that are neither step_output, a state nor io.attention"),
     (lambda m: m["io"].update(padding="none", source_length=None),
      r"a decoder with constants \(attention\) needs an encoder that takes padding"),
 ])
@@ -111,3 +113,33 @@ def test_cli_show_attention(attention_bundle, dates_bundle, capsys):
         assert abs(sum(int(v) for v in line.split()[1:]) - 100) <= 6  # percents of one distribution, rounded
     assert main(["run", str(dates_bundle), "--show-attention", "3 mei 1961"]) == 1
     assert "has no attention: --show-attention needs a bundle trained with --attention" in capsys.readouterr().err
+
+
+def test_explicit_lengths_cut_the_source_and_its_mask(model):
+    """A length shorter than the row's tokens encodes only that prefix: mask and memory stop there too."""
+    vocab = model.source_vocab
+    full, _ = vocab.encode_batch(["3 mei 1961"])
+    state = model.encode(full, np.array([4], np.int32))
+    assert state["source_mask"].tolist() == [[1.0] * 4 + [0.0] * 6]
+    assert not state["memory"][0, 4:].any()
+    cut, lengths = vocab.encode_batch(["3 mei 1961"[:4]])
+    assert [r.tolist() for r in model.generate(full, lengths=np.array([4], np.int32))] == \
+        [r.tolist() for r in model.generate(cut, lengths=lengths)]
+
+
+def test_bad_constants_in_a_state(model):
+    ids, lengths = model.source_vocab.encode_batch(["3 mei 1961", "1 May 1999"])
+    state = model.encode(ids, lengths)
+    x = np.zeros(2, np.int32)
+    memory = state["memory"].copy()
+    memory[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match=r"^state 'memory': holds NaN or infinite values"):
+        model.step(x, dict(state, memory=memory))
+    with pytest.raises(InputError, match=r"^state 'source_mask': a source mask holds only 0 and 1, with a 1 in every"):
+        model.step(x, dict(state, source_mask=state["source_mask"] * 2))
+    with pytest.raises(InputError, match=r"^state 'source_mask': a source mask holds only 0 and 1, with a 1 in every"):
+        model.step(x, dict(state, source_mask=np.zeros_like(state["source_mask"])))
+    with pytest.raises(InputError, match=r"^state 'memory': not an array"):
+        model.step(x, dict(state, memory=[[1.0], [1.0, 2.0]]))
+    with pytest.raises(InputError, match=r"^state 'memory': expected float \(2, time, 32\), got float32 \(2, 0, 32\)"):
+        model.step(x, dict(state, memory=state["memory"][:, :0]))

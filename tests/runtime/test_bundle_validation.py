@@ -121,7 +121,7 @@ def test_vocabulary_size_disagrees(bundle_copy):
 
 def test_state_output_not_in_graph(bundle_copy):
     _edit_manifest(bundle_copy, lambda d: d["state"][0].update(output="h9_out"))
-    with pytest.raises(BundleError, match=r"^decoder_step has outputs \['h0_out'\] that are neither step_output nor a state"):
+    with pytest.raises(BundleError, match=r"^decoder_step has outputs \['h0_out'\] that are neither step_output, a state nor io.attention"):
         load(bundle_copy)
 
 

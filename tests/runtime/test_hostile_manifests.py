@@ -109,6 +109,7 @@ AUTOENCODER = [
     ("anomaly", [1], r"manifest.json: field 'anomaly' must be dict, got list"),
     ("anomaly.threshold", float("inf"), r"anomaly.threshold must be a finite number >= 0, got inf"),
     ("anomaly.step_threshold", -1.0, r"anomaly.step_threshold must be a finite number >= 0, got -1.0"),
+    ("anomaly.threshold", 10**400, r"anomaly.threshold must be a finite number >= 0, got 1000"),
     ("anomaly.step_threshold", "high", r"anomaly.step_threshold must be a finite number >= 0, got 'high'"),
     ("io.latent", 5, r"manifest.json.io: field 'latent' must be str, got int"),
     ("model.cell", "rnn", r"model.cell must be one of \['lstm', 'gru', 'mixed'\], got 'rnn'"),
