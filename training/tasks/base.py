@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["TokenSplits", "FeatureSplits", "AnomalySplits", "split_sizes", "windows", "labelled_windows",
-           "packaged_file"]
+           "split_by_time", "packaged_file"]
 
 Pair = tuple[str, str]
 
@@ -81,6 +81,21 @@ def labelled_windows(labels: np.ndarray, start: int, stop: int, window: int,
         out_labels.append(2 * int((inside >= 0).sum()) >= window or covered)
         out_events.append(int(inside.max()))
     return np.array(out_labels, bool), np.array(out_events, int)
+
+
+def split_by_time(task: str, what: str, x: np.ndarray, labels: np.ndarray, train_end: int, normal_end: int,
+                  window: int, train_stride: int, test_stride: int) -> AnomalySplits:
+    """A labelled series split by time: training windows before ``train_end``, validation windows up to
+    ``normal_end`` (both must be free of labelled anomalies), test windows after it with their labels."""
+    from ..config import ConfigError
+
+    if labels[:normal_end].any():
+        raise ConfigError(f"{task}: a labelled anomaly falls in the training part; the {what} changed")
+    test_labels, test_events = labelled_windows(labels, normal_end, len(x), window, test_stride)
+    return AnomalySplits(train=windows(x, 0, train_end, window, train_stride)[..., None],
+                         validation=windows(x, train_end, normal_end, window, train_stride)[..., None],
+                         test=windows(x, normal_end, len(x), window, test_stride)[..., None],
+                         test_labels=test_labels, test_events=test_events)
 
 
 def packaged_file(task: str, distribution: str, relpath: str, sha256: str, extra: str) -> bytes:

@@ -21,8 +21,7 @@ import io
 
 import numpy as np
 
-from ..config import ConfigError
-from .base import AnomalySplits, labelled_windows, packaged_file, windows
+from .base import AnomalySplits, packaged_file, split_by_time
 
 __all__ = ["make", "load_recording", "WINDOW", "DOWNSAMPLE"]
 
@@ -46,10 +45,4 @@ def make(samples: int, seed: int, validation_split: float, test_split: float) ->
     usable = len(values) // DOWNSAMPLE * DOWNSAMPLE
     x = values[:usable].reshape(-1, DOWNSAMPLE).mean(axis=1)             # (2500,)
     y = labels[:usable].reshape(-1, DOWNSAMPLE).mean(axis=1) >= 0.5      # (2500,)
-    if y[:VAL_END].any():
-        raise ConfigError("ecg: a labelled anomaly falls in the training part; the recording changed")
-    test_labels, test_events = labelled_windows(y, VAL_END, len(x), WINDOW, TEST_STRIDE)
-    return AnomalySplits(train=windows(x, 0, TRAIN_END, WINDOW, TRAIN_STRIDE)[..., None],
-                         validation=windows(x, TRAIN_END, VAL_END, WINDOW, TRAIN_STRIDE)[..., None],
-                         test=windows(x, VAL_END, len(x), WINDOW, TEST_STRIDE)[..., None],
-                         test_labels=test_labels, test_events=test_events)
+    return split_by_time("ecg", "recording", x, y, TRAIN_END, VAL_END, WINDOW, TRAIN_STRIDE, TEST_STRIDE)

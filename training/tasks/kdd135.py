@@ -23,8 +23,7 @@ import io
 
 import numpy as np
 
-from ..config import ConfigError
-from .base import AnomalySplits, labelled_windows, packaged_file, windows
+from .base import AnomalySplits, packaged_file, split_by_time
 
 __all__ = ["make", "load_series", "WINDOW"]
 
@@ -45,10 +44,4 @@ def load_series() -> tuple[np.ndarray, np.ndarray]:
 def make(samples: int, seed: int, validation_split: float, test_split: float) -> AnomalySplits:
     """The task's windows. The split is the archive's (the arguments only fit the task interface)."""
     x, y = load_series()
-    if y[:TRAIN_PART].any():
-        raise ConfigError("kdd135: a labelled anomaly falls in the training part; the series changed")
-    test_labels, test_events = labelled_windows(y, TRAIN_PART, len(x), WINDOW, TEST_STRIDE)
-    return AnomalySplits(train=windows(x, 0, TRAIN_END, WINDOW, TRAIN_STRIDE)[..., None],
-                         validation=windows(x, TRAIN_END, TRAIN_PART, WINDOW, TRAIN_STRIDE)[..., None],
-                         test=windows(x, TRAIN_PART, len(x), WINDOW, TEST_STRIDE)[..., None],
-                         test_labels=test_labels, test_events=test_events)
+    return split_by_time("kdd135", "series", x, y, TRAIN_END, TRAIN_PART, WINDOW, TRAIN_STRIDE, TEST_STRIDE)
