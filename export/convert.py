@@ -68,26 +68,17 @@ def add_sequence_lengths(proto, name: str, expected_lstms: int) -> None:
     proto.graph.input.append(helper.make_tensor_value_info(name, TensorProto.INT32, ["batch"]))
 
 
-def mask_from_lengths(proto, lengths: str, mask: str, source: str) -> None:
-    """Compute output ``mask`` (batch, time) float from input ``lengths`` instead of from the ids.
-
-    Keras derives an attention model's source mask from the pad id; the runtime also accepts
-    explicit lengths shorter than a row's tokens, and the LSTM ops stop at ``lengths``, so the mask
-    must stop there too. The node that wrote ``mask`` keeps running into a dead-end name.
-    """
+def length_mask_nodes(lengths: str, source: str, mask: str) -> list:
+    """ONNX nodes writing ``mask`` (batch, time) float: 1 where the step is before the row's ``lengths``
+    (int32 (batch,)), else 0; time is the second axis of ``source``. Internal names start with 'mask/'."""
     from onnx import TensorProto, helper
 
-    producers = [n for n in proto.graph.node if mask in n.output]
-    if len(producers) != 1:
-        raise ExportError(f"encoder: expected one node writing {mask!r}, found {len(producers)}")
-    node = producers[0]
-    node.output[list(node.output).index(mask)] = f"{mask}_from_ids"
-    c = lambda name, value: helper.make_tensor(name, TensorProto.INT64, [], [value])  # noqa: E731
-    nodes = [
-        helper.make_node("Constant", [], ["mask/zero"], value=c("v0", 0)),
-        helper.make_node("Constant", [], ["mask/one"], value=c("v1", 1)),
-        helper.make_node("Constant", [], ["mask/axis0"], value=helper.make_tensor("a0", TensorProto.INT64, [1], [0])),
-        helper.make_node("Constant", [], ["mask/axis1"], value=helper.make_tensor("a1", TensorProto.INT64, [1], [1])),
+    def const(name: str, value: int, dims: list[int]):
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.INT64, dims,
+                                                                                   [value]))
+
+    return [
+        const("mask/zero", 0, []), const("mask/one", 1, []), const("mask/axis0", 0, [1]), const("mask/axis1", 1, [1]),
         helper.make_node("Shape", [source], ["mask/shape"]),
         helper.make_node("Gather", ["mask/shape", "mask/one"], ["mask/time"]),
         helper.make_node("Range", ["mask/zero", "mask/time", "mask/one"], ["mask/steps"]),
@@ -97,7 +88,21 @@ def mask_from_lengths(proto, lengths: str, mask: str, source: str) -> None:
         helper.make_node("Less", ["mask/steps_row", "mask/lengths_column"], ["mask/below"]),
         helper.make_node("Cast", ["mask/below"], [mask], to=TensorProto.FLOAT),
     ]
-    proto.graph.node.extend(nodes)
+
+
+def mask_from_lengths(proto, lengths: str, mask: str, source: str) -> None:
+    """Compute output ``mask`` (batch, time) float from input ``lengths`` instead of from the ids.
+
+    Keras derives an attention model's source mask from the pad id; the runtime also accepts
+    explicit lengths shorter than a row's tokens, and the LSTM ops stop at ``lengths``, so the mask
+    must stop there too. The node that wrote ``mask`` keeps running into a dead-end name.
+    """
+    producers = [n for n in proto.graph.node if mask in n.output]
+    if len(producers) != 1:
+        raise ExportError(f"encoder: expected one node writing {mask!r}, found {len(producers)}")
+    node = producers[0]
+    node.output[list(node.output).index(mask)] = f"{mask}_from_ids"
+    proto.graph.node.extend(length_mask_nodes(lengths, source, mask))
 
 
 def interface(proto) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:

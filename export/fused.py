@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime.contract import ATTENTION_KEYS, LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS, MEMORY, SOURCE_MASK
-from .convert import ExportError
+from .convert import ExportError, length_mask_nodes
 
 __all__ = ["RecurrentWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder", "quantize_loop",
            "quantize_model", "decoder_weights"]
@@ -270,12 +270,7 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
         if key_bias is not None:
             keys = g.op("Add", [keys, g.const(key_bias.astype(np.float32), "key_bias")], "keys_biased")
         g.op("Identity", [keys], outputs=[ATTENTION_KEYS])
-        time = g.op("Gather", [g.op("Shape", ["source"], "source_shape"), g.const(np.array(1, np.int64))], "time")
-        steps = g.op("Range", [g.const(np.array(0, np.int64)), time, g.const(np.array(1, np.int64))], "steps")
-        lengths = g.op("Cast", ["source_length"], "lengths64", to=TensorProto.INT64)
-        below = g.op("Less", [g.op("Unsqueeze", [steps, zero], "steps_row"),
-                              g.op("Unsqueeze", [lengths, one], "lengths_column")], "below")
-        g.op("Cast", [below], outputs=[SOURCE_MASK], to=TensorProto.FLOAT)
+        g.nodes.extend(length_mask_nodes("source_length", "source", SOURCE_MASK))
         outputs += [vi(MEMORY, TensorProto.FLOAT, ["batch", "time", units]),
                     vi(ATTENTION_KEYS, TensorProto.FLOAT, ["batch", "time", kernel.shape[1]]),
                     vi(SOURCE_MASK, TensorProto.FLOAT, ["batch", "time"])]
