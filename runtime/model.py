@@ -222,7 +222,7 @@ class Seq2SeqModel:
             weights.append(attention)
             batch.update({s.name: v for s, v in zip(m.state, values)})
         lengths = batch[next(c.name for c in m.constants if c.kind == "mask")].sum(axis=1).astype(int)
-        stacked = np.stack(weights, axis=1) if weights else np.zeros((len(hyps), 0, 0), np.float32)
+        stacked = np.stack(weights, axis=1)  # width >= 1: every hypothesis has a token or its end
         done = [replace(h, attention=stacked[j, : steps[j], : lengths[j]]) for j, h in enumerate(hyps)]
         out, k = [], 0
         for row in rows:
