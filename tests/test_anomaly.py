@@ -160,3 +160,19 @@ def test_recipes_are_consistent():
     assert match_recipe("ecg", AutoencoderConfig(cell="lstm", units=(64,)), TrainConfig(epochs=80, patience=10,
                         batch_size=32, learning_rate=0.01)) is None  # not the documented learning rate
     assert match_recipe("ecg", AutoencoderConfig(cell="lstm", units=(32,)), full) is None
+
+
+def test_a_bad_fixed_threshold_is_refused(tmp_path):
+    net = sequential_autoencoder()
+    for bad in (-1.0, float("inf"), "0.5x", True):
+        with pytest.raises(ExportError, match=r"threshold must be a finite number >= 0 or a rule such as "
+                                              r"quantile:0.995|threshold rule '0.5x'"):
+            export_autoencoder(net, tmp_path / "b", threshold=bad)
+    assert not (tmp_path / "b").exists()
+    assert load(export_autoencoder(net, tmp_path / "c", threshold=np.float32(0.25)).path).threshold == 0.25
+
+
+def test_check_needs_a_documented_recipe(dates_bundle, capsys):
+    assert main(["evaluate", str(dates_bundle), "--check"]) == 1
+    assert ("--check compares with the floors of a documented recipe, and this bundle's run followed none "
+            "(its run directory has no quality.json)") in capsys.readouterr().err
