@@ -43,8 +43,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
     model = run.load_model()
     with atomic_directory(out, force) as tmp:
         graphs = _write_graphs(model, config, tmp, opset)
-        # Attention decoders run in step mode: the fused loops do not take per-sequence constants yet.
-        modes = None if config.model.attention else _write_fused(model, config, vocabs, graphs, tmp, opset)
+        modes = _write_fused(model, config, vocabs, graphs, tmp, opset)
         keras_ref = KerasSeq2Seq.from_run(model, config)
 
         def manifest(report: ParityReport | None) -> dict:

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime.contract import ATTENTION_KEYS, LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS, MEMORY, SOURCE_MASK
+from ..runtime.contract import (ATTENTION_KEYS, ATTENTIONAL, LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS, MEMORY,
+                                SOURCE_MASK)
 from .convert import ExportError, length_mask_nodes
 
-__all__ = ["RecurrentWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder", "quantize_loop",
+__all__ = ["RecurrentWeights", "AttentionWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder", "quantize_loop",
            "quantize_model", "decoder_weights"]
 ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
+NEG_INF = -1e9  # the score of a padded source position (as training/attention.py's Attend)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class RecurrentWeights:
 
     @classmethod
     def from_layer(cls, layer) -> "RecurrentWeights":
-        cell = {"LSTM": "lstm", "GRU": "gru"}[type(layer).__name__]
+        cell = {"LSTM": "lstm", "GRU": "gru", "LSTMCell": "lstm", "GRUCell": "gru"}[type(layer).__name__]
         if getattr(layer.recurrent_activation, "__name__", "") != "sigmoid":
             raise ExportError(f"layer {layer.name!r}: the fused loop needs recurrent_activation='sigmoid'")
         activation = getattr(layer.activation, "__name__", "")
@@ -55,13 +57,33 @@ class RecurrentWeights:
 
 
 @dataclass(frozen=True)
+class AttentionWeights:
+    """Attention over the encoder's outputs after the top layer (training/attention.py), in Keras layout.
+
+    The loop takes the per-sequence constants memory, attention_keys (the memory's projection)
+    and source_mask; each step scores the top layer's h against the keys (Luong: a dot product;
+    Bahdanau: v . tanh(W h + key)), takes the masked softmax, and the attentional vector
+    tanh([context; h] W_c + b_c) feeds the output layer and, with ``input_feeding``, the
+    first layer's next input (carried as the state ``attentional``).
+    """
+
+    kind: str                          # "luong" | "bahdanau"
+    combine_kernel: np.ndarray         # (2 units, units): rows [context; query]
+    combine_bias: np.ndarray           # (units,)
+    query_kernel: np.ndarray | None = None   # bahdanau: (units, units)
+    score_vector: np.ndarray | None = None   # bahdanau: (units,)
+    input_feeding: bool = False
+
+
+@dataclass(frozen=True)
 class DecoderWeights:
-    """What the decoder computes each step: [embedding] -> recurrent layers -> dense (logits or values)."""
+    """What the decoder computes each step: [embedding] -> recurrent layers -> [attention] -> dense."""
 
     embedding: np.ndarray | None  # (vocab, dim) for token inputs; None for real-valued inputs
     layers: tuple[RecurrentWeights, ...]
     dense_kernel: np.ndarray      # (units, vocab or features)
     dense_bias: np.ndarray
+    attention: AttentionWeights | None = None
 
 
 class _Graph:
@@ -101,14 +123,22 @@ def _gate_order(w: RecurrentWeights, m: np.ndarray) -> np.ndarray:
     return np.concatenate([i, f, o, c], axis=-1)
 
 
-def _input_projection(g: _Graph, w: RecurrentWeights, x: str, embedding: np.ndarray | None) -> str:
+def _input_projection(g: _Graph, w: RecurrentWeights, x: str, embedding: np.ndarray | None,
+                      fed: str | None = None) -> str:
     """x W + b_input (batch, gates * units). For token ids the product with the embedding is precomputed
-    into a table, so the first layer's input costs one Gather instead of a matrix product."""
+    into a table, so the first layer's input costs one Gather instead of a matrix product. ``fed``
+    (input feeding): the input is [x; fed], so fed times the kernel's last rows is added."""
     kernel = _gate_order(w, w.kernel)
     bias = _gate_order(w, w.bias if w.cell == "lstm" else w.bias[0])
+    if fed is not None:
+        kernel, fed_kernel = kernel[: -w.units], kernel[-w.units:]
     if embedding is not None:
-        return g.op("Gather", [g.const((embedding @ kernel + bias).astype(np.float32), "table"), x], "xw")
-    return g.op("Add", [g.op("MatMul", [x, g.const(kernel, "W")]), g.const(bias, "b")], "xw")
+        xw = g.op("Gather", [g.const((embedding @ kernel + bias).astype(np.float32), "table"), x], "xw")
+    else:
+        xw = g.op("Add", [g.op("MatMul", [x, g.const(kernel, "W")]), g.const(bias, "b")], "xw")
+    if fed is not None:
+        xw = g.op("Add", [xw, g.op("MatMul", [fed, g.const(fed_kernel, "W_fed")])], "xw_fed")
+    return xw
 
 
 def _lstm_cell(g: _Graph, w: RecurrentWeights, xw: str, h: str, c: str) -> tuple[str, str]:
@@ -134,11 +164,34 @@ def _gru_cell(g: _Graph, w: RecurrentWeights, xw: str, h: str) -> str:
     return g.op("Add", [n, g.op("Mul", [z, g.op("Sub", [h, n])])], "h")
 
 
-def _step(g: _Graph, spec: DecoderWeights, x: str, states: list[list[str]]) -> tuple[str, list[list[str]]]:
-    """One decoder step inside the loop body: x (batch,) ids or (batch, dim) -> (output, new states)."""
+# Names the loop body reads from the enclosing graph (attention decoders): computed once per decode.
+KEYS_T, MASK_BIAS = "attention_keys_t", "source_mask_bias"
+
+
+def _attend(g: _Graph, a: AttentionWeights, query: str) -> str:
+    """query (batch, units) -> the attentional vector (batch, units), from the constants in scope."""
+    one = g.const(np.array([1], np.int64), "axis1")
+    q = g.op("Unsqueeze", [query, one], "query")  # (batch, 1, units)
+    if a.kind == "luong":
+        scores = g.op("MatMul", [q, KEYS_T], "scores")  # (batch, 1, time)
+    else:
+        projected = g.op("MatMul", [q, g.const(a.query_kernel, "query_kernel")])  # (batch, 1, units)
+        hidden = g.op("Tanh", [g.op("Add", [projected, ATTENTION_KEYS])])  # (batch, time, units)
+        scores = g.op("Transpose", [g.op("MatMul", [hidden, g.const(a.score_vector[:, None], "score_vector")])],
+                      "scores", perm=[0, 2, 1])  # (batch, 1, time)
+    weights = g.op("Softmax", [g.op("Add", [scores, MASK_BIAS])], "weights", axis=-1)
+    context = g.op("Squeeze", [g.op("MatMul", [weights, MEMORY]), one], "context")  # (batch, units)
+    joined = g.op("Concat", [context, query], axis=1)
+    return g.op("Tanh", [g.op("Gemm", [joined, g.const(a.combine_kernel, "combine_W"),
+                                      g.const(a.combine_bias, "combine_b")])], "attentional")
+
+
+def _step(g: _Graph, spec: DecoderWeights, x: str, states: list[list[str]],
+          fed: str | None = None) -> tuple[str, list[list[str]], str | None]:
+    """One decoder step inside the loop body: x (batch,) ids or (batch, dim) -> (output, new states, new fed)."""
     new_states = []
     for k, (w, state) in enumerate(zip(spec.layers, states)):
-        xw = _input_projection(g, w, x, spec.embedding if k == 0 else None)
+        xw = _input_projection(g, w, x, spec.embedding if k == 0 else None, fed if k == 0 else None)
         if w.cell == "lstm":
             h, c = _lstm_cell(g, w, xw, *state)
             new_states.append([h, c])
@@ -148,8 +201,11 @@ def _step(g: _Graph, spec: DecoderWeights, x: str, states: list[list[str]]) -> t
             h = _gru_cell(g, w, xw, state[0])
             new_states.append([h])
         x = h
+    if spec.attention is not None:
+        x = _attend(g, spec.attention, x)
+        fed = x if spec.attention.input_feeding else None
     out = g.op("Gemm", [x, g.const(spec.dense_kernel, "dense_W"), g.const(spec.dense_bias, "dense_b")])
-    return out, new_states
+    return out, new_states, fed
 
 
 def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None, unroll: int):
@@ -159,10 +215,11 @@ def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None
     tokens = spec.embedding is not None
     g = _Graph("body_")
     states = [[f"{n}_in" for n in names] for names in state_names]
+    fed = f"{ATTENTIONAL}_in" if spec.attention is not None and spec.attention.input_feeding else None
     x, done, scans = ("token_in" if tokens else "x_in"), "finished_in", []
     zero = g.const(np.array([0], np.int64), "axis0")
     for _ in range(unroll):
-        out, states = _step(g, spec, x, states)
+        out, states, fed = _step(g, spec, x, states, fed)
         if tokens:
             x = g.op("Cast", [g.op("ArgMax", [out], axis=1, keepdims=0)], "next", to=TensorProto.INT32)  # (batch,)
             done = g.op("Or", [done, g.op("Equal", [x, g.const(np.array(end_id, np.int32))])])
@@ -175,7 +232,7 @@ def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None
         carried = [g.op("Identity", [x], "token_out"), done]
     else:
         cond, carried = g.op("Identity", ["cond_in"], "cond"), [g.op("Identity", [x], "x_out")]
-    carried += [t for layer in states for t in layer]
+    carried += [t for layer in states for t in layer] + ([g.op("Identity", [fed], "fed_out")] if fed else [])
     scan = g.op("Concat", scans, "scan", axis=0) if unroll > 1 else scans[0]  # (unroll, batch[, features])
     return g, cond, carried, scan
 
@@ -183,6 +240,9 @@ def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None
 def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None, opset: int = 18,
                       unroll: int = 2):
     """The fused decode graph (see the module docstring). ``state_names[k]`` lists layer k's state names.
+
+    With ``spec.attention`` the graph also takes memory, attention_keys and source_mask (and, with
+    input feeding, the state ``attentional``), as the step graph does.
 
     Each Loop iteration runs ``unroll`` steps (less loop overhead per token), so ``tokens`` /
     ``predictions`` may hold up to unroll - 1 steps past max_steps: readers take the first max_steps.
@@ -195,6 +255,10 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
     tokens = spec.embedding is not None
     flat = [n for names in state_names for n in names]
     sizes = {n: w.units for names, w in zip(state_names, spec.layers) for n in names}
+    attention = spec.attention
+    if attention is not None and attention.input_feeding:
+        flat.append(ATTENTIONAL)
+        sizes[ATTENTIONAL] = spec.layers[-1].units
     width = spec.dense_kernel.shape[1]
     body, cond, carried, scan = _body(spec, state_names, end_id, unroll)
     first_vi = [vi("token_in", i32, ["batch"]), vi("finished_in", boolean, ["batch"])] if tokens else \
@@ -209,6 +273,15 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
         initializer=body.inits)
 
     g = _Graph("")
+    constants = []
+    if attention is not None:  # once per decode: the keys transposed for the scores, the mask as a bias
+        units = spec.layers[-1].units
+        constants = [vi(MEMORY, f32, ["batch", "time", units]), vi(ATTENTION_KEYS, f32, ["batch", "time", units]),
+                     vi(SOURCE_MASK, f32, ["batch", "time"])]
+        g.op("Transpose", [ATTENTION_KEYS], outputs=[KEYS_T], perm=[0, 2, 1])  # (batch, units, time)
+        bias = g.op("Mul", [g.op("Sub", [g.const(np.array(1, np.float32)), SOURCE_MASK]),
+                            g.const(np.array(NEG_INF, np.float32))])
+        g.op("Unsqueeze", [bias, g.const(np.array([1], np.int64))], outputs=[MASK_BIAS])  # (batch, 1, time)
     trips = g.op("Div", [g.op("Add", [LOOP_STEPS, g.const(np.array(unroll - 1, np.int64))]),
                          g.const(np.array(unroll, np.int64))], "trips")  # ceil(max_steps / unroll)
     loop_inputs = [trips, g.const(np.array(True), "true"), LOOP_INPUT]
@@ -221,7 +294,7 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
     g.op("Reshape", [stacked, shape], outputs=[result])  # (trips * unroll, batch[, features])
     graph = helper.make_graph(
         g.nodes, "decode_loop",
-        [vi(n, f32, ["batch", sizes[n]]) for n in flat]
+        [vi(n, f32, ["batch", sizes[n]]) for n in flat] + constants
         + [vi(LOOP_INPUT, i32, ["batch"]) if tokens else vi(LOOP_INPUT, f32, ["batch", width]), vi(LOOP_STEPS, i64, [])],
         [vi(result, i32, ["steps", "batch"]) if tokens else vi(result, f32, ["steps", "batch", width])],
         initializer=g.inits)
@@ -320,11 +393,21 @@ def quantize_loop(proto):
     model = copy.deepcopy(proto)
     loop = next(n for n in model.graph.node if n.op_type == "Loop")
     body = next(a for a in loop.attribute if a.name == "body")
+    # Names the body reads from the enclosing graph (attention constants) become inputs of the
+    # standalone body while it is quantised, and are taken out again afterwards.
+    defined = ({i.name for i in body.g.input} | {i.name for i in body.g.initializer}
+               | {o for n in body.g.node for o in n.output})
+    outer = sorted({i for n in body.g.node for i in n.input if i and i not in defined})
+    standalone = copy.deepcopy(body.g)
+    standalone.input.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in outer)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "body.onnx", Path(tmp) / "body_int8.onnx"
-        onnx.save(helper.make_model(body.g, opset_imports=model.opset_import), str(src))
+        onnx.save(helper.make_model(standalone, opset_imports=model.opset_import), str(src))
         _quantize_file(src, dst)
         quantized = onnx.load(str(dst))
+    inputs = [i for i in quantized.graph.input if i.name not in outer]
+    del quantized.graph.input[:]
+    quantized.graph.input.extend(inputs)
     body.g.CopyFrom(quantized.graph)
     domains = {o.domain for o in model.opset_import}
     for opset in quantized.opset_import:
@@ -335,9 +418,20 @@ def quantize_loop(proto):
 
 def decoder_weights(model, config) -> DecoderWeights:
     """The step computation of one of our trained encoder-decoders, found by layer name."""
+    from ..training.models import attention_layers, decoder_layers
+
+    cfg = config.model
     embedding = (np.asarray(model.get_layer("target_embedding").get_weights()[0], np.float32)
                  if config.sides.target_kind == "tokens" else None)
-    layers = tuple(RecurrentWeights.from_layer(model.get_layer(f"decoder_rnn_{k}"))
-                   for k in range(config.model.layers))
+    layers = tuple(RecurrentWeights.from_layer(layer) for layer in decoder_layers(model, cfg))
     kernel, bias = (np.asarray(w, np.float32) for w in model.get_layer("output").get_weights())
-    return DecoderWeights(embedding, layers, kernel, bias)
+    attention = None
+    if cfg.attention:
+        attend, combine = attention_layers(model, cfg)
+        combine_kernel, combine_bias = (np.asarray(w, np.float32) for w in combine.get_weights())
+        query_kernel = score_vector = None
+        if cfg.attention == "bahdanau":
+            query_kernel, score_vector = (np.asarray(w, np.float32) for w in (attend.query_kernel, attend.score_vector))
+        attention = AttentionWeights(cfg.attention, combine_kernel, combine_bias, query_kernel, score_vector,
+                                     cfg.input_feeding)
+    return DecoderWeights(embedding, layers, kernel, bias, attention)

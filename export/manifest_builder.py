@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 
-from ..runtime.contract import ATTENTION, CONSTANT_KINDS, SOURCE_LENGTH, STEP_OUTPUTS, state_names, state_output
+from ..runtime.contract import (ATTENTION, ATTENTIONAL, CONSTANT_KINDS, SOURCE_LENGTH, STEP_OUTPUTS, state_names,
+                                state_output)
 from ..runtime.manifest import ConstantSpec, FeatureSpec, GraphSpec, IONames, Manifest, StateSpec, TokenSpec
 from ..runtime.vocab import Vocabulary
 from ..training.config import RunConfig
@@ -43,6 +44,9 @@ def build_manifest(config: RunConfig, graphs: dict[str, GraphSpec], vocabs: tupl
     units = config.model.units
     state = tuple(StateSpec(name=name, layer=k, kind=kind, size=units, output=state_output(name), init="encoder",
                             encoder_output=name) for k, kind, name in state_names(config.model.cell, config.model.layers))
+    if config.model.input_feeding:  # the previous step's attentional vector, zeros before the first step
+        state += (StateSpec(name=ATTENTIONAL, layer=config.model.layers - 1, kind="attentional", size=units,
+                            output=state_output(ATTENTIONAL), init="zeros"),)
     sides = config.sides
     if sides.target_kind == "tokens":
         source, target = (TokenSpec(v) for v in vocabs)

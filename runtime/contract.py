@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["STATE_KINDS", "SOURCE", "SOURCE_LENGTH", "STEP_INPUT", "STEP_OUTPUTS", "LOOP_INPUT", "LOOP_STEPS",
            "LOOP_OUTPUTS", "RECONSTRUCTION", "LATENT", "CONSTANT_KINDS", "MEMORY", "ATTENTION_KEYS", "SOURCE_MASK",
-           "ATTENTION", "state_kinds", "state_names", "state_output"]
+           "ATTENTION", "ATTENTIONAL", "state_kinds", "state_names", "state_output"]
 
 STATE_KINDS = {"lstm": ("h", "c"), "gru": ("h",)}  # the state tensors one layer of each cell carries
 
@@ -24,6 +24,8 @@ LOOP_OUTPUTS = {"tokens": "tokens", "features": "predictions"}  # by target kind
 MEMORY, ATTENTION_KEYS, SOURCE_MASK = "memory", "attention_keys", "source_mask"
 CONSTANT_KINDS = {"memory": MEMORY, "keys": ATTENTION_KEYS, "mask": SOURCE_MASK}
 ATTENTION = "attention"
+# Input feeding: the previous step's attentional vector, a decoder state of its own that starts at zeros.
+ATTENTIONAL = "attentional"
 
 # Autoencoder bundles.
 RECONSTRUCTION, LATENT = "reconstruction", "latent"

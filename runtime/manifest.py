@@ -76,7 +76,9 @@ class StateSpec:
 
     ``name`` is the decoder_step input, ``output`` the decoder_step output that
     carries its next value; ``init`` is ``"encoder"`` (taken from the encoder
-    output ``encoder_output``) or ``"zeros"``.
+    output ``encoder_output``) or ``"zeros"``. ``kind``: ``h`` or ``c`` of a
+    recurrent layer, or ``attentional`` (input feeding: the previous step's
+    attentional vector).
     """
 
     name: str
@@ -211,8 +213,6 @@ class Manifest:
         names = [c.name for c in self.constants]
         if len(set(names)) != len(names) or set(names) & {s.name for s in self.state}:
             raise BundleError("manifest.json: constant names must be unique and differ from the state names")
-        if self.constants and set(self.modes) != {"step"}:
-            raise BundleError("manifest.json: a decoder with constants (attention) runs in step mode only")
         masks = [c for c in self.constants if c.kind == "mask"]
         if (self.io.attention is not None or self.constants) and len(masks) != 1:
             raise BundleError("manifest.json: an attention decoder needs exactly one constant of kind 'mask' "
@@ -460,7 +460,7 @@ def _state(r: _Reader) -> StateSpec:
     spec = StateSpec(r.name("name"), r.bounded("layer", 0, MAX_LAYERS - 1), r.get("kind", str),
                      r.bounded("size", 1, MAX_SIZE), r.name("output"), r.get("init", str),
                      r.name("encoder_output") if r.data.get("encoder_output") is not None else None)
-    _check_choice(f"{r.path}.kind", spec.kind, ("h", "c"))
+    _check_choice(f"{r.path}.kind", spec.kind, ("h", "c", "attentional"))
     _check_choice(f"{r.path}.init", spec.init, ("encoder", "zeros"))
     if spec.init == "encoder" and not spec.encoder_output:
         raise BundleError(f"{r.path}: init 'encoder' needs 'encoder_output'")

@@ -19,14 +19,17 @@ from seq2seq_edge.training.tasks import make_splits
 CONFIG = TrainConfig(samples=3000, epochs=3, batch_size=64, seed=2)
 
 
-@pytest.fixture(scope="module", params=[("luong", "lstm", False), ("bahdanau", "lstm", False),
-                                        ("luong", "lstm", True), ("bahdanau", "gru", False)],
-                ids=["luong", "bahdanau", "luong-bidirectional", "bahdanau-gru"])
+@pytest.fixture(scope="module", params=[("luong", "lstm", False, False, 1), ("bahdanau", "lstm", False, False, 1),
+                                        ("luong", "lstm", True, False, 1), ("bahdanau", "gru", False, False, 1),
+                                        ("luong", "lstm", True, True, 2), ("bahdanau", "gru", False, True, 1)],
+                ids=["luong", "bahdanau", "luong-bidirectional", "bahdanau-gru", "luong-input-feeding-2-layers",
+                     "bahdanau-gru-input-feeding"])
 def attention_run(request, tmp_path_factory):
-    kind, cell, bidirectional = request.param
+    kind, cell, bidirectional, input_feeding, layers = request.param
     root = tmp_path_factory.mktemp(kind)
     run = train("dates", root / "run", ModelConfig(cell=cell, units=64, embedding_dim=16, attention=kind,
-                                                   bidirectional=bidirectional), CONFIG, verbose=0)
+                                                   bidirectional=bidirectional, input_feeding=input_feeding,
+                                                   layers=layers), CONFIG, verbose=0)
     return run, export_run(run.path, root / "bundle", parity_samples=64)
 
 
@@ -46,7 +49,12 @@ def test_export_parity_and_contract(attention_run):
     assert result.parity.ok and result.parity.tokens_identical
     model = load(result.path)
     m = model.manifest
-    assert model.modes == ("step",) and m.default_mode == "step"
+    assert model.modes == ("step", "fused", "fused-int8")
+    assert result.parity.modes["fused"]["tokens_identical"]  # the fused loop's attention equals the step graph's
+    assert m.default_mode in ("fused", "fused-int8")
+    fed = run.config.model.input_feeding
+    assert [(s.name, s.kind, s.init) for s in m.state if s.kind == "attentional"] == (
+        [("attentional", "attentional", "zeros")] if fed else [])
     assert [(c.name, c.kind, c.size) for c in m.constants] == [("memory", "memory", 64),
                                                                ("attention_keys", "keys", 64),
                                                                ("source_mask", "mask", None)]
@@ -63,10 +71,20 @@ def test_greedy_equals_the_teacher_forced_training_model(attention_run):
     texts = [s for s, _ in make_splits("dates", run.config.train).test[:12]]
     vocab, target = model.source_vocab, model.target_vocab
     ids, lengths = vocab.encode_batch(texts)  # one padded batch
-    got = model.generate(ids, lengths=lengths)
     want = [_teacher_forced_greedy(net, vocab.encode(t), target.start_id, target.end_id, model.max_steps)
             for t in texts]
-    assert [g.tolist() for g in got] == want
+    for mode in ("step", "fused"):
+        assert [g.tolist() for g in model.generate(ids, lengths=lengths, mode=mode)] == want, mode
+
+
+def test_the_fused_loop_decodes_a_row_alone_as_in_a_padded_batch(attention_run):
+    run, result = attention_run
+    model = load(result.path)
+    texts = [s for s, _ in make_splits("dates", run.config.train).test[:40]]
+    for mode in ("fused", "fused-int8"):
+        batch = model.generate_text(texts, mode=mode)
+        assert batch[:10] == [model.generate_text([t], mode=mode)[0] for t in texts[:10]], mode
+    assert model.generate_text(texts, mode="fused") == model.generate_text(texts, mode="step")
 
 
 def test_a_row_decodes_the_same_alone_or_padded(attention_run):
@@ -114,15 +132,17 @@ def test_a_tampered_constant_is_refused(attention_run, tmp_path):
                                           r"\['batch', 'time', 64\], expected \['batch', 'time', 65\]"):
         load(copy)
     manifest["constants"][0]["size"] = 64
-    manifest["decode"]["modes"]["fused"] = {"encoder": "encoder", "decoder": "decoder_step"}
+    manifest["graphs"]["decode_loop"] = manifest["graphs"]["decoder_step"]  # a loop that takes no constants
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"a decoder with constants \(attention\) runs in step mode only"):
+    with pytest.raises(BundleError, match=r"decoder_step.onnx \(mode 'fused'\): inputs \[.*\] should be \[.*'memory'"):
         load(copy)
 
 
 def test_what_attention_does_not_take(tmp_path):
     with pytest.raises(ConfigError, match=r"attention must be 'luong' or 'bahdanau' \(or left unset\), got 'dot'"):
         ModelConfig(attention="dot")
+    with pytest.raises(ConfigError, match=r"input_feeding feeds the attentional vector back: it needs attention"):
+        ModelConfig(input_feeding=True)
     with pytest.raises(ConfigError, match=r"attention is built for token sources; this task's source is features"):
         train("sine", tmp_path / "s", ModelConfig(units=8, attention="luong"), TrainConfig(samples=200, epochs=1),
               verbose=0)
@@ -155,6 +175,8 @@ def test_alignments_equal_the_keras_step_models_weights(attention_run):
     outputs = dict(zip(encoder.output_names, (np.asarray(v) for v in encoder(ids, training=False))))
     token, tokens, weights = model.target_vocab.start_id, [], []
     state = {k: v for k, v in outputs.items()}
+    if cfg.model.input_feeding:  # the previous attentional vector starts at zeros
+        state["attentional"] = np.zeros((1, cfg.model.units), np.float32)
     for _ in range(model.max_steps):
         feed = {"step_input": np.array([[token]], np.int32), **state}
         values = dict(zip(decoder.output_names, (np.asarray(v) for v in decoder(feed, training=False))))

@@ -45,6 +45,9 @@ class ModelConfig:
     concatenated, start decoder layer k (so states keep ``units`` values).
     ``attention``: ``luong`` or ``bahdanau`` attention of the decoder over the last
     encoder layer's outputs (token sources; see training/attention.py), or None.
+    ``input_feeding`` (with attention): each decoder step also reads the previous
+    step's attentional vector (Luong's input feeding; an extra decoder state
+    ``attentional`` that starts at zeros).
     """
 
     cell: str = "lstm"
@@ -55,11 +58,17 @@ class ModelConfig:
     dropout: float = 0.0
     bidirectional: bool = False
     attention: str | None = None
+    input_feeding: bool = False
 
     def __post_init__(self) -> None:
         _check_cell(self.cell, self.activation)
         if self.attention not in (None, "luong", "bahdanau"):
             raise ConfigError(f"attention must be 'luong' or 'bahdanau' (or left unset), got {self.attention!r}")
+        if not isinstance(self.input_feeding, bool):
+            raise ConfigError(f"input_feeding must be true or false, got {self.input_feeding!r}")
+        if self.input_feeding and not self.attention:
+            raise ConfigError("input_feeding feeds the attentional vector back: it needs attention "
+                              "('luong' or 'bahdanau')")
         _positive(self, "units", "layers", "embedding_dim")
         if self.layers > 4:
             raise ConfigError(f"layers must be between 1 and 4, got {self.layers}")
@@ -101,7 +110,8 @@ class TrainConfig:
     ``lr_patience``: halve the learning rate after this many epochs without a
     better validation loss, down to 1/64 of ``learning_rate`` (0 keeps it
     constant); ``patience``: stop after this
-    many, keeping the best weights (0 trains every epoch).
+    many, keeping the best weights (0 trains every epoch). ``label_smoothing``
+    (token targets): train towards (1 - e) one-hot + e uniform instead of one-hot.
     """
 
     samples: int = 20000
@@ -114,11 +124,14 @@ class TrainConfig:
     lr_patience: int = 2
     seed: int = 0
     max_minutes: float = 0.0  # stop before an epoch that would end past this wall-clock budget; 0: no limit
+    label_smoothing: float = 0.0  # token targets: weight of the uniform distribution mixed into each target
 
     def __post_init__(self) -> None:
         _positive(self, "samples", "epochs", "batch_size")
         if not isinstance(self.max_minutes, (int, float)) or self.max_minutes < 0:
             raise ConfigError(f"max_minutes must be >= 0 (0 means no limit), got {self.max_minutes!r}")
+        if not isinstance(self.label_smoothing, (int, float)) or not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
         for name in ("validation_split", "test_split"):

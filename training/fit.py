@@ -20,7 +20,7 @@ from .recipes import QUALITY_FILE, match_recipe
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits
 
-__all__ = ["train", "mean_predictor_loss"]
+__all__ = ["train", "mean_predictor_loss", "token_loss"]
 
 
 @dataclass
@@ -169,7 +169,7 @@ def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: 
         fit, val = (token_arrays(s, *vocabs) for s in (splits.train, splits.validation))
         longest = fit.target.shape[1]  # target steps including </s>
         sides = Sides("tokens", len(vocabs[0]), "tokens", len(vocabs[1]), math.ceil(longest * 1.5) + 2)
-        loss, stats = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), None
+        loss, stats = token_loss(train.label_smoothing), None
     else:
         vocabs, stats = None, feature_stats(splits)
         fit, val = (feature_arrays(s, stats) for s in (splits.train, splits.validation))
@@ -196,6 +196,30 @@ def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderCon
     sides = Sides("features", features, "features", features, window)
     return _Plan(build_autoencoder(cfg, window, features), "mse", fit, fit, (val, val), sides,
                  {"source": stats, "target": stats}, baseline=mean_predictor_loss(fit, val))
+
+
+def token_loss(smoothing: float = 0.0):
+    """Cross-entropy over target ids from logits, padding (id 0) ignored; the mean over real tokens.
+
+    With ``smoothing`` e the target is (1 - e) one-hot + e uniform over the vocabulary
+    (label smoothing): the model is not pushed to unbounded confidence on one spelling.
+    """
+    import keras
+    from keras import ops
+
+    if not smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+
+    def smoothed_token_loss(y_true, y_pred):  # y_true (batch, steps) ids; y_pred (batch, steps, vocab) logits
+        log_p = ops.log_softmax(y_pred, axis=-1)
+        ids = ops.cast(y_true, "int32")
+        nll = -ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(ids, -1), axis=-1), -1)
+        loss = (1.0 - smoothing) * nll - smoothing * ops.mean(log_p, axis=-1)
+        real = ops.cast(ops.not_equal(ids, 0), loss.dtype)
+        # Keras averages over every position; scale so that this is the mean over real tokens.
+        return loss * real * ops.cast(ops.size(real), loss.dtype) / ops.maximum(ops.sum(real), 1.0)
+
+    return smoothed_token_loss
 
 
 def mean_predictor_loss(train: np.ndarray, held_out: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime.contract import CONSTANT_KINDS, state_names
+from ..runtime.contract import ATTENTIONAL, CONSTANT_KINDS, state_names
 from ..runtime.decoding import State, rollout_features
 from ..runtime.inputs import normalise
 from ..runtime.strategies import greedy_tokens
@@ -37,7 +37,8 @@ class KerasSeq2Seq:
         """The inference models of one of our trained encoder-decoders."""
         return cls(build_encoder(model, config.model, config.sides, masked=True),
                    build_decoder_step(model, config.model, config.sides),
-                   [name for _, _, name in state_names(config.model.cell, config.model.layers)],
+                   [name for _, _, name in state_names(config.model.cell, config.model.layers)]
+                   + ([ATTENTIONAL] if config.model.input_feeding else []),
                    config.sides.target_kind == "tokens", config.normalisation,
                    list(CONSTANT_KINDS.values()) if config.model.attention else [])
 

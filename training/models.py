@@ -17,12 +17,30 @@ import keras
 import numpy as np
 from keras import layers
 
-from ..runtime.contract import (ATTENTION, ATTENTION_KEYS, MEMORY, SOURCE, SOURCE_MASK, STEP_INPUT, STEP_OUTPUTS,
-                                state_kinds, state_output)
-from .attention import Attend
+from ..runtime.contract import (ATTENTION, ATTENTION_KEYS, ATTENTIONAL, MEMORY, SOURCE, SOURCE_MASK, STEP_INPUT,
+                                STEP_OUTPUTS, state_kinds, state_output)
+from .attention import Attend, InputFedDecoder
 from .config import ConfigError, ModelConfig, Sides
 
-__all__ = ["build_training_model", "build_encoder", "build_decoder_step"]
+__all__ = ["build_training_model", "build_encoder", "build_decoder_step", "decoder_layers", "attention_layers",
+           "INPUT_FED_DECODER"]
+
+INPUT_FED_DECODER = "input_fed_decoder"
+
+
+def decoder_layers(model: keras.Model, cfg: ModelConfig) -> list:
+    """The decoder's recurrent layers (LSTM/GRU layers, or the cells of an input-fed decoder), bottom first."""
+    if cfg.input_feeding:
+        return list(model.get_layer(INPUT_FED_DECODER).cells)
+    return [model.get_layer(f"decoder_rnn_{k}") for k in range(cfg.layers)]
+
+
+def attention_layers(model: keras.Model, cfg: ModelConfig) -> tuple:
+    """(attend, attention_combine) of an attention model."""
+    if cfg.input_feeding:
+        decoder = model.get_layer(INPUT_FED_DECODER)
+        return decoder.attend, decoder.combine
+    return model.get_layer("attend"), model.get_layer("attention_combine")
 
 
 def recurrent_layer(cell: str, units: int, activation: str, name: str, **options) -> layers.Layer:
@@ -78,6 +96,12 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
     if cfg.attention:
         memory, mask = x, _source_mask(source, sides)  # (batch, time, units), (batch, time)
         keys = _keys_layer(cfg)(memory)
+    if cfg.input_feeding:  # one layer runs the cells, attention and the fed-back attentional vector per step
+        decoder = InputFedDecoder(cfg.cell, cfg.units, cfg.layers, cfg.activation, cfg.attention,
+                                  name=INPUT_FED_DECODER)
+        y = decoder([drop(y), keys, memory, mask] + [t for state in states for t in state])[0]
+        output = layers.Dense(sides.target_size, name="output")(drop(y))
+        return keras.Model([source, target_input], output, name="seq2seq")
     for k in range(cfg.layers):
         y, *_ = _rnn(cfg, f"decoder_rnn_{k}")(drop(y), initial_state=states[k])  # (batch, steps, units)
     if cfg.attention:
@@ -139,6 +163,8 @@ def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> ke
         step_input = keras.Input((sides.target_size,), dtype="float32", name=STEP_INPUT)  # (batch, features)
         y = layers.Reshape((1, sides.target_size), name="step_time_axis")(step_input)
     state_inputs, outputs = [], []
+    if cfg.input_feeding:
+        return _input_fed_step(model, cfg, sides, step_input, y)
     for k in range(cfg.layers):
         kinds = state_kinds(cfg.cell)
         inputs = [keras.Input((cfg.units,), name=f"{kind}{k}") for kind in kinds]
@@ -159,6 +185,24 @@ def build_decoder_step(model: keras.Model, cfg: ModelConfig, sides: Sides) -> ke
     result = model.get_layer("output")(state[0])
     result = layers.Identity(name=STEP_OUTPUTS[sides.target_kind])(result)
     return keras.Model([step_input] + state_inputs, [result] + outputs, name="decoder_step")
+
+
+def _input_fed_step(model: keras.Model, cfg: ModelConfig, sides: Sides, step_input, y) -> keras.Model:
+    """The input-fed step: states h{k}[, c{k}] and ``attentional`` (the previous step's vector) in and out."""
+    state_inputs = [keras.Input((cfg.units,), name=f"{kind}{k}") for k in range(cfg.layers)
+                    for kind in state_kinds(cfg.cell)]
+    fed = keras.Input((cfg.units,), name=ATTENTIONAL)
+    memory = keras.Input((None, cfg.units), name=MEMORY)
+    keys = keras.Input((None, cfg.units), name=ATTENTION_KEYS)
+    mask = keras.Input((None,), name=SOURCE_MASK)
+    attentional, weights, fed_out, *states = model.get_layer(INPUT_FED_DECODER)(
+        [y, keys, memory, mask, fed] + state_inputs)  # y: (batch, 1, embedding): one step, no loop
+    result = model.get_layer("output")(layers.Reshape((cfg.units,), name="step_attentional")(attentional))
+    outputs = [layers.Identity(name=STEP_OUTPUTS[sides.target_kind])(result)]
+    outputs += [layers.Identity(name=state_output(t.name))(v) for t, v in zip(state_inputs, states)]
+    outputs += [layers.Identity(name=state_output(ATTENTIONAL))(fed_out),
+                layers.Reshape((-1,), name=ATTENTION)(weights)]
+    return keras.Model([step_input] + state_inputs + [fed, memory, keys, mask], outputs, name="decoder_step")
 
 
 def _source_input(sides: Sides) -> keras.KerasTensor:

@@ -47,7 +47,7 @@ class RunDir:
     def load_model(self):
         import keras
 
-        return keras.models.load_model(self._file(MODEL_FILE))
+        return keras.models.load_model(self._file(MODEL_FILE), compile=False)  # inference only: no loss needed
 
     def _file(self, name: str) -> Path:
         file = self.path / name
