@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..runtime.contract import SOURCE, STEP_INPUT, STEP_OUTPUTS, state_output
+from ..runtime.contract import ATTENTION, MEMORY, SOURCE, SOURCE_MASK, STEP_INPUT, STEP_OUTPUTS, state_output
 from ..runtime.contract import STATE_KINDS as KINDS
 from ..runtime.vocab import Vocabulary
 from .byo_bundle import write_byo_bundle
@@ -37,6 +37,12 @@ class DecoderContract:
     step_input_index: int
     step_output_index: int
     probabilities: bool  # the step output is a softmax, not logits
+    # Attention decoders: which decoder_model input is the encoder's sequence (batch, time, units), which
+    # (if any) its mask (batch, time), and which output (if any) the attention weights.
+    memory_index: int | None = None
+    mask_index: int | None = None
+    attention_index: int | None = None
+    memory_size: int | None = None
 
 
 def _initial_state(node) -> list:
@@ -47,8 +53,11 @@ def _initial_state(node) -> list:
     return list(init) if isinstance(init, (list, tuple)) else [init]
 
 
-def decoder_contract(decoder_model) -> DecoderContract:
-    """Pair each recurrent layer's state inputs and outputs by tracing the decoder_model's graph."""
+def decoder_contract(decoder_model, memory_size: int | None = None) -> DecoderContract:
+    """Pair each recurrent layer's state inputs and outputs by tracing the decoder_model's graph.
+
+    ``memory_size``: the units of the encoder's sequence output, for attention decoders.
+    """
     check_supported_layers(decoder_model)
     rnn = [layer for layer in all_layers(decoder_model) if cell_of_layer(layer)]
     cells = {cell_of_layer(layer) for layer in rnn}
@@ -78,11 +87,53 @@ def decoder_contract(decoder_model) -> DecoderContract:
                           "(return_state=True, initial_state from decoder_model inputs)")
     rest_in = [i for i in range(len(decoder_model.inputs)) if i not in {s.input_index for s in slots}]
     rest_out = [i for i in range(len(decoder_model.outputs)) if i not in {s.output_index for s in slots}]
+    roles = _attention_roles(decoder_model, rest_in, rest_out, memory_size)
+    rest_in = [i for i in rest_in if i not in (roles["memory"], roles["mask"])]
+    rest_out = [i for i in rest_out if i != roles["attention"]]
     if len(rest_in) != 1 or len(rest_out) != 1:
-        raise ExportError(f"{decoder_model.name}: expected one step input and one step output besides the states, "
-                          f"found {len(rest_in)} inputs and {len(rest_out)} outputs")
+        raise ExportError(f"{decoder_model.name}: expected one step input and one step output besides the states"
+                          f"{' and the attention inputs' if roles['memory'] is not None else ''}, found "
+                          f"{len(rest_in)} inputs and {len(rest_out)} outputs")
     return DecoderContract(cell, tuple(slots), rest_in[0], rest_out[0],
-                           _is_softmax(decoder_model.outputs[rest_out[0]]._keras_history[0]))
+                           _is_softmax(decoder_model.outputs[rest_out[0]]._keras_history[0]),
+                           roles["memory"], roles["mask"], roles["attention"], memory_size)
+
+
+# Layers whose output may be the attention weights (Keras gives MultiHeadAttention's scores a static time
+# axis of the query's length, so the source time cannot be told from the shape there).
+ATTENTION_LAYERS = ("Attention", "AdditiveAttention", "MultiHeadAttention", "Softmax")
+
+
+def _attention_roles(decoder_model, rest_in: list[int], rest_out: list[int], memory_size: int | None) -> dict:
+    """Find the attention inputs and output by rank, size and dtype, not by position.
+
+    memory: the (batch, time, units) input whose units equal the encoder's sequence output; mask: a
+    (batch, time) bool or float input besides the step input (ids are integers); attention weights:
+    the output whose last axis is the source time (unknown until run), (batch, [heads,] [1,] time).
+    """
+    roles = {"memory": None, "mask": None, "attention": None}
+    if memory_size is None:
+        return roles
+    inputs, outputs = decoder_model.inputs, decoder_model.outputs
+    memory = [i for i in rest_in if len(inputs[i].shape) == 3 and inputs[i].shape[-1] == memory_size
+              and inputs[i].shape[1] is None and "float" in str(inputs[i].dtype)]
+    if len(memory) != 1:
+        found = [f"{inputs[i].name} {tuple(inputs[i].shape)}" for i in memory] or "none"
+        raise ExportError(f"encoder_model returns a sequence (batch, time, {memory_size}), so decoder_model must "
+                          f"take it as exactly one input of shape (batch, time, {memory_size}); found {found}")
+    roles["memory"] = memory[0]
+    masks = [i for i in rest_in if len(inputs[i].shape) == 2 and "int" not in str(inputs[i].dtype)]
+    if len(masks) > 1:
+        raise ExportError(f"decoder_model has {len(masks)} inputs that could be the source mask (batch, time): "
+                          f"{[inputs[i].name for i in masks]}; it may take one")
+    roles["mask"] = masks[0] if masks else None
+    weights = [i for i in rest_out if 2 <= len(outputs[i].shape) <= 4 and (
+        outputs[i].shape[-1] is None or type(outputs[i]._keras_history[0]).__name__ in ATTENTION_LAYERS)]
+    if len(weights) > 1:
+        raise ExportError(f"decoder_model has {len(weights)} outputs over the source time: "
+                          f"{[outputs[i].name for i in weights]}; return at most one (the attention weights)")
+    roles["attention"] = weights[0] if weights else None
+    return roles
 
 
 def _is_softmax(layer) -> bool:
@@ -91,9 +142,20 @@ def _is_softmax(layer) -> bool:
     return getattr(activation, "__name__", "") == "softmax"
 
 
+def memory_output(encoder_model) -> int | None:
+    """The index of the encoder's sequence output (batch, time, units), for attention; None without one."""
+    seqs = [i for i, t in enumerate(encoder_model.outputs) if len(t.shape) == 3]
+    if len(seqs) > 1:
+        raise ExportError(f"encoder_model returns {len(seqs)} sequences (batch, time, units); an attention encoder "
+                          "returns one (the memory the decoder attends over) besides its final states")
+    return seqs[0] if seqs else None
+
+
 def encoder_feeds(encoder_model, contract: DecoderContract, state_map: Sequence[str] | None) -> list[str]:
-    """Which of our state names each encoder output feeds (in the encoder's output order)."""
-    outputs = list(encoder_model.outputs)
+    """Which of our state names each encoder state output feeds (in the encoder's output order; the
+    sequence output of an attention encoder is left out)."""
+    skip = memory_output(encoder_model)
+    outputs = [t for i, t in enumerate(encoder_model.outputs) if i != skip]
     by_input_name = {s.input_name: s for s in contract.slots}
     if state_map is not None:
         if len(state_map) != len(outputs):
@@ -123,6 +185,13 @@ def _one_hot(size: int, name: str):
     return layer
 
 
+def _source_size(source_tokens, source_input) -> int:
+    """How many ids the wrapped encoder's source takes (its vocabulary)."""
+    if source_tokens is None:
+        raise ExportError("attention over the encoder's outputs is exported for token sources; pass source_tokens")
+    return len(source_tokens)
+
+
 def _side_kind(tensor, tokens: Sequence[str] | None, what: str) -> str:
     """'one_hot', 'ids' or 'features' for a model input."""
     rank, dtype = len(tensor.shape), str(tensor.dtype)
@@ -140,6 +209,14 @@ def _side_kind(tensor, tokens: Sequence[str] | None, what: str) -> str:
 def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: list[str],
                 source_tokens, target_tokens):
     """Our-named (encoder, decoder_step) Keras models around the user's ones."""
+    import warnings
+
+    with warnings.catch_warnings():  # Keras warns that our Reshape/Identity layers drop the masks it tracks
+        warnings.filterwarnings("ignore", message=r".*does not support masking")
+        return _wrap(encoder_model, decoder_model, contract, feeds, source_tokens, target_tokens)
+
+
+def _wrap(encoder_model, decoder_model, contract: DecoderContract, feeds: list[str], source_tokens, target_tokens):
     import keras
     from keras import layers
 
@@ -152,8 +229,15 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
         source = keras.Input(tuple(src_t.shape[1:2]), dtype="int32", name=SOURCE)
         x = _one_hot(len(source_tokens), "source_one_hot")(source) if src_kind == "one_hot" else source
     outs = encoder_model(x)
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    encoder = keras.Model(source, [layers.Identity(name=n)(o) for n, o in zip(feeds, outs)], name="encoder")
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    seq = memory_output(encoder_model)
+    named = [layers.Identity(name=n)(o) for n, o in zip(feeds, [o for i, o in enumerate(outs) if i != seq])]
+    if seq is not None:  # attention: the memory, and a mask of ones (rows are encoded unpadded; see runtime)
+        named.append(layers.Identity(name=MEMORY)(outs[seq]))
+        ones = layers.Embedding(_source_size(source_tokens, src_t), 1, embeddings_initializer="ones",
+                                trainable=False, name="source_ones")
+        named.append(layers.Reshape((-1,), name=SOURCE_MASK)(ones(source)))
+    encoder = keras.Model(source, named, name="encoder")
 
     step_t = decoder_model.inputs[contract.step_input_index]
     tgt_kind = _side_kind(step_t, target_tokens, "target")
@@ -169,6 +253,14 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
     args[contract.step_input_index] = y
     for s in contract.slots:
         args[s.input_index] = states[s.name]
+    constants = []
+    if contract.memory_index is not None:
+        constants.append(keras.Input((None, contract.memory_size), name=MEMORY))
+        args[contract.memory_index] = constants[-1]
+    if contract.mask_index is not None:  # ours is float 1/0; give the model the dtype it declared
+        constants.append(keras.Input((None,), name=SOURCE_MASK))
+        dtype = str(decoder_model.inputs[contract.mask_index].dtype)
+        args[contract.mask_index] = layers.Lambda(lambda m: keras.ops.cast(m, dtype), name="mask_cast")(constants[-1])
     outs = decoder_model(args)
     width = decoder_model.outputs[contract.step_output_index].shape[-1]
     result = layers.Reshape((width,))(outs[contract.step_output_index])  # (batch, vocab or features)
@@ -177,7 +269,13 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
     name = STEP_OUTPUTS["features" if tgt_kind == "features" else "tokens"]
     outputs = [layers.Identity(name=name)(result)]
     outputs += [layers.Identity(name=state_output(s.name))(outs[s.output_index]) for s in contract.slots]
-    decoder = keras.Model([step] + [states[s.name] for s in contract.slots], outputs, name="decoder_step")
+    if contract.attention_index is not None:  # (batch, [heads,] [1,] time) -> (batch, time), heads averaged
+        weights = outs[contract.attention_index]
+        if len(weights.shape) == 4:
+            weights = layers.Lambda(lambda w: keras.ops.mean(w, axis=1), name="mean_over_heads")(weights)
+        outputs.append(layers.Reshape((-1,), name=ATTENTION)(weights))
+    decoder = keras.Model([step] + [states[s.name] for s in contract.slots] + constants, outputs,
+                          name="decoder_step")
     return encoder, decoder, src_kind, tgt_kind
 
 
@@ -198,7 +296,8 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
     check_supported_layers(encoder_model)
-    contract = decoder_contract(decoder_model)
+    seq = memory_output(encoder_model)
+    contract = decoder_contract(decoder_model, None if seq is None else encoder_model.outputs[seq].shape[-1])
     feeds = encoder_feeds(encoder_model, contract, state_map)
     encoder, decoder, src_kind, tgt_kind = wrap_models(encoder_model, decoder_model, contract, feeds,
                                                        source_tokens, target_tokens)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.contract import SOURCE, STEP_OUTPUTS, state_output
-from ..runtime.manifest import FeatureSpec, IONames, Manifest, StateSpec, TokenSpec
+from ..runtime.contract import ATTENTION, MEMORY, SOURCE, SOURCE_MASK, STEP_OUTPUTS, state_output
+from ..runtime.manifest import ConstantSpec, FeatureSpec, IONames, Manifest, StateSpec, TokenSpec
 from ..training.fsutil import atomic_directory
 from ..training.inference import KerasSeq2Seq
 from .convert import OPSET
@@ -31,14 +31,18 @@ def _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_i
         enc_src.shape[-1], (0.0,) * enc_src.shape[-1], (1.0,) * enc_src.shape[-1])
     target = TokenSpec(target_vocab) if target_vocab else FeatureSpec(
         dec_out.shape[-1], (0.0,) * dec_out.shape[-1], (1.0,) * dec_out.shape[-1])
+    attention = contract.memory_index is not None
     io = IONames(source_length=None, padding="none" if source_vocab else None,
-                 step_output=step_output)
+                 step_output=step_output, attention=ATTENTION if contract.attention_index is not None else None)
+    constants = (ConstantSpec(MEMORY, "memory", MEMORY, contract.memory_size),
+                 ConstantSpec(SOURCE_MASK, "mask", SOURCE_MASK, None, contract.mask_index is not None)) \
+        if attention else ()
     layer_units = lambda model: tuple(l.units for l in all_layers(model) if cell_of_layer(l))  # noqa: E731
     decoder_units = tuple(s.size for s in contract.slots if s.kind == "h")
     return Manifest(family="seq2seq", cell=contract.cell, encoder_units=layer_units(encoder_model),
                     decoder_units=decoder_units, graphs=graphs, state=state, source=source, target=target, io=io,
                     max_steps=max_steps, first_input="start_token" if target_vocab else first_input, task=None,
-                    parity=parity, versions=versions(OPSET))
+                    parity=parity, versions=versions(OPSET), constants=constants)
 
 
 def _default_samples(runtime, encoder) -> np.ndarray:
@@ -55,7 +59,8 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
                      first_input: str, samples, encoder_model) -> ExportResult:
     """Convert the wrapped models, check parity against them, and write the bundle atomically."""
     names = [s.name for s in contract.slots]
-    keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None)
+    constants = [MEMORY, SOURCE_MASK] if contract.memory_index is not None else []
+    keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None, constant_names=constants)
     with atomic_directory(out, force) as tmp:
         graphs = write_seq2seq_graphs(encoder, decoder, tmp, OPSET)
         build = lambda parity: _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps,  # noqa: E731

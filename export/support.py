@@ -7,7 +7,10 @@ from .convert import ExportError
 __all__ = ["all_layers", "cell_of_layer", "check_supported_layers"]
 
 SUPPORTED = ("InputLayer", "Embedding", "LSTM", "GRU", "Dense", "TimeDistributed", "RepeatVector", "Identity",
-             "Reshape", "Dropout", "Activation", "Masking", "Functional", "Sequential", "Flatten")
+             "Reshape", "Dropout", "Activation", "Masking", "Functional", "Sequential", "Flatten",
+             # attention over the encoder's outputs (written with Keras's layers or by hand)
+             "Attention", "AdditiveAttention", "MultiHeadAttention", "Dot", "Concatenate", "Softmax", "Add",
+             "Multiply", "Permute")
 
 
 def all_layers(model):

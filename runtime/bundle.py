@@ -156,7 +156,10 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
                           "io.attention")
     for c in m.constants:
         shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
-        _expect(dec.input(c.name), shape, f"constant {c.name!r} (decoder_step input)", "float32")
+        if c.decoder_input:
+            _expect(dec.input(c.name), shape, f"constant {c.name!r} (decoder_step input)", "float32")
+        elif c.name in {t.name for t in dec.inputs}:
+            raise BundleError(f"constant {c.name!r} has decoder_input false but decoder_step takes it")
         _expect(enc.output(c.encoder_output), shape, f"constant {c.name!r} (encoder output {c.encoder_output!r})",
                 "float32")
     if m.io.attention is not None:
@@ -201,14 +204,15 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
 def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
     """A fused decode graph: states (and constants), first_input and max_steps in; tokens or predictions out."""
     names = {t.name for t in graph.inputs}
-    want = {s.name for s in m.state} | {c.name for c in m.constants} | {LOOP_INPUT, LOOP_STEPS}
+    want = {s.name for s in m.state} | {c.name for c in m.constants if c.decoder_input} | {LOOP_INPUT, LOOP_STEPS}
     if names != want:
         raise BundleError(f"{graph.file} (mode {mode!r}): inputs {sorted(names)} should be {sorted(want)}")
     for s in m.state:
         _expect(graph.input(s.name), ("batch", s.size), f"state {s.name!r} ({graph.file})", "float32")
     for c in m.constants:
-        shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
-        _expect(graph.input(c.name), shape, f"constant {c.name!r} ({graph.file})", "float32")
+        if c.decoder_input:
+            shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
+            _expect(graph.input(c.name), shape, f"constant {c.name!r} ({graph.file})", "float32")
     _expect(graph.input(LOOP_STEPS), (), "max_steps", "int64")
     if isinstance(m.target, TokenSpec):
         _expect(graph.input(LOOP_INPUT), ("batch",), "first_input", "int32")

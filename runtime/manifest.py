@@ -101,15 +101,20 @@ class ConstantSpec:
 
     ``kind``: ``memory`` (the encoder's outputs) or ``keys`` (their attention projection), float32
     (batch, time, size); ``mask`` (1 at source tokens, 0 at padding), float32 (batch, time), size null.
+    ``decoder_input`` false (a mask only; written only when false): the step graph does not take the
+    mask, so it would attend to padding; the runtime then runs each step on the rows of equal
+    source length together, with the constants cut to that length.
     """
 
     name: str
     kind: str
     encoder_output: str
     size: int | None = None
+    decoder_input: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "size": self.size, "encoder_output": self.encoder_output}
+        out = {"name": self.name, "kind": self.kind, "size": self.size, "encoder_output": self.encoder_output}
+        return out if self.decoder_input else {**out, "decoder_input": False}
 
 
 @dataclass(frozen=True)
@@ -217,10 +222,9 @@ class Manifest:
         if (self.io.attention is not None or self.constants) and len(masks) != 1:
             raise BundleError("manifest.json: an attention decoder needs exactly one constant of kind 'mask' "
                               f"(found {len(masks)})")
-        if self.constants and self.io.padding == "none":
-            raise BundleError("manifest.json: a decoder with constants (attention) needs an encoder that takes "
-                              "padding (io.padding 'lengths' or 'mask'): rows encoded apart would give constants "
-                              "of different lengths")
+        if any(not c.decoder_input for c in self.constants) and set(self.modes) != {"step"}:
+            raise BundleError("manifest.json: a decoder that does not take its source mask runs in step mode only "
+                              "(the runtime steps rows of equal source length together)")
         if self.modes.get("step") != {"encoder": "encoder", "decoder": "decoder_step"}:
             raise BundleError("manifest.json: decode.modes.step must be {'encoder': 'encoder', 'decoder': "
                               "'decoder_step'}")
@@ -480,7 +484,11 @@ def _constant(r: _Reader) -> ConstantSpec:
     size = None if kind == "mask" else r.bounded("size", 1, MAX_SIZE)
     if kind == "mask" and r.data.get("size") is not None:
         raise BundleError(f"{r.path}: a mask has no size (it is (batch, time)); set size to null")
-    return ConstantSpec(r.name("name"), kind, r.name("encoder_output"), size)
+    fed = r.data.get("decoder_input", True)
+    if not isinstance(fed, bool) or (not fed and kind != "mask"):
+        raise BundleError(f"{r.path}.decoder_input: true or false, and false only for the mask (every step takes "
+                          f"the memory and keys), got {fed!r}")
+    return ConstantSpec(r.name("name"), kind, r.name("encoder_output"), size, fed)
 
 
 def _units(r: _Reader, key: str) -> tuple[int, ...]:

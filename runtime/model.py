@@ -47,6 +47,8 @@ class Seq2SeqModel:
         # Attention decoders: per-sequence constants (memory, keys, mask) ride in the state dict, so every
         # search (beam search tiles and reorders rows) carries them with the state; steps pass them on.
         self._constants = {c.name: c for c in m.constants}
+        # A source mask the step graph does not take: steps run per group of rows of equal source length.
+        self._unfed_mask = next((c.name for c in m.constants if not c.decoder_input), None)
         self._encoder_outputs = ([s.encoder_output for s in m.state if s.init == "encoder"]
                                  + [c.encoder_output for c in m.constants])
         self._decoder_outputs = [m.io.step_output] + [s.output for s in m.state]
@@ -218,7 +220,7 @@ class Seq2SeqModel:
         for t in range(width):
             feed = dict(batch)
             feed[m.io.step_input] = x[:, t, None]
-            _, attention, *values = self._decoder.run(names, feed)
+            _, attention, *values = self._run_decoder(names, feed)
             weights.append(attention)
             batch.update({s.name: v for s, v in zip(m.state, values)})
         lengths = batch[next(c.name for c in m.constants if c.kind == "mask")].sum(axis=1).astype(int)
@@ -292,18 +294,51 @@ class Seq2SeqModel:
             rows = np.flatnonzero(lengths == length)
             parts[int(length)] = (rows, self._encode_feed(encoder, {self.manifest.io.source: ids[rows, :length]}))
         state = {s.name: np.empty((len(ids), s.size), np.float32) for s in self.manifest.state}
-        for rows, values in parts.values():
+        longest = int(lengths.max())  # attention constants: zeros past each row's length (its mask 0 there)
+        state.update({c.name: np.zeros((len(ids), longest) + (() if c.size is None else (c.size,)), np.float32)
+                      for c in self.manifest.constants})
+        for length, (rows, values) in parts.items():
             for name, value in values.items():
-                state[name][rows] = value
+                if name in self._constants:
+                    state[name][rows, :length] = value
+                else:
+                    state[name][rows] = value
         return state
 
     def _step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         m = self.manifest
         feed = dict(state)
         feed[m.io.step_input] = x[:, None] if isinstance(m.target, TokenSpec) else x
-        out, *next_values = self._decoder.run(self._decoder_outputs, feed)
+        out, *next_values = self._run_decoder(self._decoder_outputs, feed)
         return out, {**{s.name: v for s, v in zip(m.state, next_values)},
                      **{name: state[name] for name in self._constants}}
+
+    def _run_decoder(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One decoder_step call. When the step graph does not take the source mask, it would attend to
+        padding: rows of equal source length then run together, their constants cut to that length, and
+        the attention weights come back padded with zeros."""
+        if self._unfed_mask is None:
+            return self._decoder.run(names, feed)
+        feed = dict(feed)
+        mask = feed.pop(self._unfed_mask)  # (batch, time), 1 then 0 per row
+        lengths = mask.sum(axis=1).astype(np.int64)
+        time = mask.shape[1]
+        if (lengths == time).all():
+            return self._decoder.run(names, feed)
+        results: list[np.ndarray] = []
+        for length in np.unique(lengths):
+            rows = np.flatnonzero(lengths == length)
+            part = {k: v[rows, :length] if k in self._constants else v[rows] for k, v in feed.items()}
+            values = self._decoder.run(names, part)
+            if not results:
+                results = [np.zeros((len(lengths), time) if n == self.manifest.io.attention
+                                    else (len(lengths),) + v.shape[1:], v.dtype) for n, v in zip(names, values)]
+            for n, full, v in zip(names, results, values):
+                if n == self.manifest.io.attention:
+                    full[rows, :length] = v
+                else:
+                    full[rows] = v
+        return results
 
     def _first_features(self, source: Any, first_input: Any, batch: int) -> np.ndarray:
         m = self.manifest

@@ -120,3 +120,83 @@ def sequential_autoencoder(window: int = 20, features: int = 2, seed: int = 0):
         layers.LSTM(32, activation="relu", return_sequences=True),
         layers.TimeDistributed(layers.Dense(features)),
     ])
+
+
+def attention_seq2seq(kind: str = "luong", cell: str = "lstm", mask: bool = True, weights: bool = True,
+                      units: int = 16, epochs: int = 20, seed: int = 0):
+    """An encoder-decoder with attention as users write it (the TensorFlow NMT tutorial's shape).
+
+    The encoder model returns its sequence output and final states; the step decoder model takes the
+    step token id, its states, that sequence and (``mask``) a bool source mask (batch, time), and returns
+    softmax probabilities, its next states and (``weights``) the attention weights. ``kind``:
+    'luong' (keras.layers.Attention), 'bahdanau' (AdditiveAttention), 'mha' (MultiHeadAttention, 2
+    heads) or 'dense' (written out with Dense, Dot and a masked Softmax). Trained briefly on PAIRS
+    (characters; sources padded with id 0 "<pad>", masked when ``mask``).
+
+    Returns (encoder_model, decoder_model, source_tokens, target_tokens).
+    """
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    source_tokens = ["<pad>"] + sorted({c for a, _ in PAIRS for c in a})
+    target_tokens = sorted({c for _, b in PAIRS for c in "\t" + b + "\n"})
+    rnn = {"lstm": layers.LSTM, "gru": layers.GRU}[cell]
+    n_states = 2 if cell == "lstm" else 1
+
+    src_embed = layers.Embedding(len(source_tokens), 8)
+    encoder_rnn = rnn(units, return_sequences=True, return_state=True)
+    tgt_embed = layers.Embedding(len(target_tokens), 8)
+    decoder_rnn = rnn(units, return_sequences=True, return_state=True)
+    head = layers.Dense(len(target_tokens), activation="softmax")
+    if kind == "luong":
+        attention = layers.Attention()
+    elif kind == "bahdanau":
+        attention = layers.AdditiveAttention()
+    elif kind == "mha":
+        attention = layers.MultiHeadAttention(num_heads=2, key_dim=units // 2)
+    else:
+        key_dense, dot, softmax, mix = layers.Dense(units, use_bias=False), layers.Dot(axes=2), layers.Softmax(), \
+            layers.Dot(axes=(2, 1))
+
+    def attend(query, memory, source_mask):
+        if kind in ("luong", "bahdanau"):
+            return attention([query, memory], mask=[None, source_mask], return_attention_scores=True)
+        if kind == "mha":
+            m = None if source_mask is None else layers.Reshape((1, -1))(source_mask)  # (batch, 1, time)
+            return attention(query, memory, attention_mask=m, return_attention_scores=True)
+        scores = dot([query, key_dense(memory)])  # (batch, steps, time)
+        m = None if source_mask is None else layers.Reshape((1, -1))(source_mask)
+        w = softmax(scores, mask=m)
+        return mix([w, memory]), w
+
+    def decode(y, states, memory, source_mask):
+        out, *next_states = decoder_rnn(y, initial_state=states)
+        context, w = attend(out, memory, source_mask)
+        return head(layers.Concatenate()([context, out])), next_states, w
+
+    # Teacher-forced training model.
+    src = keras.Input((None,), dtype="int32")
+    tgt = keras.Input((None,), dtype="int32")
+    src_mask = keras.Input((None,), dtype="bool") if mask else None
+    memory, *states = encoder_rnn(src_embed(src))
+    probs, _, _ = decode(tgt_embed(tgt), states, memory, src_mask)
+    model = keras.Model([src, tgt] + ([src_mask] if mask else []), probs)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    longest = max(len(a) for a, _ in PAIRS)
+    x = np.array([[source_tokens.index(c) for c in a] + [0] * (longest - len(a)) for a, _ in PAIRS], np.int32)
+    targets = ["\t" + b + "\n" for _, b in PAIRS]
+    width = max(map(len, targets))
+    ids = np.array([[target_tokens.index(c) for c in t] + [0] * (width - len(t)) for t in targets], np.int32)
+    feed = [x, ids[:, :-1]] + ([x != 0] if mask else [])
+    model.fit(feed, ids[:, 1:], batch_size=5, epochs=epochs, verbose=0)
+
+    encoder_model = keras.Model(src, [memory] + states)
+    step = keras.Input((1,), dtype="int32")
+    state_inputs = [keras.Input((units,)) for _ in range(n_states)]
+    memory_input = keras.Input((None, units))
+    mask_input = keras.Input((None,), dtype="bool") if mask else None
+    probs, next_states, w = decode(tgt_embed(step), state_inputs, memory_input, mask_input)
+    decoder_model = keras.Model([step] + state_inputs + [memory_input] + ([mask_input] if mask else []),
+                                [probs] + next_states + ([w] if weights else []))
+    return encoder_model, decoder_model, source_tokens, target_tokens

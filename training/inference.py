@@ -31,6 +31,7 @@ class KerasSeq2Seq:
         self.state_names, self.tokens, self.normalisation = list(state_names), tokens, normalisation
         self.constant_names = list(constant_names)  # attention decoders: passed to every step unchanged
         self._encoder_outputs = list(encoder.output_names)
+        self._decoder_inputs = [t.name for t in decoder.inputs]
 
     @classmethod
     def from_run(cls, model, config: RunConfig) -> "KerasSeq2Seq":
@@ -55,6 +56,7 @@ class KerasSeq2Seq:
     def step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """One decoder step in model space: ids (batch,) or features (batch, features)."""
         feed = dict(state, step_input=x[:, None] if self.tokens else x)
+        feed = {name: feed[name] for name in self._decoder_inputs}  # a constant it does not take stays out
         output, *values = (np.asarray(v) for v in self.decoder(feed, training=False))
         return output, {**dict(zip(self.state_names, values)), **{n: state[n] for n in self.constant_names}}
 

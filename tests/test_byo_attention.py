@@ -1,0 +1,120 @@
+"""Bring your own attention models: Keras's Attention, AdditiveAttention and MultiHeadAttention layers and
+attention written with Dense/Dot/Softmax, LSTM and GRU, with and without a mask input.
+
+The reference is the user's own models driven by a plain greedy loop, one text at a time (no padding):
+the bundle must give the same tokens for the same texts decoded together in one padded batch.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.export import ExportError, export_keras
+from seq2seq_edge.runtime import DecodeOptions, load
+
+from keras_examples import PAIRS, attention_seq2seq
+
+TEXTS = ["Go.", "Hello!", "I see.", "Wow!", "Stop!", "Hi."]  # source lengths 3 to 6: a padded batch
+MAX_STEPS = 16
+
+
+@pytest.fixture(scope="module", params=[("luong", "lstm", True), ("bahdanau", "gru", False), ("mha", "lstm", True),
+                                        ("dense", "gru", True), ("dense", "lstm", False)],
+                ids=["Attention-lstm-mask", "AdditiveAttention-gru-no-mask", "MultiHeadAttention-lstm-mask",
+                     "dense-dot-softmax-gru-mask", "dense-dot-softmax-lstm-no-mask"])
+def brought(request, tmp_path_factory):
+    kind, cell, mask = request.param
+    enc, dec, source_tokens, target_tokens = attention_seq2seq(kind, cell, mask=mask)
+    result = export_keras(enc, dec, tmp_path_factory.mktemp(kind) / "b", source_tokens=source_tokens,
+                          target_tokens=target_tokens, start_token="\t", end_token="\n", max_steps=MAX_STEPS)
+    return enc, dec, source_tokens, target_tokens, mask, result
+
+
+def _keras_greedy(enc, dec, ids: list[int], target_tokens, mask: bool) -> list[int]:
+    """The user's models, one unpadded row, the step model's inputs in its own order."""
+    memory, *states = (np.asarray(v) for v in enc(np.asarray([ids], np.int32), training=False))
+    token, out = target_tokens.index("\t"), []
+    for _ in range(MAX_STEPS):
+        feed = [np.array([[token]], np.int32)] + states + [memory] + ([np.ones((1, len(ids)), bool)] if mask else [])
+        probs, *rest = (np.asarray(v) for v in dec(feed, training=False))
+        states = rest[: len(states)]
+        token = int(np.argmax(probs.reshape(-1)))
+        if target_tokens[token] == "\n":
+            break
+        out.append(token)
+    return out
+
+
+def test_parity_and_the_contract_read_from_the_graphs(brought):
+    _, _, _, _, mask, result = brought
+    assert result.parity.ok and result.parity.tokens_identical
+    m = load(result.path).manifest
+    assert [(c.name, c.kind, c.decoder_input) for c in m.constants] == [("memory", "memory", True),
+                                                                        ("source_mask", "mask", mask)]
+    assert m.io.attention == "attention" and m.io.padding == "none" and m.modes == {
+        "step": {"encoder": "encoder", "decoder": "decoder_step"}}
+    written = json.loads((result.path / "manifest.json").read_text())["constants"][1]
+    assert ("decoder_input" in written) == (not mask)  # written only when false
+
+
+def test_a_padded_batch_decodes_as_the_users_own_loop_does_row_by_row(brought):
+    enc, dec, source_tokens, target_tokens, mask, result = brought
+    model = load(result.path)
+    want = [_keras_greedy(enc, dec, [source_tokens.index(c) for c in t], target_tokens, mask) for t in TEXTS]
+    ids, lengths = model.source_vocab.encode_batch(TEXTS)
+    assert len(set(lengths.tolist())) > 1  # the batch really is padded
+    assert [row.tolist() for row in model.generate(ids, lengths=lengths)] == want
+    state = model.encode(ids, lengths)
+    np.testing.assert_array_equal(state["source_mask"], (np.arange(ids.shape[1]) < lengths[:, None]).astype(np.float32))
+    assert not state["memory"][0, lengths[0]:].any()  # zeros past the row's length
+
+
+def test_beam_search_and_alignments_alone_equal_batch(brought):
+    *_, result = brought
+    model = load(result.path)
+    options = DecodeOptions("beam", beam_width=3, n_best=2)
+    batch = model.decode_text(TEXTS, options)
+    for text, row in zip(TEXTS, batch):
+        alone = model.decode_text([text], options)[0]
+        assert [h[0] for h in alone] == [h[0] for h in row]
+        np.testing.assert_allclose([h[1] for h in alone], [h[1] for h in row], atol=1e-4)
+    ids, lengths = model.source_vocab.encode_batch(TEXTS)
+    rows = model.decode(ids, lengths=lengths, return_attention=True)
+    for (best,), n in zip(rows, lengths):
+        assert best.attention.shape == (len(best.tokens) + int(best.ended), n)
+        np.testing.assert_allclose(best.attention.sum(axis=1), 1.0, atol=1e-4)  # weights over the row's source
+
+
+def test_refused_attention_patterns_name_what_is_wrong(tmp_path):
+    import keras
+    from keras import layers
+
+    enc, dec, source_tokens, target_tokens = attention_seq2seq("luong", "lstm", mask=True, epochs=1)
+    kw = dict(source_tokens=source_tokens, target_tokens=target_tokens, start_token="\t", end_token="\n",
+              max_steps=5)
+    # An encoder whose sequence has another width than the decoder's memory input.
+    src = keras.Input((None,), dtype="int32")
+    seq, h, c = layers.LSTM(16, return_sequences=True, return_state=True)(layers.Embedding(len(source_tokens), 4)(src))
+    wide = layers.Dense(24)(seq)
+    with pytest.raises(ExportError, match=r"encoder_model returns a sequence \(batch, time, 24\), so decoder_model "
+                                          r"must take it as exactly one input of shape \(batch, time, 24\); found none"):
+        export_keras(keras.Model(src, [wide, h, c]), dec, tmp_path / "a", **kw)
+    with pytest.raises(ExportError, match=r"encoder_model returns 2 sequences \(batch, time, units\); an attention "
+                                          r"encoder returns one"):
+        export_keras(keras.Model(src, [seq, seq, h, c]), dec, tmp_path / "a", **kw)
+    # Attention the converter cannot take: a Lambda layer holds Python code.
+    step, hi, ci = keras.Input((1,), dtype="int32"), keras.Input((16,)), keras.Input((16,))
+    memory = keras.Input((None, 16))
+    y, h2, c2 = layers.LSTM(16, return_sequences=True, return_state=True)(layers.Embedding(len(target_tokens), 4)(step),
+                                                                         initial_state=[hi, ci])
+    context = layers.Lambda(lambda t: keras.ops.mean(t, axis=1, keepdims=True), name="average")(memory)
+    probs = layers.Dense(len(target_tokens), activation="softmax")(layers.Concatenate()([y, context]))
+    with pytest.raises(ExportError, match=r"layer 'average' \(Lambda\) is not supported; supported layers:"):
+        export_keras(enc, keras.Model([step, hi, ci, memory], [probs, h2, c2]), tmp_path / "a", **kw)
+    assert not (tmp_path / "a").exists()
+
+
+def test_pairs_are_the_examples_data():
+    assert len(PAIRS) == 10  # the builder trains on these; texts above come from them
+    assert all(t in [a for a, _ in PAIRS] for t in TEXTS)
