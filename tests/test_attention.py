@@ -189,3 +189,18 @@ def test_alignments_equal_the_keras_step_models_weights(attention_run):
     best = model.decode(ids, lengths=np.array([ids.shape[1]], np.int32), return_attention=True)[0][0]
     assert best.tokens.tolist() == tokens
     np.testing.assert_allclose(best.attention, np.stack(weights), atol=1e-5)
+
+
+@pytest.mark.parametrize("attention_run", [("luong", "lstm", False, False, 1)], indirect=True, ids=["luong"])
+def test_bench_runs_every_engine_on_an_attention_model(attention_run):
+    """Every engine (Keras, LiteRT, plain tf2onnx, our modes) decodes the attention model, padded batches
+    included, and the exact ones give Keras's tokens."""
+    from seq2seq_edge.cli.bench import bench
+
+    run, _ = attention_run
+    lines = []
+    rows = bench([str(run.path)], [1, 4], budget_s=0.02, print_fn=lines.append)
+    engines = ["keras predict() per step", "keras direct calls", "litert", "tf2onnx graphs, python loop",
+               "seq2seq-edge step", "seq2seq-edge fused", "seq2seq-edge fused-int8"]
+    assert [(r.batch, r.engine) for r in rows] == [(b, e) for b in (1, 4) for e in engines]
+    assert all(r.identical for r in rows if "int8" not in r.engine), rows

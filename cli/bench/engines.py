@@ -19,17 +19,18 @@ Decode = Callable[[np.ndarray, np.ndarray], list]
 
 def keras_predict(ref, start_id: int, end_id: int, max_steps: int) -> Decode:
     """What the keras-io example does: predict() on the encoder, then on the decoder every step."""
-    names = ref.state_names
+    names, constants = ref.state_names, ref.constant_names
 
     def step(tokens, state):
-        outputs = ref.decoder.predict({"step_input": tokens[:, None], **state}, verbose=0)
-        return outputs[0], dict(zip(names, outputs[1:]))
+        feed = {"step_input": tokens[:, None], **state}
+        outputs = ref.decoder.predict({t.name: feed[t.name] for t in ref.decoder.inputs}, verbose=0)
+        return outputs[0], {**dict(zip(names, outputs[1:])), **{n: state[n] for n in constants}}
 
     def decode(ids, lengths):
         values = ref.encoder.predict(ids, verbose=0)
-        values = values if isinstance(values, list) else [values]
-        return greedy_tokens(step, dict(zip(names, values)), np.full(len(ids), start_id, np.int32), end_id,
-                             max_steps)
+        values = dict(zip(ref.encoder.output_names, values if isinstance(values, list) else [values]))
+        state = {n: values[n] if n in values else _zeros(ref, n, len(ids)) for n in names + constants}
+        return greedy_tokens(step, state, np.full(len(ids), start_id, np.int32), end_id, max_steps)
     return decode
 
 
@@ -38,11 +39,19 @@ def keras_direct(ref, start_id: int, end_id: int, max_steps: int) -> Decode:
     return lambda ids, lengths: ref.generate_ids(ids, start_id, end_id, max_steps)
 
 
+def _zeros(ref, name: str, batch: int) -> np.ndarray:
+    """A state the encoder does not return (input feeding's attentional vector) starts at zeros."""
+    return np.zeros((batch, ref.decoder.get_layer(name).output.shape[-1]), np.float32)
+
+
 def litert(ref, batch: int, time: int, start_id: int, end_id: int, max_steps: int, threads: int) -> Decode:
     """LiteRT interpreters for the encoder and the step decoder, converted with static shapes."""
     enc = _litert_interpreter(ref.encoder, batch, {"source": (batch, time)}, threads)
-    dec = _litert_interpreter(ref.decoder, batch, {}, threads)
-    names = ref.state_names
+    constants = {t.name: (batch, time) + tuple(t.shape[2:]) for t in ref.decoder.inputs
+                 if t.name in ref.constant_names}  # attention: the memory, keys and mask at the padded length
+    dec = _litert_interpreter(ref.decoder, batch, constants, threads)
+    names, constants = ref.state_names, ref.constant_names
+    dec_inputs, enc_outputs = [t.name for t in ref.decoder.inputs], list(ref.encoder.output_names)
 
     def run(interp, feeds: list[np.ndarray]) -> list[np.ndarray]:
         runner, inputs, outputs = interp
@@ -52,13 +61,15 @@ def litert(ref, batch: int, time: int, start_id: int, end_id: int, max_steps: in
         return [runner.get_tensor(d["index"]) for d in outputs]
 
     def step(tokens, state):
-        out = run(dec, [tokens[:, None].astype(np.int32)] + [state[n] for n in names])
-        return out[0], dict(zip(names, out[1:]))
+        feed = {"step_input": tokens[:, None].astype(np.int32), **state}
+        out = run(dec, [feed[n] for n in dec_inputs])
+        return out[0], {**dict(zip(names, out[1:])), **{n: state[n] for n in constants}}
 
     def decode(ids, lengths):
         padded = np.zeros((batch, time), np.int32)
         padded[:, : ids.shape[1]] = ids
-        state = dict(zip(names, run(enc, [padded])))
+        values = dict(zip(enc_outputs, run(enc, [padded])))
+        state = {n: values[n] if n in values else _zeros(ref, n, batch) for n in names + constants}
         return greedy_tokens(step, state, np.full(batch, start_id, np.int32), end_id, max_steps)
     return decode
 
@@ -101,18 +112,22 @@ def plain_onnx(bundle_path, start_id: int, end_id: int, max_steps: int, threads:
     enc = ort.InferenceSession(str(bundle_path / "encoder.onnx"), options, providers=["CPUExecutionProvider"])
     dec = ort.InferenceSession(str(bundle_path / "decoder_step.onnx"), options, providers=["CPUExecutionProvider"])
     names = [s["name"] for s in manifest["state"]]
+    fed = [s["name"] for s in manifest["state"] if s["init"] == "encoder"]
+    constants = [c["name"] for c in manifest.get("constants", [])]
     out_names = [manifest["io"]["step_output"]] + [s["output"] for s in manifest["state"]]
 
     def decode(ids, lengths):
         feed = {"source": ids}
         if manifest["io"]["source_length"]:
             feed["source_length"] = lengths
-        state = dict(zip(names, enc.run(names, feed)))
+        state = dict(zip(fed + constants, enc.run(fed + constants, feed)))
+        state.update({s["name"]: np.zeros((len(ids), s["size"]), np.float32) for s in manifest["state"]
+                      if s["init"] == "zeros"})
         token = np.full((len(ids), 1), start_id, np.int32)
         out, done = [], np.zeros(len(ids), bool)
         for _ in range(max_steps):
             logits, *values = dec.run(out_names, {"step_input": token, **state})
-            state = dict(zip(names, values))
+            state.update(zip(names, values))
             token = logits.argmax(axis=1).astype(np.int32)[:, None]
             out.append(token[:, 0])
             done |= token[:, 0] == end_id

@@ -35,10 +35,14 @@ def _copy_rate(floats: int, reps: int) -> float:
 
 def step_macs(model, config) -> int:
     """Multiply-accumulates of one decoder step for one sequence, from the trained weights."""
+    from ...training.models import attention_layers, decoder_layers
+
     macs = 0
-    for k in range(config.model.layers):
-        kernel, recurrent = model.get_layer(f"decoder_rnn_{k}").get_weights()[:2]
+    for layer in decoder_layers(model, config.model):
+        kernel, recurrent = layer.get_weights()[:2]
         macs += kernel.size + recurrent.size
+    if config.model.attention:  # the combine layer's weights; scores and context scale with the source instead
+        macs += attention_layers(model, config.model)[1].get_weights()[0].size
     return macs + model.get_layer("output").get_weights()[0].size
 
 

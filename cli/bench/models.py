@@ -23,10 +23,13 @@ class BenchModel:
     cell: str
     layers: int
     units: int = 256
+    attention: str | None = None
+    source_length: int | None = None  # every source this long (attention: the memory's length); else 8-24
 
 
 BUILTIN = {m.name: m for m in (BenchModel("char-lstm-1x256", "lstm", 1), BenchModel("char-lstm-2x256", "lstm", 2),
-                               BenchModel("char-gru-1x256", "gru", 1))}
+                               BenchModel("char-gru-1x256", "gru", 1),
+                               BenchModel("char-lstm-1x256-luong", "lstm", 1, attention="luong", source_length=20))}
 
 
 def make_char_run(spec: BenchModel, out: Path, max_steps: int = 40, seed: int = 0) -> Path:
@@ -44,7 +47,8 @@ def make_char_run(spec: BenchModel, out: Path, max_steps: int = 40, seed: int = 
     keras.utils.set_random_seed(seed)
     source = Vocabulary.build([SOURCE_SYMBOLS])
     target = Vocabulary.build([TARGET_SYMBOLS], with_start_end=True)
-    config = ModelConfig(cell=spec.cell, units=spec.units, layers=spec.layers, embedding_dim=64)
+    config = ModelConfig(cell=spec.cell, units=spec.units, layers=spec.layers, embedding_dim=64,
+                         attention=spec.attention)
     sides = Sides("tokens", len(source), "tokens", len(target), max_steps)
     out.mkdir(parents=True, exist_ok=True)
     net = build_training_model(config, sides)
@@ -58,8 +62,8 @@ def make_char_run(spec: BenchModel, out: Path, max_steps: int = 40, seed: int = 
     return out
 
 
-def sample_sources(vocab: Vocabulary, count: int, seed: int = 0) -> list[str]:
-    """Random strings of 8 to 24 of the vocabulary's ordinary symbols."""
+def sample_sources(vocab: Vocabulary, count: int, seed: int = 0, length: int | None = None) -> list[str]:
+    """Random strings of ``length`` (default: 8 to 24) of the vocabulary's ordinary symbols."""
     rng = np.random.default_rng(seed)
     symbols = [t for i, t in enumerate(vocab.tokens) if i not in (vocab.pad_id, vocab.unk_id)]
-    return ["".join(rng.choice(symbols, size=rng.integers(8, 25))) for _ in range(count)]
+    return ["".join(rng.choice(symbols, size=length or rng.integers(8, 25))) for _ in range(count)]

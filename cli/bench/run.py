@@ -55,7 +55,7 @@ def _prepare(model: str, workdir: Path) -> tuple[str, Path, Path, list[str]]:
     if model in BUILTIN:
         run = make_char_run(BUILTIN[model], workdir / model / "run")
         vocab = RunDir(run).vocabularies()[0]
-        sources = sample_sources(vocab, 256)
+        sources = sample_sources(vocab, 256, length=BUILTIN[model].source_length)
     else:
         run = Path(model)
         config = RunDir(run).config
