@@ -26,8 +26,8 @@ from ..runtime.contract import (ATTENTION_KEYS, ATTENTIONAL, LOOP_INPUT, LOOP_OU
                                 SOURCE_MASK)
 from .convert import ExportError, length_mask_nodes
 
-__all__ = ["RecurrentWeights", "AttentionWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder", "quantize_loop",
-           "quantize_model", "decoder_weights"]
+__all__ = ["RecurrentWeights", "AttentionWeights", "DecoderWeights", "build_decode_loop", "build_gru_encoder",
+           "quantize_loop", "quantize_model", "decoder_weights"]
 ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 NEG_INF = -1e9  # the score of a padded source position (as training/attention.py's Attend)
 

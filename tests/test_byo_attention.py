@@ -97,8 +97,9 @@ def test_refused_attention_patterns_name_what_is_wrong(tmp_path):
     src = keras.Input((None,), dtype="int32")
     seq, h, c = layers.LSTM(16, return_sequences=True, return_state=True)(layers.Embedding(len(source_tokens), 4)(src))
     wide = layers.Dense(24)(seq)
-    with pytest.raises(ExportError, match=r"encoder_model returns a sequence \(batch, time, 24\), so decoder_model "
-                                          r"must take it as exactly one input of shape \(batch, time, 24\); found none"):
+    with pytest.raises(ExportError, match=r"encoder_model returns a sequence \(batch, time, 24\), so "
+                                          r"decoder_model must take it as exactly one input of shape "
+                                          r"\(batch, time, 24\); found none"):
         export_keras(keras.Model(src, [wide, h, c]), dec, tmp_path / "a", **kw)
     with pytest.raises(ExportError, match=r"encoder_model returns 2 sequences \(batch, time, units\); an attention "
                                           r"encoder returns one"):

@@ -160,8 +160,6 @@ def _PastBaseline(baseline: float, callbacks: list):
 
 
 def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: TrainConfig) -> _Plan:
-    import keras
-
     from .models import build_training_model
 
     if isinstance(splits, TokenSplits):
