@@ -165,7 +165,7 @@ def _gru_cell(g: _Graph, w: RecurrentWeights, xw: str, h: str) -> str:
 
 
 # Names the loop body reads from the enclosing graph (attention decoders): computed once per decode.
-KEYS_T, MASK_BIAS = "attention_keys_t", "source_mask_bias"
+KEYS_T, MASK_BIAS, MEMORY_COMBINED = "attention_keys_t", "source_mask_bias", "memory_combined"
 
 
 def _attend(g: _Graph, a: AttentionWeights, query: str) -> str:
@@ -180,10 +180,13 @@ def _attend(g: _Graph, a: AttentionWeights, query: str) -> str:
         scores = g.op("Transpose", [g.op("MatMul", [hidden, g.const(a.score_vector[:, None], "score_vector")])],
                       "scores", perm=[0, 2, 1])  # (batch, 1, time)
     weights = g.op("Softmax", [g.op("Add", [scores, MASK_BIAS])], "weights", axis=-1)
-    context = g.op("Squeeze", [g.op("MatMul", [weights, MEMORY]), one], "context")  # (batch, units)
-    joined = g.op("Concat", [context, query], axis=1)
-    return g.op("Tanh", [g.op("Gemm", [joined, g.const(a.combine_kernel, "combine_W"),
-                                      g.const(a.combine_bias, "combine_b")])], "attentional")
+    # [context; h] W_c = weights (memory W_c_top) + h W_c_bottom: memory W_c_top is computed once per decode
+    # (MEMORY_COMBINED), so a step reads a (time, units) table instead of the (units, units) weights.
+    context = g.op("Squeeze", [g.op("MatMul", [weights, MEMORY_COMBINED]), one], "context_w")  # (batch, units)
+    units = a.combine_kernel.shape[1]
+    own = g.op("Gemm", [query, g.const(a.combine_kernel[units:], "combine_W_h"),
+                        g.const(a.combine_bias, "combine_b")])  # (batch, units)
+    return g.op("Tanh", [g.op("Add", [context, own])], "attentional")
 
 
 def _step(g: _Graph, spec: DecoderWeights, x: str, states: list[list[str]],
@@ -282,6 +285,8 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
         bias = g.op("Mul", [g.op("Sub", [g.const(np.array(1, np.float32)), SOURCE_MASK]),
                             g.const(np.array(NEG_INF, np.float32))])
         g.op("Unsqueeze", [bias, g.const(np.array([1], np.int64))], outputs=[MASK_BIAS])  # (batch, 1, time)
+        g.op("MatMul", [MEMORY, g.const(attention.combine_kernel[:units], "combine_W_context")],
+             outputs=[MEMORY_COMBINED])  # (batch, time, units)
     trips = g.op("Div", [g.op("Add", [LOOP_STEPS, g.const(np.array(unroll - 1, np.int64))]),
                          g.const(np.array(unroll, np.int64))], "trips")  # ceil(max_steps / unroll)
     loop_inputs = [trips, g.const(np.array(True), "true"), LOOP_INPUT]
