@@ -323,6 +323,9 @@ class Seq2SeqModel:
         mask = feed.pop(self._unfed_mask)  # (batch, time), 1 then 0 per row
         lengths = mask.sum(axis=1).astype(np.int64)
         time = mask.shape[1]
+        if not (mask == (np.arange(time) < lengths[:, None])).all():
+            raise InputError(f"state {self._unfed_mask!r}: this decoder takes no mask, so the runtime cuts each row "
+                             "to its length; the mask must be 1 for a prefix of each row and 0 after it")
         if (lengths == time).all():
             return self._decoder.run(names, feed)
         results: list[np.ndarray] = []

@@ -119,3 +119,21 @@ def test_refused_attention_patterns_name_what_is_wrong(tmp_path):
 def test_pairs_are_the_examples_data():
     assert len(PAIRS) == 10  # the builder trains on these; texts above come from them
     assert all(t in [a for a, _ in PAIRS] for t in TEXTS)
+
+
+@pytest.mark.parametrize("brought", [("bahdanau", "gru", False)], indirect=True, ids=["AdditiveAttention-gru-no-mask"])
+def test_a_mask_the_decoder_does_not_take_must_cover_a_prefix(brought):
+    from seq2seq_edge.runtime import InputError
+
+    *_, result = brought
+    model = load(result.path)
+    ids, lengths = model.source_vocab.encode_batch(["Go.", "Hello!"])
+    state = model.encode(ids, lengths)
+    holes = state["source_mask"].copy()
+    holes[1, 1] = 0.0  # 1, 0, 1, ...: not a row cut to its length
+    with pytest.raises(InputError, match=r"state 'source_mask': this decoder takes no mask, so the runtime cuts each "
+                                         r"row to its length; the mask must be 1 for a prefix"):
+        model.step(np.full(2, model.target_vocab.start_id, np.int32), dict(state, source_mask=holes))
+    logits, _ = model.step(np.full(2, model.target_vocab.start_id, np.int32), state)
+    alone, _ = model.step(np.full(1, model.target_vocab.start_id, np.int32), model.encode(ids[:1, :3], lengths[:1]))
+    np.testing.assert_allclose(logits[0], alone[0], atol=1e-5)  # the short row, stepped with its own length
