@@ -185,7 +185,7 @@ def _one_hot(size: int, name: str):
     return layer
 
 
-def _source_size(source_tokens, source_input) -> int:
+def _source_size(source_tokens) -> int:
     """How many ids the wrapped encoder's source takes (its vocabulary)."""
     if source_tokens is None:
         raise ExportError("attention over the encoder's outputs is exported for token sources; pass source_tokens")
@@ -234,7 +234,7 @@ def _wrap(encoder_model, decoder_model, contract: DecoderContract, feeds: list[s
     named = [layers.Identity(name=n)(o) for n, o in zip(feeds, [o for i, o in enumerate(outs) if i != seq])]
     if seq is not None:  # attention: the memory, and a mask of ones (rows are encoded unpadded; see runtime)
         named.append(layers.Identity(name=MEMORY)(outs[seq]))
-        ones = layers.Embedding(_source_size(source_tokens, src_t), 1, embeddings_initializer="ones",
+        ones = layers.Embedding(_source_size(source_tokens), 1, embeddings_initializer="ones",
                                 trainable=False, name="source_ones")
         named.append(layers.Reshape((-1,), name=SOURCE_MASK)(ones(source)))
     encoder = keras.Model(source, named, name="encoder")

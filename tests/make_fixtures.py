@@ -96,12 +96,13 @@ def autoencoder(tmp: Path) -> dict:
 
 
 def attention(tmp: Path) -> dict:
-    """The dates task with a Luong attention decoder (LSTM 32): constants in the manifest, step mode only."""
+    """The dates task with a Luong attention decoder (LSTM 32) and input feeding: constants in the manifest,
+    the zero-started state 'attentional', and the fused and fused-int8 loops."""
     from seq2seq_edge.export import export_run
     from seq2seq_edge.runtime import DecodeOptions, load
     from seq2seq_edge.training import ModelConfig, TrainConfig, train
 
-    run = train("dates", tmp / "att", ModelConfig(units=32, embedding_dim=16, attention="luong"),
+    run = train("dates", tmp / "att", ModelConfig(units=32, embedding_dim=16, attention="luong", input_feeding=True),
                 TrainConfig(samples=20000, epochs=8, batch_size=64, seed=1), verbose=0)
     export_run(run.path, DATA / "dates_attention_tiny", force=True)
     model = load(DATA / "dates_attention_tiny")
@@ -113,7 +114,8 @@ def attention(tmp: Path) -> dict:
     first, _ = model.step(np.full(len(ids), model.target_vocab.start_id, np.int32), model.encode(ids, lengths))
     return {"inputs": DATE_INPUTS, "outputs": outputs,
             "beam": [[[text, round(lp, 5)] for text, lp, _ in row] for row in beam],
-            "first_logits": first.round(5).tolist()}
+            "first_logits": first.round(5).tolist(),
+            "fused_int8": model.generate_text(DATE_INPUTS, mode="fused-int8")}
 
 
 def keras_io(tmp: Path) -> dict:

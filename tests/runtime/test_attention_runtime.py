@@ -27,6 +27,20 @@ def test_golden_greedy_beam_and_first_step(model, golden):
     np.testing.assert_allclose(logits, g["first_logits"], atol=1e-4)
 
 
+def test_the_fused_loops_and_input_feeding(model, golden):
+    """The fused loop takes the constants and carries the attentional vector itself: same text as step mode,
+    a row alone or in a padded batch; the int8 loop gives what it gave when the fixture was made."""
+    m = model.manifest
+    assert model.modes == ("step", "fused", "fused-int8")
+    assert [(s.name, s.kind, s.init) for s in m.state][-1] == ("attentional", "attentional", "zeros")
+    texts, want = golden["attention"]["inputs"], golden["attention"]["outputs"]
+    assert model.generate_text(texts, mode="fused") == want
+    assert [model.generate_text([t], mode="fused")[0] for t in texts] == want
+    assert model.generate_text(texts, mode="fused-int8") == golden["attention"]["fused_int8"]
+    ids, lengths = model.source_vocab.encode_batch(texts[:2])
+    assert not model.encode(ids, lengths)["attentional"].any()  # zeros before the first step
+
+
 def test_constants_ride_in_the_state(model):
     ids, lengths = model.source_vocab.encode_batch(["3 mei 1961", "Sunday, 31 December 2049"])
     state = model.encode(ids, lengths)
@@ -67,8 +81,17 @@ def test_cli_runs_it(attention_bundle, golden, capsys):
     (lambda m: m["constants"][0].update(name="h0"), r"constant names must be unique and differ from the state names"),
     (lambda m: m["io"].pop("attention"),
      r"decoder_step has outputs \['attention'\] that are neither step_output, a state nor io.attention"),
-    (lambda m: m["io"].update(padding="none", source_length=None),
-     r"a decoder with constants \(attention\) needs an encoder that takes padding"),
+    (lambda m: m["constants"][2].update(decoder_input="no"),
+     r"constants\[2\].decoder_input: true or false, and false only for the mask"),
+    (lambda m: m["constants"][0].update(decoder_input=False),
+     r"constants\[0\].decoder_input: true or false, and false only for the mask"),
+    (lambda m: m["constants"][2].update(decoder_input=False),
+     r"a decoder that does not take its source mask runs in step mode only"),
+    (lambda m: (m["constants"][2].update(decoder_input=False), m["decode"].update(
+        modes={"step": m["decode"]["modes"]["step"]}, default_mode="step")),
+     r"constant 'source_mask' has decoder_input false but decoder_step takes it"),
+    (lambda m: m["graphs"]["decode_loop"]["inputs"].pop(),
+     r"decode_loop.onnx"),
 ])
 def test_tampered_constants_are_refused(attention_bundle, copy_bundle, edit, message):
     copy = copy_bundle(attention_bundle)
