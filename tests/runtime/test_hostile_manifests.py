@@ -43,7 +43,7 @@ TOKENS = [
     ("io.source", "", r"manifest.json.io: field 'source' must be a name of 1 to 256 characters"),
     ("state.0.size", 10**9, r"manifest.json.state\[0\]: field 'size' must be in \[1, 65536\], got 1000000000"),
     ("state.0.layer", -1, r"manifest.json.state\[0\]: field 'layer' must be in \[0, 63\], got -1"),
-    ("state.0.kind", "x", r"state\[0\].kind must be one of \['h', 'c'\], got 'x'"),
+    ("state.0.kind", "x", r"state\[0\].kind must be one of \['h', 'c', 'attentional'\], got 'x'"),
     ("state.1.name", "h0", r"state names and outputs must be unique"),
     ("state.0.encoder_output", 7, r"manifest.json.state\[0\]: field 'encoder_output' must be str, got int"),
     ("graphs.encoder.sha256", "../../etc/passwd", r"sha256 must be 64 lowercase hex digits, got '../../etc/passwd'"),
