@@ -81,10 +81,11 @@ def test_the_fused_loop_decodes_a_row_alone_as_in_a_padded_batch(attention_run):
     run, result = attention_run
     model = load(result.path)
     texts = [s for s, _ in make_splits("dates", run.config.train).test[:40]]
-    for mode in ("fused", "fused-int8"):
-        batch = model.generate_text(texts, mode=mode)
-        assert batch[:10] == [model.generate_text([t], mode=mode)[0] for t in texts[:10]], mode
-    assert model.generate_text(texts, mode="fused") == model.generate_text(texts, mode="step")
+    # fp32 only: int8's dynamic quantisation scales activations by the whole batch's range, so a row's
+    # int8 decode may depend on its neighbours (as for every int8 bundle).
+    batch = model.generate_text(texts, mode="fused")
+    assert batch[:10] == [model.generate_text([t], mode="fused")[0] for t in texts[:10]]
+    assert batch == model.generate_text(texts, mode="step")
 
 
 def test_a_row_decodes_the_same_alone_or_padded(attention_run):

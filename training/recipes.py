@@ -91,9 +91,9 @@ RECIPES: tuple[Recipe, ...] = (
            "seq2seq-edge train g2p --out runs/g2p --samples 200000 --units 384 --layers 2 --embedding-dim 64 "
            "--dropout 0.3 --batch-size 128 --epochs 100 --patience 3 --lr-patience 1 --max-minutes 55",
            {"cell": "lstm", "units": 384, "layers": 2, "embedding_dim": 64, "dropout": 0.3, "attention": None,
-            "bidirectional": False},
+            "bidirectional": False, "input_feeding": False},
            {"samples": 200000, "batch_size": 128, "epochs": 100, "patience": 3, "lr_patience": 1,
-            "max_minutes": 55, "learning_rate": 0.003},
+            "max_minutes": 55, "learning_rate": 0.003, "label_smoothing": 0.0},
            {"greedy.wer": ("<=", 0.31), "beam5.wer": ("<=", 0.31), "greedy.per": ("<=", 0.08)}),
     # README, "With attention": 27.32% WER greedy and with a beam of 5, PER 6.43% / 6.41%.
     Recipe("g2p-attention", "g2p",
@@ -101,9 +101,9 @@ RECIPES: tuple[Recipe, ...] = (
            "--dropout 0.3 --batch-size 128 --epochs 100 --patience 3 --lr-patience 1 --max-minutes 50 "
            "--attention luong --bidirectional",
            {"cell": "lstm", "units": 384, "layers": 2, "embedding_dim": 64, "dropout": 0.3, "attention": "luong",
-            "bidirectional": True},
+            "bidirectional": True, "input_feeding": False},
            {"samples": 200000, "batch_size": 128, "epochs": 100, "patience": 3, "lr_patience": 1,
-            "max_minutes": 50, "learning_rate": 0.003},
+            "max_minutes": 50, "learning_rate": 0.003, "label_smoothing": 0.0},
            {"greedy.wer": ("<=", 0.30), "beam5.wer": ("<=", 0.30), "greedy.per": ("<=", 0.075)}),
     # Trained by tests/test_anomaly.py on every CI run (measured: ratio 0.39 and 0.22).
     _quick("ecg", {"reconstruction_ratio": ("<=", 0.6), "event_recall": (">=", 1.0)}),
