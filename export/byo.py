@@ -209,14 +209,6 @@ def _side_kind(tensor, tokens: Sequence[str] | None, what: str) -> str:
 def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: list[str],
                 source_tokens, target_tokens):
     """Our-named (encoder, decoder_step) Keras models around the user's ones."""
-    import warnings
-
-    with warnings.catch_warnings():  # Keras warns that our Reshape/Identity layers drop the masks it tracks
-        warnings.filterwarnings("ignore", message=r".*does not support masking")
-        return _wrap(encoder_model, decoder_model, contract, feeds, source_tokens, target_tokens)
-
-
-def _wrap(encoder_model, decoder_model, contract: DecoderContract, feeds: list[str], source_tokens, target_tokens):
     import keras
     from keras import layers
 
@@ -295,6 +287,16 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     """
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
+    import warnings
+
+    with warnings.catch_warnings():  # Keras warns that our Reshape/Identity layers drop the masks it tracks
+        warnings.filterwarnings("ignore", message=r".*does not support masking")
+        return _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens, start_token, end_token,
+                       max_steps, force, state_map, first_input, samples)
+
+
+def _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens, start_token, end_token, max_steps,
+            force, state_map, first_input, samples):
     check_supported_layers(encoder_model)
     seq = memory_output(encoder_model)
     contract = decoder_contract(decoder_model, None if seq is None else encoder_model.outputs[seq].shape[-1])
