@@ -44,3 +44,32 @@ def test_output_path_that_is_a_file_refused(tmp_path):
     with pytest.raises(OutputExistsError, match=r"run exists and is a file; choose another output path"):
         train("dates", tmp_path / "run", ModelConfig(units=4), TrainConfig(samples=100, epochs=1), force=True,
               verbose=0)
+
+
+def test_label_smoothing_loss_is_the_mean_over_real_tokens():
+    """(1 - e) cross-entropy + e times the mean negative log-probability over the vocabulary, averaged over
+    non-padding tokens only (id 0); e = 0 is Keras's own sparse cross-entropy with ignore_class=0."""
+    from keras.src.losses.losses import LossFunctionWrapper
+
+    from seq2seq_edge.training.fit import token_loss
+    from seq2seq_edge.training.config import ConfigError
+
+    y = np.array([[3, 1, 0, 0], [2, 2, 2, 0]])
+    logits = np.random.default_rng(0).normal(size=(2, 4, 5)).astype("float32")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    real = y != 0
+    nll = -np.take_along_axis(log_p, y[..., None], -1)[..., 0]
+    assert float(token_loss(0.0)(y, logits)) == pytest.approx(nll[real].mean(), rel=1e-5)
+    smoothed = (0.9 * nll - 0.1 * log_p.mean(-1))[real].mean()
+    assert float(LossFunctionWrapper(token_loss(0.1))(y, logits)) == pytest.approx(smoothed, rel=1e-5)
+    with pytest.raises(ConfigError, match=r"label_smoothing must be in \[0, 1\), got 1.0"):
+        TrainConfig(label_smoothing=1.0)
+
+
+def test_input_feeding_is_a_flag(tmp_path):
+    from seq2seq_edge.cli.commands import _parser, _pick
+
+    args = _parser().parse_args(["train", "dates", "--out", str(tmp_path / "r"), "--attention", "luong",
+                                 "--input-feeding", "--label-smoothing", "0.1"])
+    model, config = _pick(ModelConfig, args), _pick(TrainConfig, args)
+    assert (model.attention, model.input_feeding, config.label_smoothing) == ("luong", True, 0.1)
