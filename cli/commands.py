@@ -284,6 +284,8 @@ def _export_keras(args: argparse.Namespace) -> int:
                               **{k: vocab.get(k) for k in ("source_tokens", "target_tokens", "start_token",
                                                            "end_token")})
     print(f"parity: {result.parity.summary()}")
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"wrote {result.path}")
     return 0
 

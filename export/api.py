@@ -21,7 +21,7 @@ from .autoencoder import DEFAULT_RULE, ThresholdRule, find_encoder_half, write_a
 from .convert import OPSET
 from .manifest_builder import build_manifest, data_record
 from .parity import ParityReport, default_mode, feature_parity, token_parity
-from .writing import ENCODER_FILE, ExportResult, write_graph, write_seq2seq_graphs, write_verified
+from .writing import ENCODER_FILE, ExportResult, write_fused_modes, write_graph, write_seq2seq_graphs, write_verified
 
 __all__ = ["export_run"]
 
@@ -100,21 +100,12 @@ def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpe
 
 def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Path, opset: int) -> dict:
     """Add decode_loop.onnx (fp32), decode_loop_int8.onnx and encoder_int8.onnx; returns the decode modes."""
-    import onnx
-
-    from .fused import build_decode_loop, decoder_weights, quantize_loop, quantize_model
+    from .fused import decoder_weights
 
     end_id = vocabs[1].end_id if vocabs else None
     names = [[name for layer, _, name in state_names(config.model.cell, config.model.layers) if layer == k]
              for k in range(config.model.layers)]
-    loop = build_decode_loop(decoder_weights(model, config), names, end_id, max(opset, 18))
-    graphs["decode_loop"] = write_graph(loop, folder, "decode_loop.onnx")
-    graphs["decode_loop_int8"] = write_graph(quantize_loop(loop), folder, "decode_loop_int8.onnx")
-    encoder = onnx.load(str(folder / ENCODER_FILE))
-    graphs["encoder_int8"] = write_graph(quantize_model(encoder), folder, "encoder_int8.onnx")
-    return {"step": {"encoder": "encoder", "decoder": "decoder_step"},
-            "fused": {"encoder": "encoder", "decoder": "decode_loop"},
-            "fused-int8": {"encoder": "encoder_int8", "decoder": "decode_loop_int8"}}
+    return write_fused_modes(decoder_weights(model, config), names, end_id, graphs, folder, opset)
 
 
 def _parity(keras_ref: KerasSeq2Seq, runtime, config, samples: int, inputs: list[str] | None) -> ParityReport:

@@ -12,6 +12,7 @@ from ..runtime.contract import ATTENTION, MEMORY, SOURCE, SOURCE_MASK, STEP_INPU
 from ..runtime.contract import STATE_KINDS as KINDS
 from ..runtime.vocab import Vocabulary
 from .byo_bundle import write_byo_bundle
+from .byo_fused import fused_weights
 from .convert import ExportError
 from .support import all_layers, cell_of_layer, check_supported_layers
 
@@ -304,7 +305,9 @@ def _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens,
     encoder, decoder, src_kind, tgt_kind = wrap_models(encoder_model, decoder_model, contract, feeds,
                                                        source_tokens, target_tokens)
     vocabs = _vocabularies(source_tokens, target_tokens, start_token, end_token, tgt_kind)
+    fused, not_fused = fused_weights(decoder_model, contract, tgt_kind)
     return write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out_dir, max_steps=max_steps, force=force,
+                            fused=fused, not_fused=not_fused,
                             first_input=first_input, samples=samples, encoder_model=encoder_model)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,9 @@ from ..training.fsutil import atomic_directory
 from ..training.inference import KerasSeq2Seq
 from .convert import OPSET
 from .manifest_builder import versions
-from .parity import ParityReport, feature_parity, token_parity
+from .parity import ParityReport, default_mode, feature_parity, token_parity
 from .support import all_layers, cell_of_layer
-from .writing import ExportResult, write_seq2seq_graphs, write_verified
+from .writing import ExportResult, write_fused_modes, write_seq2seq_graphs, write_verified
 
 __all__ = ["write_byo_bundle"]
 
@@ -56,18 +57,35 @@ def _default_samples(runtime, encoder) -> np.ndarray:
 
 
 def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path, *, max_steps: int, force: bool,
-                     first_input: str, samples, encoder_model) -> ExportResult:
-    """Convert the wrapped models, check parity against them, and write the bundle atomically."""
+                     first_input: str, samples, encoder_model, fused=None, not_fused: str | None = None
+                     ) -> ExportResult:
+    """Convert the wrapped models, check parity against them, and write the bundle atomically.
+
+    ``fused`` (fused.DecoderWeights of the user's decoder): also the fused and fused-int8 modes, each checked
+    like the step mode; the default mode is the fastest that matched. ``not_fused``: why there is no fused
+    loop, reported in the result's notes.
+    """
     names = [s.name for s in contract.slots]
     constants = [MEMORY, SOURCE_MASK] if contract.memory_index is not None else []
     keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None, constant_names=constants)
     with atomic_directory(out, force) as tmp:
         graphs = write_seq2seq_graphs(encoder, decoder, tmp, OPSET)
-        build = lambda parity: _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps,  # noqa: E731
-                                         first_input, parity)
-        report = write_verified(tmp, lambda report: build(report.to_dict() if report else {}).to_dict(),
-                                lambda runtime: _measure(keras_ref, runtime, encoder, samples))
-    return ExportResult(Path(out), report)
+        modes = None
+        if fused is not None:
+            layers = sorted({s.layer for s in contract.slots})
+            by_layer = [[s.name for s in contract.slots if s.layer == k] for k in layers]
+            modes = write_fused_modes(fused, by_layer, vocabs[1].end_id if vocabs[1] else None, graphs, tmp, OPSET)
+
+        def manifest(report) -> dict:
+            m = _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_input,
+                          report.to_dict() if report else {})
+            if modes:
+                m = replace(m, modes=modes, default_mode=default_mode(report, modes) if report else "step")
+            return m.to_dict()
+
+        report = write_verified(tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, samples))
+    notes = () if not_fused is None else (f"step mode only: {not_fused}",)
+    return ExportResult(Path(out), report, notes)
 
 
 def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, samples) -> ParityReport:

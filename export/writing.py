@@ -15,7 +15,7 @@ from ..runtime.manifest import GraphSpec
 from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, mask_from_lengths, name_axes
 
 __all__ = ["ExportResult", "ParityError", "write_graph", "write_manifest", "write_seq2seq_graphs",
-           "write_verified", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE"]
+           "write_verified", "write_fused_modes", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE"]
 
 ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder_step.onnx", "manifest.json"
 
@@ -30,6 +30,7 @@ class ExportResult:
 
     path: Path
     parity: Any  # ParityReport, or AutoencoderParity for autoencoders
+    notes: tuple[str, ...] = ()  # what the export chose not to build, and why
 
 
 def write_graph(proto, folder: Path, file: str) -> GraphSpec:
@@ -70,6 +71,25 @@ def _axes(value) -> tuple:
     if rank == 3:
         return ("batch", "time", None)
     return ("batch", "time") if value.name in (SOURCE_MASK, ATTENTION) else ("batch", None)
+
+
+def write_fused_modes(spec, names: list[list[str]], end_id: int | None, graphs: dict[str, GraphSpec], folder: Path,
+                      opset: int) -> dict:
+    """Add decode_loop.onnx (fp32), decode_loop_int8.onnx and encoder_int8.onnx to ``folder`` (whose
+    encoder.onnx is written) from ``spec`` (fused.DecoderWeights; ``names[k]``: layer k's state names);
+    returns the decode modes for the manifest."""
+    import onnx
+
+    from .fused import build_decode_loop, quantize_loop, quantize_model
+
+    loop = build_decode_loop(spec, names, end_id, max(opset, 18))
+    graphs["decode_loop"] = write_graph(loop, folder, "decode_loop.onnx")
+    graphs["decode_loop_int8"] = write_graph(quantize_loop(loop), folder, "decode_loop_int8.onnx")
+    encoder = onnx.load(str(folder / ENCODER_FILE))
+    graphs["encoder_int8"] = write_graph(quantize_model(encoder), folder, "encoder_int8.onnx")
+    return {"step": {"encoder": "encoder", "decoder": "decoder_step"},
+            "fused": {"encoder": "encoder", "decoder": "decode_loop"},
+            "fused-int8": {"encoder": "encoder_int8", "decoder": "decode_loop_int8"}}
 
 
 def write_manifest(folder: Path, data: dict) -> None:

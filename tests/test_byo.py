@@ -33,6 +33,28 @@ def test_keras_io_pair_matches_its_own_decode_loop(keras_io, keras_io_bundle):
     want = [decode_sequence(w) for w in WORDS]
     assert model.generate_text(["Go."]) == want[:1]
     assert model.generate_text(WORDS) == want  # different lengths in one batch
+    # The fused loop built from the example's own weights (one-hot input: a row lookup; softmax head).
+    assert model.modes == ("step", "fused", "fused-int8") and keras_io_bundle.notes == ()
+    assert keras_io_bundle.parity.modes["fused"]["tokens_identical"]
+    assert model.generate_text(WORDS, mode="fused") == want
+    assert model.manifest.default_mode in ("fused", "fused-int8")
+
+
+def test_a_decoder_the_loop_cannot_compute_keeps_the_step_mode_and_says_why(keras_io, tmp_path):
+    import keras
+
+    enc, dec, source_tokens, target_tokens, _, max_out = keras_io
+    step, h, c = dec.inputs
+    lstm = next(layer for layer in dec.layers if type(layer).__name__ == "LSTM")
+    head = next(layer for layer in dec.layers if type(layer).__name__ == "Dense")
+    y, h2, c2 = lstm(step, initial_state=[h, c])
+    extra = keras.layers.Dense(lstm.units, activation="tanh", name="between")(y)  # not a plain stack any more
+    odd = keras.Model([step, h, c], [head(extra), h2, c2])
+    result = export_keras(enc, odd, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
+                          start_token="\t", end_token="\n", max_steps=max_out)
+    assert load(result.path).modes == ("step",)
+    assert result.notes == (f"step mode only: recurrent layer {lstm.name!r} does not feed "
+                            f"{head.name} directly; the fused loop computes a plain stack",)
 
 
 def test_keras_io_state_contract_read_from_the_models(keras_io_bundle):
@@ -67,9 +89,11 @@ def test_four_layer_decoder_with_zero_started_layers(tmp_path):
         ("h3", "zeros"), ("c3", "zeros")]
     x = np.sin(np.linspace(0, 6, 30, dtype=np.float32))[None, :, None] * np.float32([[[1.0]], [[0.5]]])
     want = _keras_sine_loop(enc, dec, x, 150, [t.name for t in dec.inputs[1:3]])
-    got = model.generate(x)
-    assert got.shape == (2, 150, 1)
-    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert model.modes == ("step", "fused", "fused-int8") and result.notes == ()
+    for mode in model.modes:  # the fused loop from the brought weights: zero-started layers, output fed back
+        got = model.generate(x, mode=mode)
+        assert got.shape == (2, 150, 1)
+        np.testing.assert_allclose(got, want, atol=1e-3)
 
 
 def test_state_map_routes_encoder_states(tmp_path):
@@ -79,7 +103,9 @@ def test_state_map_routes_encoder_states(tmp_path):
     model = load(result.path)
     assert [s.name for s in model.manifest.state if s.init == "encoder"] == ["h1", "c1"]
     x = np.cos(np.linspace(0, 4, 12, dtype=np.float32))[None, :, None]
-    np.testing.assert_allclose(model.generate(x), _keras_sine_loop(enc, dec, x, 20, feeds), atol=1e-4)
+    want = _keras_sine_loop(enc, dec, x, 20, feeds)
+    for mode in ("step", "fused"):  # fp32 (the int8 default is held to the decode tolerance, 1e-3)
+        np.testing.assert_allclose(model.generate(x, mode=mode), want, atol=1e-4)
 
 
 def test_refusals(keras_io, tmp_path):

@@ -54,6 +54,8 @@ def test_parity_and_the_contract_read_from_the_graphs(brought):
                                                                         ("source_mask", "mask", mask)]
     assert m.io.attention == "attention" and m.io.padding == "none" and m.modes == {
         "step": {"encoder": "encoder", "decoder": "decoder_step"}}
+    assert result.notes == ("step mode only: attention decoders brought with export_keras run in step mode (no "
+                            "fused loop for them yet)",)
     written = json.loads((result.path / "manifest.json").read_text())["constants"][1]
     assert ("decoder_input" in written) == (not mask)  # written only when false
 
