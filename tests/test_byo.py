@@ -157,3 +157,35 @@ def test_a_keras_io_model_with_large_log_probabilities_exports(tmp_path):
                           start_token="\t", end_token="\n", max_steps=max_out)
     assert result.parity.ok and result.parity.tokens_identical and result.parity.step_output_error < 1e-5
     assert load(result.path).generate_text(WORDS) == [decode_sequence(w) for w in WORDS]
+
+
+@pytest.mark.parametrize("cell, activation", [("gru", "tanh"), ("lstm", "relu")])
+def test_fused_loop_from_a_brought_id_decoder(tmp_path, cell, activation):
+    """Ids through an Embedding, a 2-layer stack, a Dense head with no activation (logits)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    rnn = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
+    per_layer = 2 if cell == "lstm" else 1
+    tokens = ["<pad>", "<s>", "</s>"] + list("abcdefgh")
+    src = keras.Input((None,), dtype="int32")
+    x, states = keras.layers.Embedding(len(tokens), 8)(src), []
+    for _ in range(2):
+        x, *s = rnn(12, activation=activation, return_sequences=True, return_state=True)(x)
+        states += s
+    encoder = keras.Model(src, states)
+    step = keras.Input((1,), dtype="int32")
+    inputs = [keras.Input((12,)) for _ in range(2 * per_layer)]
+    y, outputs = keras.layers.Embedding(len(tokens), 8)(step), []
+    for k in range(2):
+        y, *s = rnn(12, activation=activation, return_sequences=True, return_state=True)(
+            y, initial_state=inputs[k * per_layer:(k + 1) * per_layer])
+        outputs += s
+    decoder = keras.Model([step] + inputs, [keras.layers.Dense(len(tokens))(y)] + outputs)
+    result = export_keras(encoder, decoder, tmp_path / "b", source_tokens=tokens, target_tokens=tokens,
+                          start_token="<s>", end_token="</s>", max_steps=12)
+    model = load(result.path)
+    assert model.modes == ("step", "fused", "fused-int8") and result.notes == ()
+    assert result.parity.modes["fused"]["tokens_identical"]
+    texts = ["abc", "hgfedcba", "d"]
+    assert model.generate_text(texts, mode="fused") == model.generate_text(texts, mode="step")
