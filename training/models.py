@@ -9,6 +9,9 @@ its forward and backward final states side by side, joined by the
 encoder_{h,c}{k}_both Concatenate layers). Inference models name their
 outputs with Identity layers, so the exported graphs carry our tensor names:
 encoder -> h{k}[, c{k}]; decoder_step -> step output, h{k}_out[, c{k}_out].
+Attention adds attention_key_dense, attend and attention_combine; with input
+feeding, one input_fed_decoder layer holds the decoder cells (decoder_cell_{k}),
+attend and attention_combine instead (``decoder_layers``, ``attention_layers``).
 """
 
 from __future__ import annotations
