@@ -46,11 +46,16 @@ class KerasSeq2Seq:
     def encode(self, source: np.ndarray) -> State:
         """Model-space source (ids, or normalised features) -> every named state (zeros where not fed)."""
         outputs = self.encoder(source, training=False)
+        return self.state_from(outputs, len(source))
+
+    def state_from(self, outputs, batch: int) -> State:
+        """The decode state from the encoder's outputs (in its output order, however computed): each
+        named state the encoder returns, zeros for the others, and the constants."""
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         fed = {name: np.asarray(value) for name, value in zip(self._encoder_outputs, outputs)}
-        batch = len(source)
         sizes = {t.name: t.shape[-1] for t in self.decoder.inputs}
-        state = {name: fed.get(name, np.zeros((batch, sizes[name]), np.float32)) for name in self.state_names}
+        state = {name: fed[name] if name in fed else np.zeros((batch, sizes[name]), np.float32)
+                 for name in self.state_names}
         return {**state, **{name: fed[name] for name in self.constant_names}}
 
     def step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:

@@ -27,9 +27,7 @@ def keras_predict(ref, start_id: int, end_id: int, max_steps: int) -> Decode:
         return outputs[0], {**dict(zip(names, outputs[1:])), **{n: state[n] for n in constants}}
 
     def decode(ids, lengths):
-        values = ref.encoder.predict(ids, verbose=0)
-        values = dict(zip(ref.encoder.output_names, values if isinstance(values, list) else [values]))
-        state = {n: values[n] if n in values else _zeros(ref, n, len(ids)) for n in names + constants}
+        state = ref.state_from(ref.encoder.predict(ids, verbose=0), len(ids))
         return greedy_tokens(step, state, np.full(len(ids), start_id, np.int32), end_id, max_steps)
     return decode
 
@@ -39,11 +37,6 @@ def keras_direct(ref, start_id: int, end_id: int, max_steps: int) -> Decode:
     return lambda ids, lengths: ref.generate_ids(ids, start_id, end_id, max_steps)
 
 
-def _zeros(ref, name: str, batch: int) -> np.ndarray:
-    """A state the encoder does not return (input feeding's attentional vector) starts at zeros."""
-    return np.zeros((batch, ref.decoder.get_layer(name).output.shape[-1]), np.float32)
-
-
 def litert(ref, batch: int, time: int, start_id: int, end_id: int, max_steps: int, threads: int) -> Decode:
     """LiteRT interpreters for the encoder and the step decoder, converted with static shapes."""
     enc = _litert_interpreter(ref.encoder, batch, {"source": (batch, time)}, threads)
@@ -51,7 +44,7 @@ def litert(ref, batch: int, time: int, start_id: int, end_id: int, max_steps: in
                  if t.name in ref.constant_names}  # attention: the memory, keys and mask at the padded length
     dec = _litert_interpreter(ref.decoder, batch, constants, threads)
     names, constants = ref.state_names, ref.constant_names
-    dec_inputs, enc_outputs = [t.name for t in ref.decoder.inputs], list(ref.encoder.output_names)
+    dec_inputs = [t.name for t in ref.decoder.inputs]
 
     def run(interp, feeds: list[np.ndarray]) -> list[np.ndarray]:
         runner, inputs, outputs = interp
@@ -68,8 +61,7 @@ def litert(ref, batch: int, time: int, start_id: int, end_id: int, max_steps: in
     def decode(ids, lengths):
         padded = np.zeros((batch, time), np.int32)
         padded[:, : ids.shape[1]] = ids
-        values = dict(zip(enc_outputs, run(enc, [padded])))
-        state = {n: values[n] if n in values else _zeros(ref, n, batch) for n in names + constants}
+        state = ref.state_from(run(enc, [padded]), batch)
         return greedy_tokens(step, state, np.full(batch, start_id, np.int32), end_id, max_steps)
     return decode
 
