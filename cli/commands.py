@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", help="JSON with source_tokens, target_tokens, start_token, end_token")
     p.add_argument("--max-steps", type=int, help="decode cap (required for encoder/decoder pairs)")
     p.add_argument("--state-map", help="comma-separated decoder state input names fed by the encoder's outputs")
+    p.add_argument("--parity-sources", metavar="FILE",
+                   help="a UTF-8 text file, one source per line, to check parity on (default: seeded random "
+                        "sequences that export draws itself)")
     p.add_argument("--first-input", choices=("zeros", "last_source_step"), default="zeros",
                    help="real-valued decoders: the first decoder input (default: %(default)s)")
     p.add_argument("--threshold", help="autoencoders: the detect threshold, a number or a rule applied to "
@@ -278,9 +281,18 @@ def _export_keras(args: argparse.Namespace) -> int:
         if not (args.encoder and args.decoder):
             raise Seq2SeqEdgeError("pass --encoder and --decoder (or --autoencoder)")
         vocab = json.loads(Path(args.vocab).read_text(encoding="utf-8")) if args.vocab else {}
+        sources = None
+        if args.parity_sources:
+            if not Path(args.parity_sources).is_file():
+                raise Seq2SeqEdgeError(f"{args.parity_sources}: no such file (--parity-sources takes a text file, "
+                                       "one source per line)")
+            sources = [line for line in Path(args.parity_sources).read_text(encoding="utf-8").splitlines() if line]
+            if not sources:
+                raise Seq2SeqEdgeError(f"{args.parity_sources}: no sources in it (one per line)")
         result = export_keras(load_model(args.encoder), load_model(args.decoder), args.out, force=args.force,
                               max_steps=args.max_steps, first_input=args.first_input,
                               state_map=args.state_map.split(",") if args.state_map else None,
+                              parity_sources=sources,
                               **{k: vocab.get(k) for k in ("source_tokens", "target_tokens", "start_token",
                                                            "end_token")})
     print(f"parity: {result.parity.summary()}")

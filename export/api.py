@@ -111,10 +111,12 @@ def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Pa
 def _parity(keras_ref: KerasSeq2Seq, runtime, config, samples: int, inputs: list[str] | None) -> ParityReport:
     if inputs is not None:
         ids, lengths = runtime.source_vocab.encode_batch(inputs[:samples])
-        return token_parity(keras_ref, runtime, ids, lengths)
+        return token_parity(keras_ref, runtime, ids, lengths, data="texts given as parity_inputs")
     held_out = make_splits(config.task, config.train).test
+    data = f"held-out samples (the {config.task} task's test split)"
     if config.sides.target_kind == "tokens":
-        ids, lengths = runtime.source_vocab.encode_batch([s for s, _ in held_out[:samples]])
-        return token_parity(keras_ref, runtime, ids, lengths)
+        pairs = held_out[:samples]
+        ids, lengths = runtime.source_vocab.encode_batch([s for s, _ in pairs])
+        return token_parity(keras_ref, runtime, ids, lengths, targets=[t for _, t in pairs], data=data)
     source, _ = held_out
-    return feature_parity(keras_ref, runtime, source[:samples])
+    return feature_parity(keras_ref, runtime, source[:samples], data=data)

@@ -11,7 +11,7 @@ from ..runtime.contract import ATTENTION, MEMORY, SOURCE, SOURCE_MASK, STEP_OUTP
 from ..runtime.manifest import ConstantSpec, FeatureSpec, IONames, Manifest, StateSpec, TokenSpec
 from ..training.fsutil import atomic_directory
 from ..training.inference import KerasSeq2Seq
-from .convert import OPSET
+from .convert import OPSET, ExportError
 from .manifest_builder import versions
 from .parity import ParityReport, default_mode, feature_parity, token_parity
 from .support import all_layers, cell_of_layer
@@ -46,18 +46,24 @@ def _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_i
                     parity=parity, versions=versions(OPSET), constants=constants)
 
 
-def _default_samples(runtime, encoder) -> np.ndarray:
-    """Seeded random inputs of equal length (no padding): ids over ordinary tokens, or normal features."""
+DRAWN_SAMPLES, DRAWN_LENGTH = 64, 12
+
+
+def _default_samples(runtime, encoder) -> tuple[np.ndarray, str]:
+    """Seeded random inputs of equal length (no padding): ids over ordinary tokens, or normal features;
+    with a description for the report."""
     rng = np.random.default_rng(0)
     m = runtime.manifest
-    time = encoder.inputs[0].shape[1] or 12
+    time = encoder.inputs[0].shape[1] or DRAWN_LENGTH
+    what = (f"seeded random {'token sequences' if isinstance(m.source, TokenSpec) else 'feature windows'} of "
+            f"{time} steps drawn by export (pass parity_sources= to check on real inputs)")
     if isinstance(m.source, TokenSpec):
-        return rng.integers(0, len(m.source.vocabulary), size=(16, time)).astype(np.int32)
-    return rng.normal(size=(16, time, m.source.features)).astype(np.float32)
+        return rng.integers(0, len(m.source.vocabulary), size=(DRAWN_SAMPLES, time)).astype(np.int32), what
+    return rng.normal(size=(DRAWN_SAMPLES, time, m.source.features)).astype(np.float32), what
 
 
 def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path, *, max_steps: int, force: bool,
-                     first_input: str, samples, encoder_model, fused=None, not_fused: str | None = None
+                     first_input: str, parity_sources, encoder_model, fused=None, not_fused: str | None = None
                      ) -> ExportResult:
     """Convert the wrapped models, check parity against them, and write the bundle atomically.
 
@@ -83,19 +89,26 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
                 m = replace(m, modes=modes, default_mode=default_mode(report, modes) if report else "step")
             return m.to_dict()
 
-        report = write_verified(tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, samples))
+        report = write_verified(tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources))
     notes = () if not_fused is None else (f"step mode only: {not_fused}",)
     return ExportResult(Path(out), report, notes)
 
 
-def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, samples) -> ParityReport:
-    """Parity on ``samples`` (texts, ids or feature windows) or on seeded random inputs."""
-    x = _default_samples(runtime, encoder) if samples is None else samples
+def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources) -> ParityReport:
+    """Parity on ``sources`` (texts, ids or feature windows) or on seeded random inputs."""
+    if sources is None:
+        x, data = _default_samples(runtime, encoder)
+    else:
+        x, data = sources, "inputs given as parity_sources"
     if isinstance(runtime.manifest.source, FeatureSpec):
-        return feature_parity(keras_ref, runtime, np.asarray(x, np.float32))
+        return feature_parity(keras_ref, runtime, np.asarray(x, np.float32), data=data)
     if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
-        lengths = {len(runtime.source_vocab.encode(t)) for t in x}
-        x = [t for t in x if len(runtime.source_vocab.encode(t)) == max(lengths)]  # no padding in Keras
-        x = runtime.source_vocab.encode_batch(x)[0]
-    ids = np.asarray(x, np.int32)
-    return token_parity(keras_ref, runtime, ids, np.full(len(ids), ids.shape[1], np.int32))
+        ids, lengths = runtime.source_vocab.encode_batch(list(x))
+        data = "texts given as parity_sources"
+    else:
+        ids = np.asarray(x, np.int32)
+        if ids.ndim != 2 or not len(ids):
+            raise ExportError(f"parity_sources: expected texts or a (samples, time) array of ids, got shape "
+                              f"{ids.shape}")
+        lengths = np.full(len(ids), ids.shape[1], np.int32)
+    return token_parity(keras_ref, runtime, ids, lengths, data=data, unpadded_keras=True)

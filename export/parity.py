@@ -11,12 +11,13 @@ from ..runtime.inputs import normalise
 from ..runtime.strategies import log_softmax
 from .metrics import token_agreement
 
-__all__ = ["ParityReport", "token_parity", "feature_parity", "default_mode", "near_ties", "STEP_TOLERANCE",
-           "DECODE_TOLERANCE", "TIE_MARGIN"]
+__all__ = ["ParityReport", "token_parity", "feature_parity", "default_mode", "near_ties", "int8_verdict",
+           "STEP_TOLERANCE", "DECODE_TOLERANCE", "TIE_MARGIN", "INT8_MIN_AGREEMENT"]
 
 STEP_TOLERANCE = 1e-4    # states: max abs difference; step outputs: max |a - b| / (1 + |b|)
 DECODE_TOLERANCE = 1e-3  # max abs difference over a whole real-valued decode, data units
 TIE_MARGIN = 1e-4        # Keras's top-2 log-probabilities this close: float32 noise may pick either token
+INT8_MIN_AGREEMENT = 0.999  # int8 may be the default when this share of its greedy tokens equals fp32's
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class ParityReport:
     sequences_differing: int | None = None
     near_ties: int | None = None  # differing sequences whose first difference is at a near-tie of Keras's
     modes: dict = field(default_factory=dict)  # per decode mode: its whole decode against Keras
+    data: str = ""  # what the samples were (held-out split, the caller's inputs, or drawn by export)
+    reference: dict = field(default_factory=dict)  # sequence-level metrics of Keras's own decode (exact_match)
 
     @property
     def ok(self) -> bool:
@@ -52,7 +55,8 @@ class ParityReport:
                 and all(r["max_abs_decode"] <= self.decode_tolerance for r in exact))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok}
+        verdict = int8_verdict(self)
+        return {**asdict(self), "ok": self.ok, **({"int8_default": verdict} if verdict else {})}
 
     def exact_modes(self) -> list[str]:
         """Modes whose whole decode matched Keras: identical tokens, or within the decode tolerance."""
@@ -61,7 +65,7 @@ class ParityReport:
         return [mode for mode, r in self.modes.items() if r["max_abs_decode"] <= self.decode_tolerance]
 
     def summary(self) -> str:
-        text = (f"{self.samples} held-out samples, {self.steps} steps: encoder state {self.max_abs_encoder_state:.2e}, "
+        text = (f"{self.samples} {self.data or 'samples'}, {self.steps} steps: encoder state {self.max_abs_encoder_state:.2e}, "
                 f"step state {self.max_abs_step_state:.2e}, step output {self.step_output_error:.2e} relative "
                 f"(tolerance {self.step_tolerance:g})")
         if self.tokens_identical is not None:
@@ -74,6 +78,9 @@ class ParityReport:
             if mode != "step":
                 text += f"; {mode}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                   for k, v in r.items())
+        verdict = int8_verdict(self)
+        if verdict:
+            text += f"; int8 {'may' if verdict['eligible'] else 'may not'} be the default ({verdict['why']})"
         return text
 
 
@@ -83,14 +90,41 @@ def _matched(r: dict) -> bool:
 
 
 SPEED_ORDER = ("fused-int8", "fused", "step")  # fastest first, as `seq2seq-edge bench` measures
+INT8_MODE = "fused-int8"
+
+
+def int8_verdict(report: ParityReport) -> dict | None:
+    """Whether the int8 mode may be a token bundle's default, and why: its greedy tokens agree with fp32's
+    (Keras's) on at least INT8_MIN_AGREEMENT of the compared positions, and every sequence-level metric
+    measured on the samples (exact match, when their targets are known) is what Keras's decode gives.
+    None for bundles without an int8 mode or with real-valued outputs (those keep the decode tolerance)."""
+    r = report.modes.get(INT8_MODE)
+    if r is None or report.tokens_identical is None:
+        return None
+    changed = {k: [v, r.get(k)] for k, v in report.reference.items() if r.get(k) != v}
+    agree = r["token_agreement"] >= INT8_MIN_AGREEMENT
+    if not agree:
+        why = f"{r['token_agreement']:.2%} of its tokens agree with fp32, under {INT8_MIN_AGREEMENT:.1%}"
+    elif changed:
+        why = ", ".join(f"{k} {a:.4g} with fp32 but {b:.4g} with int8" for k, (a, b) in changed.items())
+    else:
+        why = (f"{r['token_agreement']:.2%} of its tokens agree with fp32" +
+               (f", {', '.join(report.reference)} unchanged" if report.reference else ""))
+    return {"min_token_agreement": INT8_MIN_AGREEMENT, "token_agreement": r["token_agreement"],
+            "metrics": {k: {"fp32": v, "int8": r.get(k)} for k, v in report.reference.items()},
+            "eligible": agree and not changed, "why": why}
 
 
 def default_mode(report: ParityReport, modes: dict) -> str:
-    """The fastest of ``modes`` whose held-out decode matched Keras exactly (int8 only when it did).
+    """The fastest of ``modes`` that may be the default: the fp32 modes whose held-out decode matched Keras
+    exactly; the int8 mode when int8_verdict allows it (real-valued bundles: within the decode tolerance).
 
     Step mode is the fallback: export refuses a bundle whose step mode does not match (``ok``).
     """
-    exact = set(report.exact_modes()) & set(modes)
+    exact = set(report.exact_modes()) & set(modes) - {INT8_MODE}
+    verdict = int8_verdict(report)
+    if INT8_MODE in modes and (verdict["eligible"] if verdict else INT8_MODE in report.exact_modes()):
+        exact.add(INT8_MODE)
     return next((mode for mode in SPEED_ORDER if mode in exact), "step")
 
 
@@ -125,28 +159,45 @@ def _lockstep(keras_ref, runtime, state, first, steps: int, next_input) -> tuple
     return worst_state, worst_out
 
 
-def token_parity(keras_ref, runtime, ids: np.ndarray, lengths: np.ndarray) -> ParityReport:
+def token_parity(keras_ref, runtime, ids: np.ndarray, lengths: np.ndarray, targets: list[str] | None = None,
+                 data: str = "", unpadded_keras: bool = False) -> ParityReport:
     """Token bundles: states and logits per step, then a whole greedy decode of every sample.
 
-    ``ids`` (n, time) right-padded with the pad id, ``lengths`` (n,).
+    ``ids`` (n, time) right-padded with the pad id, ``lengths`` (n,). ``targets`` (the samples' expected
+    texts, when known): each mode's exact match is measured beside Keras's. ``data``: what the samples are.
+    ``unpadded_keras``: the Keras models do not mask padding (users' own), so Keras sees each group of
+    rows of equal length cut to that length; the runtime decodes the padded batch as its users would.
     """
     tgt_vocab = runtime.target_vocab
-    state_k, state_r = keras_ref.encode(ids), runtime.encode(ids, lengths)
-    enc = _max_diff(state_k, state_r)
-    start = np.full(len(ids), tgt_vocab.start_id, np.int32)
     steps = runtime.max_steps
-    step_state, step_out = _lockstep(keras_ref, runtime, state_k, start, steps,
-                                     lambda logits: logits.argmax(-1).astype(np.int32))
-    want = keras_ref.generate_ids(ids, tgt_vocab.start_id, tgt_vocab.end_id, steps)
+    groups = ([np.flatnonzero(lengths == n) for n in np.unique(lengths)] if unpadded_keras
+              else [np.arange(len(ids))])
+    enc = step_state = step_out = 0.0
+    want: list = [None] * len(ids)
+    for rows in groups:
+        x = ids[rows, : lengths[rows].max()] if unpadded_keras else ids[rows]
+        state_k = keras_ref.encode(x)
+        enc = max(enc, _max_diff(state_k, runtime.encode(x, lengths[rows])))
+        start = np.full(len(rows), tgt_vocab.start_id, np.int32)
+        errors = _lockstep(keras_ref, runtime, state_k, start, steps, lambda logits: logits.argmax(-1).astype(np.int32))
+        step_state, step_out = max(step_state, errors[0]), max(step_out, errors[1])
+        for i, row in zip(rows, keras_ref.generate_ids(x, tgt_vocab.start_id, tgt_vocab.end_id, steps)):
+            want[i] = row
+
+    def metrics(rows: list) -> dict:
+        if targets is None:
+            return {}
+        return {"exact_match": float(np.mean([tgt_vocab.decode(r) == t for r, t in zip(rows, targets)]))}
+
     modes = {}
     for mode in runtime.modes:
         got = runtime.generate(ids, lengths=lengths, mode=mode)
         modes[mode] = {**token_agreement(want, got),
-                       "near_ties": near_ties(keras_ref, ids, lengths, want, got, tgt_vocab.start_id)}
+                       "near_ties": near_ties(keras_ref, ids, lengths, want, got, tgt_vocab.start_id), **metrics(got)}
     step = modes["step"]
     return ParityReport(len(ids), steps, enc, step_state, step_out, STEP_TOLERANCE,
                         tokens_identical=step["tokens_identical"], sequences_differing=step["sequences_differing"],
-                        near_ties=step["near_ties"], modes=modes)
+                        near_ties=step["near_ties"], modes=modes, data=data, reference=metrics(want))
 
 
 def near_ties(keras_ref, ids: np.ndarray, lengths: np.ndarray, want: list, got: list, start_id: int) -> int:
@@ -168,7 +219,7 @@ def near_ties(keras_ref, ids: np.ndarray, lengths: np.ndarray, want: list, got: 
     return ties
 
 
-def feature_parity(keras_ref, runtime, source: np.ndarray) -> ParityReport:
+def feature_parity(keras_ref, runtime, source: np.ndarray, data: str = "") -> ParityReport:
     """Feature bundles: states and outputs per step, then a whole free-running decode over the horizon."""
     m = runtime.manifest
     state_k = keras_ref.encode(normalise(source, m.source.mean, m.source.std))
@@ -185,4 +236,4 @@ def feature_parity(keras_ref, runtime, source: np.ndarray) -> ParityReport:
              for mode in runtime.modes}
     return ParityReport(len(source), steps, enc, step_state, step_out, STEP_TOLERANCE,
                         decode_tolerance=DECODE_TOLERANCE, max_abs_decode=modes["step"]["max_abs_decode"],
-                        modes=modes)
+                        modes=modes, data=data)

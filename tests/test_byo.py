@@ -37,7 +37,13 @@ def test_keras_io_pair_matches_its_own_decode_loop(keras_io, keras_io_bundle):
     assert model.modes == ("step", "fused", "fused-int8") and keras_io_bundle.notes == ()
     assert keras_io_bundle.parity.modes["fused"]["tokens_identical"]
     assert model.generate_text(WORDS, mode="fused") == want
-    assert model.manifest.default_mode in ("fused", "fused-int8")
+    # No held-out data: export drew the parity samples itself, says so, and records the int8 rule's measure.
+    report = keras_io_bundle.parity
+    assert report.samples == 64 and report.data == ("seeded random token sequences of 12 steps drawn by export "
+                                                    "(pass parity_sources= to check on real inputs)")
+    verdict = model.manifest.parity["int8_default"]
+    assert verdict["token_agreement"] == report.modes["fused-int8"]["token_agreement"]
+    assert model.manifest.default_mode == ("fused-int8" if verdict["eligible"] else "fused")
 
 
 def test_a_decoder_the_loop_cannot_compute_keeps_the_step_mode_and_says_why(keras_io, tmp_path):
@@ -132,6 +138,23 @@ def test_refusals(keras_io, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+def test_parity_on_the_users_own_sources_of_mixed_lengths(keras_io, tmp_path):
+    """parity_sources: every text is checked (Keras sees each length group unpadded, the runtime the padded
+    batch), and the report says what it was checked on."""
+    enc, dec, source_tokens, target_tokens, decode_sequence, max_out = keras_io
+    texts = WORDS + ["We won.", "Stop!", "I see.", "Got it!"]
+    result = export_keras(enc, dec, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
+                          start_token="\t", end_token="\n", max_steps=max_out, parity_sources=texts)
+    assert result.parity.samples == len(texts) and result.parity.tokens_identical
+    assert result.parity.data == "texts given as parity_sources"
+    assert result.parity.summary().startswith(f"{len(texts)} texts given as parity_sources, {max_out} steps")
+    assert load(result.path).manifest.parity["data"] == "texts given as parity_sources"
+    with pytest.raises(ExportError, match=r"parity_sources: expected texts or a \(samples, time\) array of ids"):
+        export_keras(enc, dec, tmp_path / "c", source_tokens=source_tokens, target_tokens=target_tokens,
+                     start_token="\t", end_token="\n", max_steps=max_out, parity_sources=np.zeros(3, np.int32))
+    assert not (tmp_path / "c").exists()
+
+
 def test_cli_export_keras(keras_io, tmp_path, capsys):
     enc, dec, source_tokens, target_tokens, decode_sequence, max_out = keras_io
     enc.save(tmp_path / "enc.keras")
@@ -140,13 +163,22 @@ def test_cli_export_keras(keras_io, tmp_path, capsys):
     vocab.write_text(json.dumps({"source_tokens": source_tokens, "target_tokens": target_tokens,
                                  "start_token": "\t", "end_token": "\n"}))
     bundle = tmp_path / "bundle"
+    sources = tmp_path / "sources.txt"
+    sources.write_text("Go.\nHello!\n\nWait!\n", encoding="utf-8")
     assert main(["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--decoder", str(tmp_path / "dec.keras"),
-                 "--vocab", str(vocab), "--max-steps", str(max_out), "--out", str(bundle)]) == 0
-    assert "greedy tokens identical: True" in capsys.readouterr().out
+                 "--vocab", str(vocab), "--max-steps", str(max_out), "--out", str(bundle),
+                 "--parity-sources", str(sources)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("parity: 3 texts given as parity_sources") and "greedy tokens identical: True" in out
     assert main(["run", str(bundle), "Go.", "Hello!"]) == 0
     assert capsys.readouterr().out.splitlines() == [decode_sequence("Go."), decode_sequence("Hello!")]
     assert main(["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--out", str(tmp_path / "x")]) == 1
     assert "pass --encoder and --decoder (or --autoencoder)" in capsys.readouterr().err
+    assert main(["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--decoder", str(tmp_path / "dec.keras"),
+                 "--vocab", str(vocab), "--max-steps", "5", "--out", str(tmp_path / "y"),
+                 "--parity-sources", str(tmp_path / "missing.txt")]) == 1
+    assert "missing.txt: no such file (--parity-sources takes a text file, one source per line)" in \
+        capsys.readouterr().err
 
 
 def test_a_keras_io_model_with_large_log_probabilities_exports(tmp_path):

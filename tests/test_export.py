@@ -108,11 +108,26 @@ def test_two_layer_real_valued_export(trained_sine, tmp_path):
     np.testing.assert_allclose(model.generate(x[2:3]), model.generate(x)[2:3], atol=1e-5)
 
 
-def test_default_mode_is_the_fastest_exact_one(exported_dates):
+def test_default_mode_is_the_fastest_exact_one(exported_dates, trained_dates):
+    """fp32 modes must match Keras; int8 must agree with it on 99.9% of tokens and keep the held-out
+    exact match, measured on the task's test split (with its targets) and recorded in the manifest."""
     m = load(exported_dates.path).manifest
     report = exported_dates.parity
-    assert m.default_mode == ("fused-int8" if report.modes["fused-int8"]["tokens_identical"] else "fused")
+    verdict = m.parity["int8_default"]
+    int8 = report.modes["fused-int8"]
+    assert report.data == "held-out samples (the dates task's test split)" and report.samples == 64
+    from seq2seq_edge.training.tasks import make_splits
+
+    held_out = make_splits("dates", RunDir(trained_dates).config.train).test[:64]
+    texts = load(exported_dates.path).generate_text([s for s, _ in held_out], mode="step")
+    assert report.reference["exact_match"] == np.mean([o == t for o, (_, t) in zip(texts, held_out)])
+    assert verdict["metrics"] == {"exact_match": {"fp32": report.reference["exact_match"],
+                                                  "int8": int8["exact_match"]}}
+    assert verdict["eligible"] == (int8["token_agreement"] >= 0.999
+                                   and int8["exact_match"] == report.reference["exact_match"])
+    assert m.default_mode == ("fused-int8" if verdict["eligible"] else "fused")
     assert report.modes["fused"]["tokens_identical"] and report.modes["step"]["tokens_identical"]
+    assert report.modes["fused"]["exact_match"] == report.reference["exact_match"]
 
 
 def test_step_parity_measures_each_step_from_the_same_state():

@@ -3,16 +3,26 @@
 import numpy as np
 import pytest
 
-from seq2seq_edge.export.parity import DECODE_TOLERANCE, STEP_TOLERANCE, ParityReport, default_mode, near_ties
+from seq2seq_edge.export.parity import (DECODE_TOLERANCE, STEP_TOLERANCE, ParityReport, default_mode, int8_verdict,
+                                        near_ties)
 
 MODES = {"step": {}, "fused": {}, "fused-int8": {}}
 
 
-def tokens_report(step=True, fused=True, int8=True, step_error=1e-6) -> ParityReport:
-    modes = {mode: {"tokens_identical": same, "sequences_differing": 0 if same else 1, "near_ties": 0}
+def tokens_report(step=True, fused=True, int8=True, step_error=1e-6, int8_agreement=None, int8_exact=0.75,
+                  reference=None) -> ParityReport:
+    """``int8``: identical to Keras; else one sequence differs, with ``int8_agreement`` of its tokens (default
+    0.99: too few for the int8 rule)."""
+    modes = {mode: {"tokens_identical": same, "sequences_differing": 0 if same else 1, "near_ties": 0,
+                    "token_agreement": 1.0 if same else 0.99}
              for mode, same in (("step", step), ("fused", fused), ("fused-int8", int8))}
+    if int8_agreement is not None:
+        modes["fused-int8"]["token_agreement"] = int8_agreement
+    if reference is not None:
+        modes["fused-int8"]["exact_match"] = int8_exact
     return ParityReport(8, 5, 1e-6, step_error, 1e-6, STEP_TOLERANCE, tokens_identical=step,
-                        sequences_differing=0 if step else 1, modes=modes)
+                        sequences_differing=0 if step else 1, modes=modes, data="held-out samples",
+                        reference=reference or {})
 
 
 def features_report(step=1e-5, fused=1e-5, int8=0.5) -> ParityReport:
@@ -43,11 +53,30 @@ def test_feature_reports():
     (tokens_report(int8=False), MODES, "fused"),
     (tokens_report(), {"step": {}}, "step"),
     (tokens_report(fused=False, int8=False), MODES, "step"),
+    # The int8 rule: >= 99.9% of tokens agree with fp32 and the sequence metrics are unchanged
+    (tokens_report(int8=False, int8_agreement=0.999), MODES, "fused-int8"),
+    (tokens_report(int8=False, int8_agreement=0.9989), MODES, "fused"),
+    (tokens_report(int8=False, int8_agreement=0.9995, reference={"exact_match": 0.75}), MODES, "fused-int8"),
+    (tokens_report(int8=False, int8_agreement=0.9995, reference={"exact_match": 0.875}), MODES, "fused"),
     (features_report(int8=DECODE_TOLERANCE), MODES, "fused-int8"),
     (features_report(), MODES, "fused"),
 ])
 def test_default_mode_is_the_fastest_exact_one(report, modes, want):
     assert default_mode(report, modes) == want
+
+
+def test_int8_verdict_says_why_and_is_recorded():
+    low = tokens_report(int8=False, int8_agreement=0.998)
+    assert int8_verdict(low)["why"] == "99.80% of its tokens agree with fp32, under 99.9%"
+    changed = tokens_report(int8=False, int8_agreement=1.0, int8_exact=0.5, reference={"exact_match": 0.75})
+    verdict = int8_verdict(changed)
+    assert not verdict["eligible"] and verdict["why"] == "exact_match 0.75 with fp32 but 0.5 with int8"
+    assert verdict["metrics"] == {"exact_match": {"fp32": 0.75, "int8": 0.5}}
+    assert changed.to_dict()["int8_default"] == verdict  # what the manifest's parity record holds
+    assert "; int8 may not be the default (exact_match 0.75 with fp32 but 0.5 with int8)" in changed.summary()
+    kept = tokens_report(int8=False, int8_agreement=0.9995, reference={"exact_match": 0.75})
+    assert int8_verdict(kept)["why"] == "99.95% of its tokens agree with fp32, exact_match unchanged"
+    assert int8_verdict(features_report()) is None  # real-valued: the decode tolerance decides
 
 
 def test_summary_names_every_number():
