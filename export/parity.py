@@ -65,8 +65,8 @@ class ParityReport:
         return [mode for mode, r in self.modes.items() if r["max_abs_decode"] <= self.decode_tolerance]
 
     def summary(self) -> str:
-        text = (f"{self.samples} {self.data or 'samples'}, {self.steps} steps: encoder state {self.max_abs_encoder_state:.2e}, "
-                f"step state {self.max_abs_step_state:.2e}, step output {self.step_output_error:.2e} relative "
+        text = (f"{self.samples} {self.data or 'samples'}, {self.steps} steps: "
+                f"encoder state {self.max_abs_encoder_state:.2e}, step state {self.max_abs_step_state:.2e}, step output {self.step_output_error:.2e} relative "
                 f"(tolerance {self.step_tolerance:g})")
         if self.tokens_identical is not None:
             text += f"; greedy tokens identical: {self.tokens_identical}"
