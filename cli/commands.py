@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                    "--normal windows: quantile:Q or sigma:K")
     p.add_argument("--normal", help="autoencoders: .npy windows (n, window, features) known to be normal, to "
                    "calibrate a threshold rule on (and check parity)")
+    p.add_argument("--modes", help="comma-separated decode modes to write (step, fused, fused-int8; default: all "
+                   "that can be built); without step the bundle decodes greedily only, and is smaller")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_export_keras)
 
@@ -106,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--parity-samples", type=int, default=256, help="held-out samples for the parity check")
+    p.add_argument("--modes", help="comma-separated decode modes to write (step, fused, fused-int8; default: all "
+                   "that can be built); without step the bundle decodes greedily only, and is smaller")
     p.add_argument("--threshold", default="quantile:0.995",
                    help="autoencoders: the rule that sets detect's thresholds from the task's validation "
                         "windows: quantile:Q (0.5-1) or sigma:K (mean + K standard deviations); "
@@ -240,8 +244,9 @@ def _export(args: argparse.Namespace) -> int:
     from ..runtime import load
 
     result = export_run(args.run_dir, args.out, force=args.force, parity_samples=args.parity_samples,
-                        threshold=args.threshold)
+                        threshold=args.threshold, modes=args.modes)
     print(f"parity: {result.parity.summary()}")
+    _print_modes(result)
     anomaly = getattr(load(result.path).manifest, "anomaly", None)
     if anomaly:
         print(f"threshold: {anomaly['threshold']:.6g} per window, {anomaly['step_threshold']:.6g} per step "
@@ -265,6 +270,9 @@ def _export_keras(args: argparse.Namespace) -> int:
     if args.autoencoder:
         if args.encoder or args.decoder:
             raise Seq2SeqEdgeError("pass either --autoencoder or --encoder with --decoder, not both")
+        if args.modes:
+            raise Seq2SeqEdgeError("--modes applies to encoder/decoder pairs; an autoencoder bundle has no decode "
+                                   "modes")
         threshold = args.threshold
         try:
             threshold = None if threshold is None else float(threshold)
@@ -292,14 +300,27 @@ def _export_keras(args: argparse.Namespace) -> int:
         result = export_keras(load_model(args.encoder), load_model(args.decoder), args.out, force=args.force,
                               max_steps=args.max_steps, first_input=args.first_input,
                               state_map=args.state_map.split(",") if args.state_map else None,
-                              parity_sources=sources,
+                              parity_sources=sources, modes=args.modes,
                               **{k: vocab.get(k) for k in ("source_tokens", "target_tokens", "start_token",
                                                            "end_token")})
     print(f"parity: {result.parity.summary()}")
     for note in result.notes:
         print(f"note: {note}")
+    _print_modes(result)
     print(f"wrote {result.path}")
     return 0
+
+
+def _print_modes(result) -> None:
+    """Each decode mode's size (its encoder and decoder graphs), the default, and what the bundle can run."""
+    if not result.mode_sizes:
+        return
+    from ..runtime import load
+
+    m = load(result.path).manifest
+    total = sum(p.stat().st_size for p in result.path.iterdir())
+    print(f"modes: {result.sizes_summary()}; default {m.default_mode!r}; strategies {', '.join(m.strategies)}; "
+          f"bundle {total / 1e6:.1f} MB")
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -52,7 +52,8 @@ def g2p_metrics(model, pairs: list[tuple[str, str]], beam_width: int) -> dict:
     """PER and WER on the test words (a word is right if it matches any of its pronunciations).
 
     ``greedy``: the bundle's default mode; ``greedy_by_mode``: every decode mode
-    (fp32 and int8); ``beam{width}``: beam search, which runs the fp32 step graph.
+    (fp32 and int8); ``beam{width}``: beam search, which runs the fp32 step graph (left out
+    for a bundle exported without it).
     """
     from ..runtime import DecodeOptions
     from ..training.tasks.g2p import references
@@ -65,8 +66,10 @@ def g2p_metrics(model, pairs: list[tuple[str, str]], beam_width: int) -> dict:
         return phoneme_word_error_rates(dict(zip(words, outputs)), refs)
 
     by_mode = {mode: rates(mode=mode) for mode in model.modes}
-    return {"greedy": by_mode[model.manifest.default_mode], "greedy_by_mode": by_mode,
-            f"beam{beam_width}": rates(options=DecodeOptions("beam", beam_width=beam_width))}
+    result = {"greedy": by_mode[model.manifest.default_mode], "greedy_by_mode": by_mode}
+    if model.manifest.has_step:  # a bundle exported without the step graph decodes greedily only
+        result[f"beam{beam_width}"] = rates(options=DecodeOptions("beam", beam_width=beam_width))
+    return result
 
 
 def token_metrics(model, pairs: list[tuple[str, str]]) -> dict:

@@ -21,23 +21,31 @@ from .autoencoder import DEFAULT_RULE, ThresholdRule, find_encoder_half, write_a
 from .convert import OPSET
 from .manifest_builder import build_manifest, data_record
 from .parity import ParityReport, default_mode, feature_parity, token_parity
-from .writing import ENCODER_FILE, ExportResult, write_fused_modes, write_graph, write_seq2seq_graphs, write_verified
+from .convert import ExportError
+from .writing import (ENCODER_FILE, ExportResult, check_modes, write_fused_modes, write_graph, write_seq2seq_graphs,
+                      write_verified)
 
 __all__ = ["export_run"]
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, parity_samples: int = 256,
                opset: int = OPSET, parity_inputs: list[str] | None = None,
-               threshold: "str | ThresholdRule" = DEFAULT_RULE) -> ExportResult:
+               threshold: "str | ThresholdRule" = DEFAULT_RULE, modes=None) -> ExportResult:
     """Export a run directory written by ``train`` to a verified bundle at ``out``.
 
     Parity is checked on the task's held-out split, or on ``parity_inputs`` (texts) when given.
     Autoencoders: ``threshold`` is the rule (``quantile:Q`` or ``sigma:K``) that sets ``detect``'s
     thresholds from the task's validation windows; the manifest records it.
+    ``modes`` (e.g. ``["fused-int8"]``): write only these decode modes' graphs (every mode is built and
+    checked first); without 'step' the bundle decodes greedily only. Default: every mode.
     """
+    keep = check_modes(modes)
     run = RunDir(Path(run_dir))
     config = run.config
     if config.family == "autoencoder":
+        if keep is not None:
+            raise ExportError("modes applies to encoder-decoder bundles; an autoencoder bundle has one graph per "
+                              "role and no decode modes")
         return _export_autoencoder_run(run, out, force, parity_samples, opset, threshold)
     vocabs = run.vocabularies() if config.sides.target_kind == "tokens" else None
     model = run.load_model()
@@ -52,9 +60,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
             return build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes,
                                   default_mode(report, modes) if modes else "step", quality=run.quality()).to_dict()
 
-        report = write_verified(tmp, manifest, lambda runtime: _parity(keras_ref, runtime, config, parity_samples,
-                                                                      parity_inputs))
-    return ExportResult(Path(out), report)
+        report, sizes, notes = write_verified(
+            tmp, manifest, lambda runtime: _parity(keras_ref, runtime, config, parity_samples, parity_inputs), keep)
+    return ExportResult(Path(out), report, notes, sizes, keep or tuple(sizes))
 
 
 def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int,

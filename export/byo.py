@@ -14,6 +14,7 @@ from ..runtime.vocab import Vocabulary
 from .byo_bundle import write_byo_bundle
 from .byo_fused import fused_weights
 from .convert import ExportError
+from .writing import check_modes
 from .support import all_layers, cell_of_layer, check_supported_layers
 
 __all__ = ["export_keras", "StateSlot", "decoder_contract"]
@@ -275,7 +276,8 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
 def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_tokens: Sequence[str] | None = None,
                  target_tokens: Sequence[str] | None = None, start_token: str | None = None,
                  end_token: str | None = None, max_steps: int | None = None, force: bool = False,
-                 state_map: Sequence[str] | None = None, first_input: str = "zeros", parity_sources=None):
+                 state_map: Sequence[str] | None = None, first_input: str = "zeros", parity_sources=None,
+                 modes=None):
     """Export a user's inference encoder_model and one-step decoder_model to a verified bundle.
 
     ``source_tokens``/``target_tokens``: index-to-token lists (the models read one-hot vectors
@@ -286,6 +288,8 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     Real-valued decoders start from ``first_input`` ('zeros' or 'last_source_step').
     Parity is checked on ``parity_sources`` (texts, or ids / feature windows as the models take them) or,
     without them, on seeded random inputs that export draws itself; the report and the manifest say which.
+    ``modes`` (e.g. ``["fused-int8"]``): write only these decode modes' graphs; without 'step' the bundle
+    decodes greedily only. Default: every mode that can be built.
     """
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
@@ -294,11 +298,11 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     with warnings.catch_warnings():  # Keras warns that our Reshape/Identity layers drop the masks it tracks
         warnings.filterwarnings("ignore", message=r".*does not support masking")
         return _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens, start_token, end_token,
-                       max_steps, force, state_map, first_input, parity_sources)
+                       max_steps, force, state_map, first_input, parity_sources, check_modes(modes))
 
 
 def _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens, start_token, end_token, max_steps,
-            force, state_map, first_input, parity_sources):
+            force, state_map, first_input, parity_sources, modes):
     check_supported_layers(encoder_model)
     seq = memory_output(encoder_model)
     contract = decoder_contract(decoder_model, None if seq is None else encoder_model.outputs[seq].shape[-1])
@@ -309,7 +313,8 @@ def _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens,
     fused, not_fused = fused_weights(decoder_model, contract, tgt_kind)
     return write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out_dir, max_steps=max_steps, force=force,
                             fused=fused, not_fused=not_fused,
-                            first_input=first_input, parity_sources=parity_sources, encoder_model=encoder_model)
+                            first_input=first_input, parity_sources=parity_sources, encoder_model=encoder_model,
+                            modes=modes)
 
 
 def _vocabularies(source_tokens, target_tokens, start_token, end_token, tgt_kind):

@@ -63,14 +63,18 @@ def _default_samples(runtime, encoder) -> tuple[np.ndarray, str]:
 
 
 def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path, *, max_steps: int, force: bool,
-                     first_input: str, parity_sources, encoder_model, fused=None, not_fused: str | None = None
-                     ) -> ExportResult:
+                     first_input: str, parity_sources, encoder_model, fused=None, not_fused: str | None = None,
+                     modes: tuple[str, ...] | None = None) -> ExportResult:
     """Convert the wrapped models, check parity against them, and write the bundle atomically.
 
     ``fused`` (fused.DecoderWeights of the user's decoder): also the fused and fused-int8 modes, each checked
     like the step mode; the default mode is the fastest that matched. ``not_fused``: why there is no fused
-    loop, reported in the result's notes.
+    loop, reported in the result's notes. ``modes``: keep only these modes' graphs (check_modes).
     """
+    keep = modes
+    if keep is not None and fused is None and set(keep) - {"step"}:
+        raise ExportError(f"modes {list(keep)}: the fused loop cannot be built for this decoder ({not_fused}); "
+                          "export it with modes=['step']")
     names = [s.name for s in contract.slots]
     constants = [MEMORY, SOURCE_MASK] if contract.memory_index is not None else []
     keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None, constant_names=constants)
@@ -89,9 +93,10 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
                 m = replace(m, modes=modes, default_mode=default_mode(report, modes) if report else "step")
             return m.to_dict()
 
-        report = write_verified(tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources))
-    notes = () if not_fused is None else (f"step mode only: {not_fused}",)
-    return ExportResult(Path(out), report, notes)
+        report, sizes, kept_notes = write_verified(
+            tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources), keep)
+    notes = (() if not_fused is None else (f"step mode only: {not_fused}",)) + kept_notes
+    return ExportResult(Path(out), report, notes, sizes, keep or tuple(sizes))
 
 
 def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources) -> ParityReport:

@@ -4,7 +4,7 @@ result and error types every export path shares (our runs, autoencoders, users' 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,9 +15,11 @@ from ..runtime.manifest import GraphSpec
 from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, mask_from_lengths, name_axes
 
 __all__ = ["ExportResult", "ParityError", "write_graph", "write_manifest", "write_seq2seq_graphs",
-           "write_verified", "write_fused_modes", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE"]
+           "write_verified", "write_fused_modes", "check_modes", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE",
+           "ALL_MODES"]
 
 ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder_step.onnx", "manifest.json"
+ALL_MODES = ("step", "fused", "fused-int8")
 
 
 class ParityError(ExportError):
@@ -31,6 +33,14 @@ class ExportResult:
     path: Path
     parity: Any  # ParityReport, or AutoencoderParity for autoencoders
     notes: tuple[str, ...] = ()  # what the export chose not to build, and why
+    # Bytes of each decode mode's graphs (its encoder and decoder), for every mode built, kept or not.
+    mode_sizes: dict = field(default_factory=dict)
+    kept_modes: tuple[str, ...] = ()
+
+    def sizes_summary(self) -> str:
+        """'step 5.1 MB, fused 5.3 MB, fused-int8 1.4 MB' (modes left out say so)."""
+        return ", ".join(f"{mode} {size / 1e6:.1f} MB" + ("" if mode in self.kept_modes else " (left out)")
+                         for mode, size in self.mode_sizes.items())
 
 
 def write_graph(proto, folder: Path, file: str) -> GraphSpec:
@@ -98,17 +108,69 @@ def write_manifest(folder: Path, data: dict) -> None:
     (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
 
 
-def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Callable[[Any], Any]):
+def check_modes(modes) -> tuple[str, ...] | None:
+    """The ``modes`` argument of the export functions: None (every mode built), or mode names (a list, or
+    one comma-separated string as the command line gives it)."""
+    if modes is None:
+        return None
+    names = [m.strip() for m in modes.split(",")] if isinstance(modes, str) else list(modes)
+    names = list(dict.fromkeys(n for n in names if n))
+    unknown = [n for n in names if n not in ALL_MODES]
+    if not names or unknown:
+        raise ExportError(f"modes must name one or more of {list(ALL_MODES)} (comma-separated on the command line), "
+                          f"got {modes!r}")
+    return tuple(names)
+
+
+def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Callable[[Any], Any],
+                   keep_modes: tuple[str, ...] | None = None) -> tuple[Any, dict, tuple[str, ...]]:
     """Write the manifest, measure parity on the bundle as the runtime loads it, and record the result.
 
     ``manifest(report)`` builds the manifest dict (``report`` is None before parity is known);
     ``measure(model)`` returns a report with ``ok`` and ``summary()``. Raises ParityError, leaving
-    the caller to discard ``folder``, when the graphs disagree with Keras.
+    the caller to discard ``folder``, when the graphs disagree with Keras. ``keep_modes``: after the
+    check (which runs every mode, the step graph included), only these modes' graphs stay.
+    Returns (report, bytes per built mode, notes).
     """
     write_manifest(folder, manifest(None))
     report = measure(load(folder))
     if not report.ok:
         raise ParityError(f"parity check failed, nothing written: {report.summary()}")
-    write_manifest(folder, manifest(report))
+    data = manifest(report)
+    sizes = _mode_sizes(folder, data)
+    notes: tuple[str, ...] = ()
+    if keep_modes is not None and "decode" in data:
+        data, notes = _keep_modes(folder, data, keep_modes, report)
+    write_manifest(folder, data)
     load(folder)  # the final bundle must load and verify as written
-    return report
+    return report, sizes, notes
+
+
+def _mode_sizes(folder: Path, data: dict) -> dict:
+    modes = data.get("decode", {}).get("modes", {})
+    return {mode: sum((folder / data["graphs"][g]["file"]).stat().st_size for g in set(graphs.values()))
+            for mode, graphs in modes.items()}
+
+
+def _keep_modes(folder: Path, data: dict, keep: tuple[str, ...], report) -> tuple[dict, tuple[str, ...]]:
+    """Drop the graphs of the modes not kept; the default is the fastest kept mode that passed its rule."""
+    from ..runtime.manifest import STEP_STRATEGIES
+    from .parity import SPEED_ORDER, default_mode, int8_verdict
+
+    built = data["decode"]["modes"]
+    missing = [m for m in keep if m not in built]
+    if missing:
+        raise ExportError(f"mode(s) {missing} were not built for this model (it has {list(built)})")
+    modes = {m: g for m, g in built.items() if m in keep}
+    used = {g for graphs in modes.values() for g in graphs.values()}
+    for name in [g for g in data["graphs"] if g not in used]:
+        (folder / data["graphs"].pop(name)["file"]).unlink()
+    default, notes = default_mode(report, modes), ()
+    if default not in modes:
+        default = next(m for m in SPEED_ORDER if m in modes)
+        verdict = int8_verdict(report) if default == "fused-int8" else None
+        notes = (f"default mode {default!r}: the only kind of mode kept, although it did not pass its rule at "
+                 f"export ({verdict['why'] if verdict else 'its decode differed from Keras'})",)
+    data["decode"].update(modes=modes, default_mode=default,
+                          strategies=list(STEP_STRATEGIES if "step" in modes else ("greedy",)))
+    return data, notes

@@ -140,34 +140,19 @@ def _check_tensor(file: str, declared: TensorSpec, actual) -> None:
 
 
 def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> None:
-    """Sizes, names and dtypes must agree between encoder, decoder and the declared sides."""
-    enc, dec = m.graphs["encoder"], m.graphs["decoder_step"]
+    """Sizes, names and dtypes must agree between encoder, decoder and the declared sides. A bundle
+    exported without the step mode has no decoder_step: its loops carry the contract (_check_loop)."""
+    enc = m.graphs[m.step_encoder]
     state_inputs = {s.name for s in m.state}
     if len(state_inputs) != len(m.state) or len({s.output for s in m.state}) != len(m.state):
         raise BundleError("manifest.json: state names and outputs must be unique")
-    constants = {c.name for c in m.constants}
-    extra = {t.name for t in dec.inputs} - state_inputs - constants - {m.io.step_input}
-    if extra:
-        raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input, a state nor a "
-                          "constant")
-    extra = {t.name for t in dec.outputs} - {s.output for s in m.state} - {m.io.step_output, m.io.attention}
-    if extra:
-        raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output, a state nor "
-                          "io.attention")
+    if m.has_step:
+        _check_step_graph(m, m.graphs["decoder_step"])
     for c in m.constants:
         shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
-        if c.decoder_input:
-            _expect(dec.input(c.name), shape, f"constant {c.name!r} (decoder_step input)", "float32")
-        elif c.name in {t.name for t in dec.inputs}:
-            raise BundleError(f"constant {c.name!r} has decoder_input false but decoder_step takes it")
         _expect(enc.output(c.encoder_output), shape, f"constant {c.name!r} (encoder output {c.encoder_output!r})",
                 "float32")
-    if m.io.attention is not None:
-        _expect(dec.output(m.io.attention), ("batch", "time"), "attention weights", "float32")
     for s in m.state:
-        _expect(dec.input(s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)", "float32")
-        _expect(dec.output(s.output), ("batch", s.size), f"state {s.name!r} (decoder_step output {s.output!r})",
-                "float32")
         if s.init == "encoder":
             _expect(enc.output(s.encoder_output), ("batch", s.size),
                     f"state {s.name!r} (encoder output {s.encoder_output!r})", "float32")
@@ -183,14 +168,40 @@ def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> N
             _expect(enc.input(m.io.source_length), ("batch",), "source_length", "int32")
         fed = {m.io.source, m.io.source_length} - {None}
     if {t.name for t in enc.inputs} != fed:
-        raise BundleError(f"encoder.onnx: inputs {sorted(t.name for t in enc.inputs)} do not match io.padding "
+        raise BundleError(f"{enc.file}: inputs {sorted(t.name for t in enc.inputs)} do not match io.padding "
                           f"{m.io.padding!r}, which feeds {sorted(fed)}; the manifest belongs to another bundle")
     for mode, graphs in m.modes.items():
         if graphs["decoder"] != "decoder_step":
             _check_loop(m, m.graphs[graphs["decoder"]], mode)
         other = m.graphs[graphs["encoder"]]
         if (other.inputs, other.outputs) != (enc.inputs, enc.outputs):
-            raise BundleError(f"{other.file} (mode {mode!r}): its inputs and outputs differ from encoder.onnx's")
+            raise BundleError(f"{other.file} (mode {mode!r}): its inputs and outputs differ from {enc.file}'s")
+
+
+def _check_step_graph(m: Manifest, dec: GraphSpec) -> None:
+    """decoder_step: step_input, the states and constants in; step_output, the next states (and the
+    attention weights) out."""
+    state_inputs, constants = {s.name for s in m.state}, {c.name for c in m.constants}
+    extra = {t.name for t in dec.inputs} - state_inputs - constants - {m.io.step_input}
+    if extra:
+        raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input, a state nor a "
+                          "constant")
+    extra = {t.name for t in dec.outputs} - {s.output for s in m.state} - {m.io.step_output, m.io.attention}
+    if extra:
+        raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output, a state nor "
+                          "io.attention")
+    for c in m.constants:
+        shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
+        if c.decoder_input:
+            _expect(dec.input(c.name), shape, f"constant {c.name!r} (decoder_step input)", "float32")
+        elif c.name in {t.name for t in dec.inputs}:
+            raise BundleError(f"constant {c.name!r} has decoder_input false but decoder_step takes it")
+    if m.io.attention is not None:
+        _expect(dec.output(m.io.attention), ("batch", "time"), "attention weights", "float32")
+    for s in m.state:
+        _expect(dec.input(s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)", "float32")
+        _expect(dec.output(s.output), ("batch", s.size), f"state {s.name!r} (decoder_step output {s.output!r})",
+                "float32")
     out = dec.output(m.io.step_output)
     width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
     _expect(out, ("batch", width), "step_output", "float32")

@@ -36,6 +36,8 @@ CELLS = ("lstm", "gru")
 PADDINGS = ("lengths", "mask", "none")
 FIRST_INPUTS = ("start_token", "last_source_step", "zeros")
 DTYPES = ("int32", "int64", "float32")
+STEP_MODE = "step"
+STEP_STRATEGIES = ("greedy", "sample", "beam")  # with decoder_step; a bundle of fused modes only decodes greedily
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,20 @@ class Manifest:
         default_factory=lambda: {"step": {"encoder": "encoder", "decoder": "decoder_step"}})
     default_mode: str = "step"
     constants: tuple[ConstantSpec, ...] = ()  # attention decoders: memory, keys, mask
+    # The decode strategies the graphs allow: sampling and beam search (and step(), stream) need the step
+    # graph; a bundle exported with fused modes only decodes greedily. None: derived from the modes.
+    strategies: tuple[str, ...] | None = None
+
+    @property
+    def has_step(self) -> bool:
+        """Whether the bundle has the step graph (decoder_step.onnx), which step() and every strategy but
+        fused greedy decoding need."""
+        return STEP_MODE in self.modes
+
+    @property
+    def step_encoder(self) -> str:
+        """The encoder graph whose state step() continues: step mode's, or else the default mode's."""
+        return self.modes[STEP_MODE if self.has_step else self.default_mode]["encoder"]
 
     def __post_init__(self) -> None:
         _check_choice("family", self.family, FAMILIES)
@@ -225,7 +241,9 @@ class Manifest:
         if any(not c.decoder_input for c in self.constants) and set(self.modes) != {"step"}:
             raise BundleError("manifest.json: a decoder that does not take its source mask runs in step mode only "
                               "(the runtime steps rows of equal source length together)")
-        if self.modes.get("step") != {"encoder": "encoder", "decoder": "decoder_step"}:
+        if not self.modes:
+            raise BundleError("manifest.json: decode.modes is empty; a bundle needs at least one decode mode")
+        if self.has_step and self.modes["step"] != {"encoder": "encoder", "decoder": "decoder_step"}:
             raise BundleError("manifest.json: decode.modes.step must be {'encoder': 'encoder', 'decoder': "
                               "'decoder_step'}")
         for mode, graphs in self.modes.items():
@@ -238,9 +256,18 @@ class Manifest:
         _check_choice("decode.default_mode", self.default_mode, tuple(self.modes))
         _check_choice("cell", self.cell, CELLS)
         _check_choice("decode.first_input", self.first_input, FIRST_INPUTS)
-        for required in ("encoder", "decoder_step"):
+        for required in (("encoder", "decoder_step") if self.has_step else ()):
             if required not in self.graphs:
                 raise BundleError(f"manifest.json: graphs.{required} is missing")
+        if any(graphs["decoder"] == "decoder_step" for mode, graphs in self.modes.items() if mode != STEP_MODE):
+            raise BundleError("manifest.json: only decode mode 'step' may run graph 'decoder_step'")
+        allowed = STEP_STRATEGIES if self.has_step else ("greedy",)
+        if self.strategies is None:
+            object.__setattr__(self, "strategies", allowed)
+        elif tuple(self.strategies) != allowed:
+            raise BundleError(f"manifest.json: decode.strategies {list(self.strategies)} do not match the graphs: "
+                              f"{'with' if self.has_step else 'without'} the step graph the bundle runs "
+                              f"{list(allowed)}")
         if not (isinstance(self.max_steps, int) and not isinstance(self.max_steps, bool)
                 and 1 <= self.max_steps <= MAX_STEPS):
             raise BundleError(f"manifest.json: decode.max_steps must be an integer in [1, {MAX_STEPS}], "
@@ -269,7 +296,7 @@ class Manifest:
             "state": [s.to_dict() for s in self.state],
             "source": self.source.to_dict(), "target": self.target.to_dict(),
             "decode": {"max_steps": self.max_steps, "first_input": self.first_input, "modes": self.modes,
-                       "default_mode": self.default_mode},
+                       "default_mode": self.default_mode, "strategies": list(self.strategies)},
             "data": self.data, "parity": self.parity, "versions": self.versions,
             **({"constants": [c.to_dict() for c in self.constants]} if self.constants else {}),
         }
@@ -286,6 +313,7 @@ class Manifest:
             source=_side(r.child("source")), target=_side(r.child("target")), io=_io(r.child("io")),
             max_steps=decode.get("max_steps", int), first_input=decode.get("first_input", str),
             modes=_modes(decode), default_mode=decode.get("default_mode", str),
+            strategies=_strategies(decode),
             constants=tuple(_constant(c) for c in r.items("constants")) if r.data.get("constants") else (),
             **_records(r))
 
@@ -530,6 +558,18 @@ def _modes(r: _Reader) -> dict[str, dict[str, str]]:
             raise BundleError(f"manifest.json: decode.modes.{mode} must name an 'encoder' and a 'decoder' graph")
         out[mode] = {role: graphs.name(role) for role in ("encoder", "decoder")}
     return out
+
+
+def _strategies(r: _Reader) -> tuple[str, ...] | None:
+    """decode.strategies (bundles written before it existed have the step graph: every strategy)."""
+    if r.data.get("strategies") is None:
+        return None
+    names = r.data["strategies"]
+    if not isinstance(names, list) or len(names) > len(STEP_STRATEGIES) or any(n not in STEP_STRATEGIES
+                                                                             for n in names):
+        raise BundleError(f"manifest.json: decode.strategies must be a list drawn from {list(STEP_STRATEGIES)}, "
+                          f"got {str(names)[:80]}")
+    return tuple(names)
 
 
 def _records(r: _Reader) -> dict[str, Any]:

@@ -41,8 +41,8 @@ class Seq2SeqModel:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
-        self._decoder = bundle.sessions["decoder_step"]
         m = self.manifest
+        self._decoder = bundle.sessions["decoder_step"] if m.has_step else None
         self._state_sizes = {s.name: s.size for s in m.state}
         # Attention decoders: per-sequence constants (memory, keys, mask) ride in the state dict, so every
         # search (beam search tiles and reorders rows) carries them with the state; steps pass them on.
@@ -76,7 +76,18 @@ class Seq2SeqModel:
         Token bundles take right-padded ids (batch, time) and optional lengths (batch,);
         feature bundles take raw (un-normalised) values (batch, time, features).
         """
-        return self._encode(source, lengths, "step")
+        return self._encode(source, lengths, self._step_mode)
+
+    @property
+    def _step_mode(self) -> str:
+        """The mode whose encoder starts step(): 'step', or the default mode in a bundle without it."""
+        return "step" if self.manifest.has_step else self.manifest.default_mode
+
+    def _need_step(self, what: str) -> None:
+        if self._decoder is None:
+            raise InputError(f"{what} needs the step graph (decoder_step.onnx), and this bundle was exported "
+                             f"without it (modes {list(self.manifest.modes)}: greedy decoding only, with generate "
+                             "or generate_text); export it again with 'step' among its modes")
 
     def _encode(self, source: Any, lengths: Any, mode: str) -> State:
         m = self.manifest
@@ -104,6 +115,7 @@ class Seq2SeqModel:
             x = check_token_ids(step_input, len(m.target.vocabulary), "step_input", rank=1)
         else:
             x = check_features(step_input, m.target.features, "step_input", rank=2)
+        self._need_step("step()")
         return self._step(x, check_state(state, self._state_sizes, x.shape[0], self._constants))
 
     @property
@@ -128,6 +140,7 @@ class Seq2SeqModel:
         if options is not None and options.strategy != "greedy":
             if mode not in (None, "step"):
                 raise InputError(f"mode {mode!r} decodes greedily; the {options.strategy!r} strategy runs in step mode")
+            self._need_step(f"the {options.strategy!r} strategy")
             return [row[0].tokens for row in self.decode(source, options, lengths=lengths, max_steps=max_steps)]
         steps = self._check_max_steps(max_steps)
         mode = self._check_mode(mode)
@@ -188,6 +201,7 @@ class Seq2SeqModel:
         step graph's weights over the row's source positions at every output step.
         """
         options = options or DecodeOptions()
+        self._need_step("decode() (scores, sampling and beam search)")
         steps = self._check_max_steps(max_steps)
         if return_attention and self.manifest.io.attention is None:
             raise InputError("return_attention needs an attention bundle; this decoder has no attention output")
@@ -262,6 +276,7 @@ class Seq2SeqModel:
         Arguments are checked and the source encoded when ``stream`` is called, not at the first ``next``.
         """
         options = options or DecodeOptions()
+        self._need_step("stream()")
         steps = self._check_max_steps(max_steps)
         m = self.manifest
         if options.strategy == "beam":

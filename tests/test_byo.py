@@ -59,8 +59,12 @@ def test_a_decoder_the_loop_cannot_compute_keeps_the_step_mode_and_says_why(kera
     result = export_keras(enc, odd, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
                           start_token="\t", end_token="\n", max_steps=max_out)
     assert load(result.path).modes == ("step",)
-    assert result.notes == (f"step mode only: recurrent layer {lstm.name!r} does not feed "
-                            f"{head.name} directly; the fused loop computes a plain stack",)
+    why = f"recurrent layer {lstm.name!r} does not feed {head.name} directly; the fused loop computes a plain stack"
+    assert result.notes == (f"step mode only: {why}",)
+    with pytest.raises(ExportError, match=rf"modes \['fused'\]: the fused loop cannot be built for this decoder "
+                                          rf"\({why}\); export it with modes=\['step'\]"):
+        export_keras(enc, odd, tmp_path / "c", source_tokens=source_tokens, target_tokens=target_tokens,
+                     start_token="\t", end_token="\n", max_steps=max_out, modes=["fused"])
 
 
 def test_keras_io_state_contract_read_from_the_models(keras_io_bundle):
@@ -144,8 +148,13 @@ def test_parity_on_the_users_own_sources_of_mixed_lengths(keras_io, tmp_path):
     enc, dec, source_tokens, target_tokens, decode_sequence, max_out = keras_io
     texts = WORDS + ["We won.", "Stop!", "I see.", "Got it!"]
     result = export_keras(enc, dec, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
-                          start_token="\t", end_token="\n", max_steps=max_out, parity_sources=texts)
+                          start_token="\t", end_token="\n", max_steps=max_out, parity_sources=texts,
+                          modes=["fused-int8"])
     assert result.parity.samples == len(texts) and result.parity.tokens_identical
+    # modes: every mode checked, only the int8 graphs written
+    assert sorted(p.name for p in result.path.iterdir()) == ["decode_loop_int8.onnx", "encoder_int8.onnx",
+                                                             "manifest.json"]
+    assert load(result.path).generate_text(WORDS) == [decode_sequence(w) for w in WORDS]
     assert result.parity.data == "texts given as parity_sources"
     assert result.parity.summary().startswith(f"{len(texts)} texts given as parity_sources, {max_out} steps")
     assert load(result.path).manifest.parity["data"] == "texts given as parity_sources"

@@ -161,3 +161,35 @@ def test_failed_forced_export_leaves_the_old_bundle_intact(trained_dates, export
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary or backup folders left
     assert load(out).generate_text(["1 May 2000"]) == load(exported_dates.path).generate_text(["1 May 2000"])
+
+
+def test_export_only_the_modes_asked_for(trained_dates, exported_dates, tmp_path, capsys):
+    """--modes fused-int8: every mode is built and checked, then only the int8 graphs stay; the summary gives
+    each mode's size, and the manifest says the bundle decodes greedily only."""
+    from seq2seq_edge.cli import main
+    from seq2seq_edge.export.convert import ExportError
+
+    result = export_run(trained_dates, tmp_path / "int8", parity_samples=64, modes=["fused-int8"])
+    files = sorted(p.name for p in result.path.iterdir())
+    assert files == ["decode_loop_int8.onnx", "encoder_int8.onnx", "manifest.json"]
+    assert result.kept_modes == ("fused-int8",) and set(result.mode_sizes) == {"step", "fused", "fused-int8"}
+    full = exported_dates.path
+    assert result.mode_sizes["fused-int8"] == sum((result.path / f).stat().st_size for f in files[:2])
+    model = load(result.path)
+    assert model.manifest.default_mode == "fused-int8" and model.manifest.strategies == ("greedy",)
+    assert model.generate_text(TEXTS) == load(full).generate_text(TEXTS, mode="fused-int8")
+    assert main(["export", str(trained_dates), "--out", str(tmp_path / "sf"), "--modes", "step,fused",
+                 "--parity-samples", "8"]) == 0
+    out = capsys.readouterr().out
+    step, fused = (result.mode_sizes[m] / 1e6 for m in ("step", "fused"))
+    assert (f"modes: step {step:.1f} MB, fused {fused:.1f} MB, fused-int8 "
+            f"{result.mode_sizes['fused-int8'] / 1e6:.1f} MB (left out); default 'fused'; "
+            "strategies greedy, sample, beam; bundle") in out
+    assert load(tmp_path / "sf").modes == ("step", "fused")
+    step_files = sum((tmp_path / "sf" / f).stat().st_size for f in ("encoder.onnx", "decoder_step.onnx"))
+    assert result.mode_sizes["step"] == pytest.approx(step_files, rel=0.01)  # converters' names vary a little
+    with pytest.raises(ExportError, match=r"modes must name one or more of \['step', 'fused', 'fused-int8'\]"):
+        export_run(trained_dates, tmp_path / "bad", modes=["fused", "turbo"])
+    with pytest.raises(ExportError, match=r"modes must name one or more of"):
+        export_run(trained_dates, tmp_path / "bad", modes=[])
+    assert not (tmp_path / "bad").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,11 @@ def _print_extras(name: str, bundle: Path, macs: int, rates: dict, print_fn) -> 
     sizes = {p.name: p.stat().st_size for p in sorted(bundle.iterdir())}
     print_fn(f"\n{name}: bundle {sum(sizes.values()) / 1e6:.2f} MB (" +
              ", ".join(f"{k} {v / 1e3:.0f} kB" for k, v in sizes.items()) + ")")
+    modes = json.loads((bundle / "manifest.json").read_text())["decode"]["modes"]
+    graphs = json.loads((bundle / "manifest.json").read_text())["graphs"]
+    print_fn(f"{name}: size of each mode alone (export --modes MODE; its encoder and decoder graphs): " +
+             ", ".join(f"{mode} {sum(sizes[graphs[g]['file']] for g in set(pair.values())) / 1e6:.2f} MB"
+                       for mode, pair in modes.items()))
     print_fn(f"{name}: runtime peak memory (a process that loads the bundle and decodes 32 inputs): "
              f"{_peak_memory_mb(bundle):.0f} MB")
     for batch in (1, 32):
