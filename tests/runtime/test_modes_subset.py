@@ -117,3 +117,11 @@ def test_a_trimmed_bundle_still_checks_its_loop_against_the_state(int8_only):
     with pytest.raises(BundleError, match=r"state 'h0'"):
         load(int8_only)
     shutil.rmtree(int8_only)
+
+
+def test_a_manifest_from_before_strategies_were_recorded_runs_every_strategy(bundle_copy):
+    file = bundle_copy / "manifest.json"
+    data = json.loads(file.read_text())
+    del data["decode"]["strategies"]
+    file.write_text(json.dumps(data))
+    assert load(bundle_copy).manifest.strategies == ("greedy", "sample", "beam")
