@@ -24,13 +24,29 @@ def test_bench_table(trained_dates):
     for batch in (1, 4):  # each ratio is the row's time over our fastest exact mode's, at the same batch
         group = [r for r in rows if r.batch == batch]
         ours = min(r.us_per_token for r in group if r.engine in ("seq2seq-edge step", "seq2seq-edge fused"))
+        litert = next(r.us_per_token for r in group if r.engine == "litert")
+        floors = {r.us_per_token / r.vs_floor for r in group}
+        assert len({round(f, 9) for f in floors}) == 1  # one floor per model and batch
         for r in group:
             assert r.ratio == pytest.approx(r.us_per_token / ours)
+            assert r.vs_litert == pytest.approx(r.us_per_token / litert)
     text = "\n".join(lines)
-    assert "| engine" in text and "identical to Keras" in text
+    assert "| engine" in text and "identical to Keras" in text and "| x LiteRT | x floor |" in text
     for r in rows:  # the printed table shows every measured row
-        assert f"| {r.engine:30} | {r.us_per_token:9.1f} | {1e6 / r.us_per_token:9.0f} | {r.ratio:7.2f} |" in text
+        assert (f"| {r.engine:30} | {r.us_per_token:9.1f} | {1e6 / r.us_per_token:9.0f} | {r.ratio:7.2f} | "
+                f"{r.vs_litert:8.2f} | {r.vs_floor:7.2f} |") in text
     assert "runtime peak memory" in text and "floor per token at batch 1" in text and "bundle" in text
+    assert "size of each mode alone (export --modes MODE; its encoder and decoder graphs): step " in text
+
+
+def test_bench_row_for_the_keras_io_example():
+    """The keras-io example's own one-hot/softmax models, brought with export_keras: every mode built from
+    them, and every exact engine gives the Keras models' tokens."""
+    lines = []
+    rows = bench(["keras-io-lstm-256"], [1], budget_s=0.02, print_fn=lines.append)
+    assert [r.engine for r in rows] == ENGINES
+    assert all(r.identical for r in rows if "int8" not in r.engine)
+    assert "keras-io-lstm-256, batch 1" in "\n".join(lines)
 
 
 def test_evaluate_reports_every_mode(exported_dates):

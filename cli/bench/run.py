@@ -15,7 +15,7 @@ import numpy as np
 
 from . import engines
 from .floors import machine_rates, step_floor_us, step_macs
-from .models import BUILTIN, make_char_run, sample_sources
+from .models import BUILTIN, KERAS_IO, make_char_run, make_keras_io_models, sample_sources
 
 __all__ = ["bench", "Row"]
 
@@ -28,7 +28,21 @@ class Row:
     us_per_token: float
     tokens: int
     identical: bool | None
-    ratio: float = 0.0
+    ratio: float = 0.0     # time over our fastest exact mode's, same model and batch
+    vs_litert: float = 0.0  # time over LiteRT's
+    vs_floor: float = 0.0   # time over the step's floor (its arithmetic, or its weights read from cache)
+
+
+@dataclass
+class Prepared:
+    """One benchmark model: its bundle, inputs, the Keras reference all engines are checked against, and the
+    multiply-accumulates of one decoder step."""
+
+    name: str
+    bundle: Path
+    sources: list[str]
+    ref: object  # KerasSeq2Seq
+    macs: int
 
 
 def _time(decode, batches, budget_s: float) -> tuple[float, int, list]:
@@ -48,11 +62,14 @@ def _same(a: list, b: list) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def _prepare(model: str, workdir: Path) -> tuple[str, Path, Path, list[str]]:
+def _prepare(model: str, workdir: Path) -> Prepared:
     from ...export import export_run
     from ...training import RunDir
+    from ...training.inference import KerasSeq2Seq
     from ...training.tasks import TokenSplits, make_splits
 
+    if model == KERAS_IO:
+        return _prepare_keras_io(workdir / model)
     if model in BUILTIN:
         run = make_char_run(BUILTIN[model], workdir / model / "run")
         vocab = RunDir(run).vocabularies()[0]
@@ -65,15 +82,37 @@ def _prepare(model: str, workdir: Path) -> tuple[str, Path, Path, list[str]]:
             raise ValueError(f"{model}: bench decodes token models; this run's task {config.task!r} is not one")
         sources = [s for s, _ in splits.test[:256]]
     bundle = export_run(run, workdir / Path(model).name / "bundle", parity_inputs=sources, parity_samples=64).path
-    return Path(model).name, run, bundle, sources
+    net, config = RunDir(run).load_model(), RunDir(run).config
+    return Prepared(Path(model).name, bundle, sources, KerasSeq2Seq.from_run(net, config), step_macs(net, config))
+
+
+def _prepare_keras_io(workdir: Path) -> Prepared:
+    """The keras-io example's encoder_model / decoder_model, exported with export_keras as a user would; the
+    reference is the user's models behind the same thin wrapper export converts (ids in, our names)."""
+    from ...export import export_keras
+    from ...export.byo import decoder_contract, encoder_feeds, wrap_models
+    from ...runtime.vocab import Vocabulary
+    from ...training.inference import KerasSeq2Seq
+
+    encoder_model, decoder_model, source_tokens, target_tokens = make_keras_io_models()
+    sources = sample_sources(Vocabulary(tuple(source_tokens), pad_id=None), 256,
+                             length=BUILTIN[KERAS_IO].source_length)  # equal lengths: the example never pads
+    bundle = export_keras(encoder_model, decoder_model, workdir / "bundle", source_tokens=source_tokens,
+                          target_tokens=target_tokens, start_token="\t", end_token="\n", max_steps=40,
+                          parity_sources=sources[:64]).path
+    contract = decoder_contract(decoder_model)
+    feeds = encoder_feeds(encoder_model, contract, None)
+    encoder, decoder, _, _ = wrap_models(encoder_model, decoder_model, contract, feeds, source_tokens, target_tokens)
+    ref = KerasSeq2Seq(encoder, decoder, [slot.name for slot in contract.slots], tokens=True)
+    by_kind = {type(layer).__name__: layer for layer in decoder_model.layers}
+    macs = sum(w.size for w in by_kind["LSTM"].get_weights()[:2]) + by_kind["Dense"].get_weights()[0].size
+    return Prepared(KERAS_IO, bundle, sources, ref, macs)
 
 
 def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: float = 2.0,
           print_fn: Callable[[str], None] = print) -> list[Row]:
     """Benchmark every model at every batch size; returns the rows it printed."""
     from ...runtime import load
-    from ...training import RunDir
-    from ...training.inference import KerasSeq2Seq
 
     rows: list[Row] = []
     rates = machine_rates()
@@ -81,45 +120,51 @@ def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: 
              f"cache {rates['gbps_cache']:.1f} GB/s (numpy); engines use {threads} thread(s)")
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            name, run, bundle, sources = _prepare(model, Path(tmp))
-            runtime = load(bundle, threads=threads)
-            net, config = RunDir(run).load_model(), RunDir(run).config
-            ref = KerasSeq2Seq.from_run(net, config)
+            p = _prepare(model, Path(tmp))
+            runtime = load(p.bundle, threads=threads)
             tv = runtime.target_vocab
             args = (tv.start_id, tv.end_id, runtime.max_steps)
             for batch in batches:
-                data = [runtime.source_vocab.encode_batch(sources[i:i + batch])
-                        for i in range(0, len(sources) - batch + 1, batch)]
-                reference = [r for ids, _ in data for r in ref.generate_ids(ids, *args)]
+                data = [runtime.source_vocab.encode_batch(p.sources[i:i + batch])
+                        for i in range(0, len(p.sources) - batch + 1, batch)]
+                reference = [r for ids, _ in data for r in p.ref.generate_ids(ids, *args)]
                 time_len = max(ids.shape[1] for ids, _ in data)
-                candidates = [("keras predict() per step", lambda: engines.keras_predict(ref, *args)),
-                              ("keras direct calls", lambda: engines.keras_direct(ref, *args)),
-                              ("litert", lambda: engines.litert(ref, batch, time_len, *args, threads)),
-                              ("tf2onnx graphs, python loop", lambda: engines.plain_onnx(bundle, *args, threads))]
+                candidates = [("keras predict() per step", lambda: engines.keras_predict(p.ref, *args)),
+                              ("keras direct calls", lambda: engines.keras_direct(p.ref, *args)),
+                              ("litert", lambda: engines.litert(p.ref, batch, time_len, *args, threads)),
+                              ("tf2onnx graphs, python loop", lambda: engines.plain_onnx(p.bundle, *args, threads))]
                 candidates += [(f"seq2seq-edge {mode}", lambda mode=mode: engines.runtime_mode(runtime, mode))
                                for mode in runtime.modes]
                 group = []
                 for engine, make in candidates:
                     budget = budget_s / 4 if engine.startswith("keras") else budget_s
                     us, tokens, outputs = _time(make(), data, budget)
-                    group.append(Row(name, batch, engine, us, tokens, _same(outputs, reference)))
-                ours = min(r.us_per_token for r in group if r.engine.startswith("seq2seq-edge") and "int8" not in r.engine)
+                    group.append(Row(p.name, batch, engine, us, tokens, _same(outputs, reference)))
+                ours = min(r.us_per_token for r in group
+                           if r.engine.startswith("seq2seq-edge") and "int8" not in r.engine)
+                litert = next(r.us_per_token for r in group if r.engine == "litert")
+                floor = step_floor_us(p.macs, rates, batch)
+                floor_us = max(floor["flops_us"], floor["cache_us"])
                 for r in group:
-                    r.ratio = r.us_per_token / ours
+                    r.ratio, r.vs_litert, r.vs_floor = (r.us_per_token / ours, r.us_per_token / litert,
+                                                        r.us_per_token / floor_us)
                 rows += group
-                _print_group(group, print_fn)
-            _print_extras(name, bundle, step_macs(net, config), rates, print_fn)
+                _print_group(group, floor_us, print_fn)
+            _print_extras(p.name, p.bundle, p.macs, rates, print_fn)
     return rows
 
 
-def _print_group(group: list[Row], print_fn) -> None:
+def _print_group(group: list[Row], floor_us: float, print_fn) -> None:
     r0 = group[0]
-    print_fn(f"\n{r0.model}, batch {r0.batch}")
-    print_fn(f"| {'engine':30} | {'us/token':>9} | {'tokens/s':>9} | {'x ours':>7} | identical to Keras |")
-    print_fn(f"|{'-' * 32}|{'-' * 11}|{'-' * 11}|{'-' * 9}|{'-' * 20}|")
+    print_fn(f"\n{r0.model}, batch {r0.batch} (floor per token {floor_us:.1f} us: the step's arithmetic or its "
+             "weights read from cache, whichever is longer; the encoder is not in it)")
+    print_fn(f"| {'engine':30} | {'us/token':>9} | {'tokens/s':>9} | {'x ours':>7} | {'x LiteRT':>8} | "
+             f"{'x floor':>7} | identical to Keras |")
+    print_fn(f"|{'-' * 32}|{'-' * 11}|{'-' * 11}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 20}|")
     for r in group:
         same = {True: "yes", False: "no", None: "-"}[r.identical]
-        print_fn(f"| {r.engine:30} | {r.us_per_token:9.1f} | {1e6 / r.us_per_token:9.0f} | {r.ratio:7.2f} | {same:18} |")
+        print_fn(f"| {r.engine:30} | {r.us_per_token:9.1f} | {1e6 / r.us_per_token:9.0f} | {r.ratio:7.2f} | "
+                 f"{r.vs_litert:8.2f} | {r.vs_floor:7.2f} | {same:18} |")
 
 
 def _print_extras(name: str, bundle: Path, macs: int, rates: dict, print_fn) -> None:
