@@ -119,8 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="greedy decoding speed: Keras, LiteRT, plain tf2onnx and our runtime")
     p.add_argument("--model", action="append", default=None,
                    help="a token run directory, or a built-in: char-lstm-1x256, char-lstm-2x256, char-gru-1x256, "
-                        "char-lstm-1x256-luong (Luong attention over 20-character sources) (repeatable; default: "
-                        "all four built-ins)")
+                        "char-lstm-1x256-luong (Luong attention over 20-character sources), keras-io-lstm-256 (the "
+                        "keras-io example's own one-hot/softmax models, exported with export-keras) (repeatable; "
+                        "default: all five built-ins)")
     p.add_argument("--batch", action="append", type=int, default=None, help="batch sizes (default: 1 and 32)")
     p.add_argument("--threads", type=int, default=1, help="threads for every engine (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=2.0, help="time budget per row (default: %(default)s)")
