@@ -70,9 +70,15 @@ class AttentionWeights:
     kind: str                          # "luong" | "bahdanau"
     combine_kernel: np.ndarray         # (2 units, units): rows [context; query]
     combine_bias: np.ndarray           # (units,)
-    query_kernel: np.ndarray | None = None   # bahdanau: (units, units)
+    query_kernel: np.ndarray | None = None   # bahdanau: (units, units); None: the query as it is
     score_vector: np.ndarray | None = None   # bahdanau: (units,)
     input_feeding: bool = False
+    # Users' decoders (Keras's Attention / AdditiveAttention, export_keras): the keys are the memory itself
+    # ("memory") instead of the encoder's attention_keys constant ("input"); Luong scores may be scaled; and
+    # without a tanh combine layer, [context; query] W_c + b_c are the output layer's logits themselves.
+    keys: str = "input"
+    score_scale: float | None = None
+    combine_tanh: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,19 +180,23 @@ def _attend(g: _Graph, a: AttentionWeights, query: str) -> str:
     q = g.op("Unsqueeze", [query, one], "query")  # (batch, 1, units)
     if a.kind == "luong":
         scores = g.op("MatMul", [q, KEYS_T], "scores")  # (batch, 1, time)
+        if a.score_scale is not None:
+            scores = g.op("Mul", [scores, g.const(np.array(a.score_scale, np.float32), "score_scale")], "scaled")
     else:
-        projected = g.op("MatMul", [q, g.const(a.query_kernel, "query_kernel")])  # (batch, 1, units)
-        hidden = g.op("Tanh", [g.op("Add", [projected, ATTENTION_KEYS])])  # (batch, time, units)
+        projected = q if a.query_kernel is None else g.op("MatMul", [q, g.const(a.query_kernel, "query_kernel")])
+        keys = ATTENTION_KEYS if a.keys == "input" else MEMORY
+        hidden = g.op("Tanh", [g.op("Add", [projected, keys])])  # (batch, time, units)
         scores = g.op("Transpose", [g.op("MatMul", [hidden, g.const(a.score_vector[:, None], "score_vector")])],
                       "scores", perm=[0, 2, 1])  # (batch, 1, time)
     weights = g.op("Softmax", [g.op("Add", [scores, MASK_BIAS])], "weights", axis=-1)
     # [context; h] W_c = weights (memory W_c_top) + h W_c_bottom: memory W_c_top is computed once per decode
     # (MEMORY_COMBINED), so a step reads a (time, units) table instead of the (units, units) weights.
     context = g.op("Squeeze", [g.op("MatMul", [weights, MEMORY_COMBINED]), one], "context_w")  # (batch, units)
-    units = a.combine_kernel.shape[1]
+    units = a.combine_kernel.shape[0] // 2  # rows [context; query], each as wide as the top layer
     own = g.op("Gemm", [query, g.const(a.combine_kernel[units:], "combine_W_h"),
                         g.const(a.combine_bias, "combine_b")])  # (batch, units)
-    return g.op("Tanh", [g.op("Add", [context, own])], "attentional")
+    combined = g.op("Add", [context, own], "combined")
+    return g.op("Tanh", [combined], "attentional") if a.combine_tanh else combined
 
 
 def _step(g: _Graph, spec: DecoderWeights, x: str, states: list[list[str]],
@@ -207,6 +217,8 @@ def _step(g: _Graph, spec: DecoderWeights, x: str, states: list[list[str]],
     if spec.attention is not None:
         x = _attend(g, spec.attention, x)
         fed = x if spec.attention.input_feeding else None
+        if not spec.attention.combine_tanh:  # the combine was the output layer: x holds its logits
+            return x, new_states, fed
     out = g.op("Gemm", [x, g.const(spec.dense_kernel, "dense_W"), g.const(spec.dense_bias, "dense_b")])
     return out, new_states, fed
 
@@ -279,9 +291,11 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
     constants = []
     if attention is not None:  # once per decode: the keys transposed for the scores, the mask as a bias
         units = spec.layers[-1].units
-        constants = [vi(MEMORY, f32, ["batch", "time", units]), vi(ATTENTION_KEYS, f32, ["batch", "time", units]),
-                     vi(SOURCE_MASK, f32, ["batch", "time"])]
-        g.op("Transpose", [ATTENTION_KEYS], outputs=[KEYS_T], perm=[0, 2, 1])  # (batch, units, time)
+        keys = ATTENTION_KEYS if attention.keys == "input" else MEMORY
+        constants = [vi(MEMORY, f32, ["batch", "time", units])] + (
+            [vi(ATTENTION_KEYS, f32, ["batch", "time", units])] if attention.keys == "input" else []) + [
+            vi(SOURCE_MASK, f32, ["batch", "time"])]
+        g.op("Transpose", [keys], outputs=[KEYS_T], perm=[0, 2, 1])  # (batch, units, time)
         bias = g.op("Mul", [g.op("Sub", [g.const(np.array(1, np.float32)), SOURCE_MASK]),
                             g.const(np.array(NEG_INF, np.float32))])
         g.op("Unsqueeze", [bias, g.const(np.array([1], np.int64))], outputs=[MASK_BIAS])  # (batch, 1, time)

@@ -213,17 +213,17 @@ def _check_step_graph(m: Manifest, dec: GraphSpec) -> None:
 
 
 def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
-    """A fused decode graph: states (and constants), first_input and max_steps in; tokens or predictions out."""
+    """A fused decode graph: states (and constants), first_input and max_steps in; tokens or predictions out.
+    A loop takes every constant, the source mask too when the step graph does not (decoder_input false)."""
     names = {t.name for t in graph.inputs}
-    want = {s.name for s in m.state} | {c.name for c in m.constants if c.decoder_input} | {LOOP_INPUT, LOOP_STEPS}
+    want = {s.name for s in m.state} | {c.name for c in m.constants} | {LOOP_INPUT, LOOP_STEPS}
     if names != want:
         raise BundleError(f"{graph.file} (mode {mode!r}): inputs {sorted(names)} should be {sorted(want)}")
     for s in m.state:
         _expect(graph.input(s.name), ("batch", s.size), f"state {s.name!r} ({graph.file})", "float32")
     for c in m.constants:
-        if c.decoder_input:
-            shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
-            _expect(graph.input(c.name), shape, f"constant {c.name!r} ({graph.file})", "float32")
+        shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
+        _expect(graph.input(c.name), shape, f"constant {c.name!r} ({graph.file})", "float32")
     _expect(graph.input(LOOP_STEPS), (), "max_steps", "int64")
     if isinstance(m.target, TokenSpec):
         _expect(graph.input(LOOP_INPUT), ("batch",), "first_input", "int32")

@@ -238,9 +238,6 @@ class Manifest:
         if (self.io.attention is not None or self.constants) and len(masks) != 1:
             raise BundleError("manifest.json: an attention decoder needs exactly one constant of kind 'mask' "
                               f"(found {len(masks)})")
-        if any(not c.decoder_input for c in self.constants) and set(self.modes) != {"step"}:
-            raise BundleError("manifest.json: a decoder that does not take its source mask runs in step mode only "
-                              "(the runtime steps rows of equal source length together)")
         if not self.modes:
             raise BundleError("manifest.json: decode.modes is empty; a bundle needs at least one decode mode")
         if self.has_step and self.modes["step"] != {"encoder": "encoder", "decoder": "decoder_step"}:

@@ -46,16 +46,34 @@ def _keras_greedy(enc, dec, ids: list[int], target_tokens, mask: bool) -> list[i
     return out
 
 
+NOT_FUSED = {
+    "mha": "step mode only: the fused loop does not compute MultiHeadAttention (its per-head projections of query, "
+           "keys and values); Keras's Attention and AdditiveAttention layers get it",
+    "dense": "step mode only: the fused loop computes Keras's Attention or AdditiveAttention layers, concatenated "
+             "with the top recurrent layer's output; this decoder concatenates ['Dot', '{cell}']"}
+
+
+def dec_kind(brought) -> str:
+    layers = {type(layer).__name__ for layer in brought[1].layers}
+    return next((k for k, name in (("luong", "Attention"), ("bahdanau", "AdditiveAttention"),
+                                   ("mha", "MultiHeadAttention")) if name in layers), "dense")
+
+
 def test_parity_and_the_contract_read_from_the_graphs(brought):
     _, _, _, _, mask, result = brought
     assert result.parity.ok and result.parity.tokens_identical
     m = load(result.path).manifest
     assert [(c.name, c.kind, c.decoder_input) for c in m.constants] == [("memory", "memory", True),
                                                                         ("source_mask", "mask", mask)]
-    assert m.io.attention == "attention" and m.io.padding == "none" and m.modes == {
-        "step": {"encoder": "encoder", "decoder": "decoder_step"}}
-    assert result.notes == ("step mode only: attention decoders brought with export_keras run in step mode (no "
-                            "fused loop for them yet)",)
+    assert m.io.attention == "attention" and m.io.padding == "none"
+    kind = dec_kind(brought)
+    if kind in ("luong", "bahdanau"):  # Keras's Attention / AdditiveAttention: the fused loops from their weights
+        assert tuple(m.modes) == ("step", "fused", "fused-int8") and result.notes == ()
+        assert result.parity.modes["fused"]["tokens_identical"] and m.default_mode in ("fused", "fused-int8")
+    else:
+        assert tuple(m.modes) == ("step",) and m.default_mode == "step"
+        cell = next(type(layer).__name__ for layer in brought[1].layers if type(layer).__name__ in ("LSTM", "GRU"))
+        assert result.notes == (NOT_FUSED[kind].format(cell=cell),)
     written = json.loads((result.path / "manifest.json").read_text())["constants"][1]
     assert ("decoder_input" in written) == (not mask)  # written only when false
 
@@ -66,7 +84,8 @@ def test_a_padded_batch_decodes_as_the_users_own_loop_does_row_by_row(brought):
     want = [_keras_greedy(enc, dec, [source_tokens.index(c) for c in t], target_tokens, mask) for t in TEXTS]
     ids, lengths = model.source_vocab.encode_batch(TEXTS)
     assert len(set(lengths.tolist())) > 1  # the batch really is padded
-    assert [row.tolist() for row in model.generate(ids, lengths=lengths)] == want
+    for mode in [m for m in model.modes if "int8" not in m]:  # step, and the fused loop where it was built
+        assert [row.tolist() for row in model.generate(ids, lengths=lengths, mode=mode)] == want, mode
     state = model.encode(ids, lengths)
     np.testing.assert_array_equal(state["source_mask"], (np.arange(ids.shape[1]) < lengths[:, None]).astype(np.float32))
     assert not state["memory"][0, lengths[0]:].any()  # zeros past the row's length
@@ -139,3 +158,63 @@ def test_a_mask_the_decoder_does_not_take_must_cover_a_prefix(brought):
     logits, _ = model.step(np.full(2, model.target_vocab.start_id, np.int32), state)
     alone, _ = model.step(np.full(1, model.target_vocab.start_id, np.int32), model.encode(ids[:1, :3], lengths[:1]))
     np.testing.assert_allclose(logits[0], alone[0], atol=1e-5)  # the short row, stepped with its own length
+
+
+@pytest.mark.parametrize("layer, order, combine", [("Attention-scaled", "output-first", True),
+                                                   ("AdditiveAttention-unscaled", "context-first", False)])
+def test_fused_loop_from_other_keras_attention_shapes(tmp_path, layer, order, combine):
+    """Keras's Attention with use_scale, [output, context] concatenated the other way round and a tanh
+    combine layer (Luong's attentional vector) before the head; AdditiveAttention without a scale. Seeded
+    weights, untrained: export checks the fused loops against the models token for token."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(7)
+    source_tokens, target_tokens = ["<pad>"] + list("abcdefgh"), ["\t", "\n"] + list("wxyz")
+    src = keras.Input((None,), dtype="int32")
+    memory, h, c = layers.LSTM(12, return_sequences=True, return_state=True)(
+        layers.Embedding(len(source_tokens), 6)(src))
+    encoder = keras.Model(src, [memory, h, c])
+    step, h_in, c_in = keras.Input((1,), dtype="int32"), keras.Input((12,)), keras.Input((12,))
+    memory_in, mask_in = keras.Input((None, 12)), keras.Input((None,), dtype="bool")
+    out, h2, c2 = layers.LSTM(12, return_sequences=True, return_state=True)(
+        layers.Embedding(len(target_tokens), 6)(step), initial_state=[h_in, c_in])
+    attend = layers.Attention(use_scale=True) if layer.startswith("Attention") else \
+        layers.AdditiveAttention(use_scale=False)
+    context, weights = attend([out, memory_in], mask=[None, mask_in], return_attention_scores=True)
+    if layer.startswith("Attention"):
+        attend.scale.assign(4.0)  # not the initial 1.0: the loop must read it
+    x = layers.Concatenate()([out, context] if order == "output-first" else [context, out])
+    mixer = layers.Dense(12, activation="tanh") if combine else None
+    if combine:
+        x = mixer(x)
+    head = layers.Dense(len(target_tokens), activation="softmax")
+    probs = head(x)
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 6, bias])
+    decoder = keras.Model([step, h_in, c_in, memory_in, mask_in], [probs, h2, c2, weights])
+    # What the loop reads from the graph: the kind, the scale, the combine's rows as [context; output]
+    from seq2seq_edge.export.byo import decoder_contract
+    from seq2seq_edge.export.byo_fused import fused_weights
+
+    spec, why = fused_weights(decoder, decoder_contract(decoder, 12), "ids")
+    a = spec.attention
+    assert why is None and a.keys == "memory" and a.combine_tanh == combine
+    if layer.startswith("Attention"):
+        assert a.kind == "luong" and a.score_scale == pytest.approx(4.0)
+    else:
+        assert a.kind == "bahdanau" and a.query_kernel is None and np.all(a.score_vector == 1.0)
+    rows = (mixer or head).get_weights()[0]
+    context_rows = rows[12:] if order == "output-first" else rows[:12]
+    np.testing.assert_array_equal(a.combine_kernel[:12], context_rows)
+    texts = ["abc", "hgfedcba", "d", "eeee"]
+    result = export_keras(encoder, decoder, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
+                          start_token="\t", end_token="\n", max_steps=10, parity_sources=texts)
+    model = load(result.path)
+    assert model.modes == ("step", "fused", "fused-int8") and result.notes == ()
+    assert result.parity.modes["fused"]["tokens_identical"] and result.parity.samples == len(texts)
+    ids, lengths = model.source_vocab.encode_batch(texts)
+    fused = model.generate(ids, lengths=lengths, mode="fused")
+    for row, want in zip(fused, model.generate(ids, lengths=lengths, mode="step")):
+        np.testing.assert_array_equal(row, want)
+    assert any(len(row) for row in fused)  # something was decoded
