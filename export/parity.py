@@ -66,7 +66,8 @@ class ParityReport:
 
     def summary(self) -> str:
         text = (f"{self.samples} {self.data or 'samples'}, {self.steps} steps: "
-                f"encoder state {self.max_abs_encoder_state:.2e}, step state {self.max_abs_step_state:.2e}, step output {self.step_output_error:.2e} relative "
+                f"encoder state {self.max_abs_encoder_state:.2e}, step state {self.max_abs_step_state:.2e}, "
+                f"step output {self.step_output_error:.2e} relative "
                 f"(tolerance {self.step_tolerance:g})")
         if self.tokens_identical is not None:
             text += f"; greedy tokens identical: {self.tokens_identical}"
