@@ -232,23 +232,24 @@ def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None
     states = [[f"{n}_in" for n in names] for names in state_names]
     fed = f"{ATTENTIONAL}_in" if spec.attention is not None and spec.attention.input_feeding else None
     x, done, scans = ("token_in" if tokens else "x_in"), "finished_in", []
-    zero = g.const(np.array([0], np.int64), "axis0")
     for _ in range(unroll):
         out, states, fed = _step(g, spec, x, states, fed)
-        if tokens:
-            x = g.op("Cast", [g.op("ArgMax", [out], axis=1, keepdims=0)], "next", to=TensorProto.INT32)  # (batch,)
-            done = g.op("Or", [done, g.op("Equal", [x, g.const(np.array(end_id, np.int32))])])
+        if tokens:  # int64 ids, as ArgMax gives them and Gather takes them: no cast per step
+            x = g.op("ArgMax", [out], "next", axis=1, keepdims=0)  # (batch,)
+            done = g.op("Or", [done, g.op("Equal", [x, g.const(np.array(end_id, np.int64))])])
         else:
             x = out  # (batch, features): fed back as the next input
-        scans.append(g.op("Unsqueeze", [x, zero]))
+        scans.append(x)
+    # Each iteration's steps side by side along the batch axis, (unroll * batch[, features]): reshaped into
+    # steps once after the loop rather than unsqueezed at every step.
+    scan = g.op("Concat", scans, "scan", axis=0) if unroll > 1 else g.op("Identity", [x], "scan")
     if tokens:
         running = g.op("ReduceMax", [g.op("Cast", [g.op("Not", [done])], to=TensorProto.INT32)], keepdims=0)
         cond = g.op("Cast", [running], "cond", to=TensorProto.BOOL)
-        carried = [g.op("Identity", [x], "token_out"), done]
+        carried = [x, done]
     else:
-        cond, carried = g.op("Identity", ["cond_in"], "cond"), [g.op("Identity", [x], "x_out")]
+        cond, carried = g.op("Identity", ["cond_in"], "cond"), [x]
     carried += [t for layer in states for t in layer] + ([g.op("Identity", [fed], "fed_out")] if fed else [])
-    scan = g.op("Concat", scans, "scan", axis=0) if unroll > 1 else scans[0]  # (unroll, batch[, features])
     return g, cond, carried, scan
 
 
@@ -276,15 +277,15 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
         sizes[ATTENTIONAL] = spec.layers[-1].units
     width = spec.dense_kernel.shape[1]
     body, cond, carried, scan = _body(spec, state_names, end_id, unroll)
-    first_vi = [vi("token_in", i32, ["batch"]), vi("finished_in", boolean, ["batch"])] if tokens else \
+    first_vi = [vi("token_in", i64, ["batch"]), vi("finished_in", boolean, ["batch"])] if tokens else \
         [vi("x_in", f32, ["batch", width])]
-    carried_types = ([i32, boolean] if tokens else [f32]) + [f32] * len(flat)
+    carried_types = ([i64, boolean] if tokens else [f32]) + [f32] * len(flat)
     body_graph = helper.make_graph(
         body.nodes, "decode_steps",
         [vi("iteration", i64, []), vi("cond_in", boolean, [])] + first_vi + [vi(f"{n}_in", f32, ["batch", sizes[n]])
                                                                          for n in flat],
         [vi(cond, boolean, [])] + [vi(t, kind, None) for t, kind in zip(carried, carried_types)]
-        + [vi(scan, i32 if tokens else f32, None)],
+        + [vi(scan, i64 if tokens else f32, None)],
         initializer=body.inits)
 
     g = _Graph("")
@@ -303,14 +304,20 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
              outputs=[MEMORY_COMBINED])  # (batch, time, units)
     trips = g.op("Div", [g.op("Add", [LOOP_STEPS, g.const(np.array(unroll - 1, np.int64))]),
                          g.const(np.array(unroll, np.int64))], "trips")  # ceil(max_steps / unroll)
-    loop_inputs = [trips, g.const(np.array(True), "true"), LOOP_INPUT]
+    loop_inputs = [trips, g.const(np.array(True), "true")]
     if tokens:
-        loop_inputs.append(g.op("Cast", [g.op("Mul", [LOOP_INPUT, g.const(np.array(0, np.int32))])], to=boolean))
+        loop_inputs += [g.op("Cast", [LOOP_INPUT], "first_id", to=i64),
+                        g.op("Cast", [g.op("Mul", [LOOP_INPUT, g.const(np.array(0, np.int32))])], to=boolean)]
+    else:
+        loop_inputs.append(LOOP_INPUT)
     stacked = g.op("Loop", loop_inputs + flat, outputs=[g.name("final") for _ in carried] + [g.name("stacked")],
-                   body=body_graph)[-1]  # (trips, unroll, batch[, features])
+                   body=body_graph)[-1]  # (trips, unroll * batch[, features])
     shape = g.op("Concat", [g.const(np.array([-1], np.int64)), g.op("Shape", [LOOP_INPUT])], axis=0)
     result = LOOP_OUTPUTS["tokens" if tokens else "features"]
-    g.op("Reshape", [stacked, shape], outputs=[result])  # (trips * unroll, batch[, features])
+    if tokens:
+        g.op("Cast", [g.op("Reshape", [stacked, shape], "steps")], outputs=[result], to=i32)  # (steps, batch)
+    else:
+        g.op("Reshape", [stacked, shape], outputs=[result])  # (trips * unroll, batch, features)
     graph = helper.make_graph(
         g.nodes, "decode_loop",
         [vi(n, f32, ["batch", sizes[n]]) for n in flat] + constants
