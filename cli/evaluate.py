@@ -69,6 +69,9 @@ def g2p_metrics(model, pairs: list[tuple[str, str]], beam_width: int) -> dict:
     result = {"greedy": by_mode[model.manifest.default_mode], "greedy_by_mode": by_mode}
     if model.manifest.has_step:  # a bundle exported without the step graph decodes greedily only
         result[f"beam{beam_width}"] = rates(options=DecodeOptions("beam", beam_width=beam_width))
+    else:
+        result["not_run"] = {f"beam{beam_width}": "beam search needs the step graph, which this bundle was "
+                                                   "exported without (--modes)"}
     return result
 
 

@@ -277,7 +277,7 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
                  target_tokens: Sequence[str] | None = None, start_token: str | None = None,
                  end_token: str | None = None, max_steps: int | None = None, force: bool = False,
                  state_map: Sequence[str] | None = None, first_input: str = "zeros", parity_sources=None,
-                 modes=None):
+                 modes=None, samples=None):
     """Export a user's inference encoder_model and one-step decoder_model to a verified bundle.
 
     ``source_tokens``/``target_tokens``: index-to-token lists (the models read one-hot vectors
@@ -291,10 +291,15 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     ``modes`` (e.g. ``["fused-int8"]``): write only these decode modes' graphs; without 'step' the bundle
     decodes greedily only. Default: every mode that can be built.
     """
-    if not isinstance(max_steps, int) or max_steps < 1:
-        raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
     import warnings
 
+    if samples is not None:  # the argument's name before parity_sources
+        warnings.warn("export_keras(samples=...) is now parity_sources=...", DeprecationWarning, stacklevel=2)
+        if parity_sources is not None:
+            raise ExportError("pass parity_sources= only (samples= is its old name)")
+        parity_sources = samples
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
     with warnings.catch_warnings():  # Keras warns that our Reshape/Identity layers drop the masks it tracks
         warnings.filterwarnings("ignore", message=r".*does not support masking")
         return _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens, start_token, end_token,

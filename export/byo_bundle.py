@@ -15,7 +15,7 @@ from .convert import OPSET, ExportError
 from .manifest_builder import versions
 from .parity import ParityReport, default_mode, feature_parity, token_parity
 from .support import all_layers, cell_of_layer
-from .writing import ExportResult, write_fused_modes, write_seq2seq_graphs, write_verified
+from .writing import ExportResult, ParityError, write_fused_modes, write_seq2seq_graphs, write_verified
 
 __all__ = ["write_byo_bundle"]
 
@@ -75,6 +75,27 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
     if keep is not None and fused is None and set(keep) - {"step"}:
         raise ExportError(f"modes {list(keep)}: the fused loop cannot be built for this decoder ({not_fused}); "
                           "export it with modes=['step']")
+    args = (encoder, decoder, contract, feeds, vocabs, out)
+    kwargs = dict(max_steps=max_steps, force=force, first_input=first_input, parity_sources=parity_sources,
+                  encoder_model=encoder_model)
+    try:
+        return _write(*args, **kwargs, fused=fused, not_fused=not_fused, keep=keep)
+    except ParityError as exc:
+        report = exc.report
+        step_only = report is not None and replace(report, modes={"step": report.modes["step"]}).ok
+        if fused is None or not step_only or (keep is not None and set(keep) - {"step"}):
+            raise
+        # The step graph matches the user's models but the loop read from their weights does not: the
+        # pattern was misread. Keep the bundle, in step mode, and say so.
+        why = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in report.modes.get("fused", {}).items())
+        return _write(*args, **kwargs, fused=None, keep=keep,
+                      not_fused=f"the fused loop built from the decoder's weights did not match it at export "
+                                f"({why}); please report the model")
+
+
+def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, first_input, parity_sources,
+           encoder_model, fused, not_fused, keep) -> ExportResult:
     names = [s.name for s in contract.slots]
     constants = [MEMORY, SOURCE_MASK] if contract.memory_index is not None else []
     keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None, constant_names=constants)
@@ -105,15 +126,37 @@ def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources) -> ParityReport
         x, data = _default_samples(runtime, encoder)
     else:
         x, data = sources, "inputs given as parity_sources"
+    if isinstance(x, np.ndarray) and x.dtype.kind in "US":
+        x = x.tolist()
+    texts = isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(t, str) for t in x)
     if isinstance(runtime.manifest.source, FeatureSpec):
-        return feature_parity(keras_ref, runtime, np.asarray(x, np.float32), data=data)
-    if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
+        if texts:
+            raise ExportError("parity_sources: this model reads real-valued windows, not texts; pass an array "
+                              "(samples, time, features)")
+        return feature_parity(keras_ref, runtime, _array(x, np.float32, 3), data=data)
+    if texts:
+        empty = [i for i, t in enumerate(x) if not t]
+        if empty:
+            raise ExportError(f"parity_sources: text {empty[0]} is empty; give sources of at least one symbol")
         ids, lengths = runtime.source_vocab.encode_batch(list(x))
         data = "texts given as parity_sources"
     else:
-        ids = np.asarray(x, np.int32)
-        if ids.ndim != 2 or not len(ids):
-            raise ExportError(f"parity_sources: expected texts or a (samples, time) array of ids, got shape "
-                              f"{ids.shape}")
+        ids = _array(x, np.int32, 2)
         lengths = np.full(len(ids), ids.shape[1], np.int32)
+    fixed = encoder.inputs[0].shape[1]
+    if fixed is not None and set(lengths.tolist()) != {fixed}:
+        raise ExportError(f"parity_sources: encoder_model takes sources of exactly {fixed} steps; these have "
+                          f"{sorted(set(lengths.tolist()))}")
     return token_parity(keras_ref, runtime, ids, lengths, data=data, unpadded_keras=True)
+
+
+def _array(x, dtype, rank: int) -> np.ndarray:
+    """``x`` as a non-empty array of ``rank`` dimensions, or an ExportError that says what was given."""
+    what = "texts or a (samples, time) array of ids" if rank == 2 else "a (samples, time, features) array"
+    try:
+        a = np.asarray(x, dtype)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"parity_sources: expected {what}: {exc}") from None
+    if a.ndim != rank or not a.size:
+        raise ExportError(f"parity_sources: expected {what}, got shape {a.shape}")
+    return a

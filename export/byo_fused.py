@@ -44,7 +44,7 @@ def fused_weights(decoder_model, contract, target_kind: str) -> tuple[DecoderWei
     if activation not in (("linear", "softmax") if target_kind != "features" else ("linear",)):
         return None, (f"output layer {dense.name!r} has activation {activation!r}; the fused loop takes "
                       + ("softmax or none" if target_kind != "features" else "none (its output is fed back)"))
-    kernel, bias = (np.asarray(w, np.float32) for w in dense.get_weights())
+    kernel, bias = _dense_weights(dense)
     attention = None
     if contract.memory_index is not None:
         found = _attention(decoder_model, contract, args[0], rnn[-1], kernel, bias)
@@ -82,6 +82,14 @@ def fused_weights(decoder_model, contract, target_kind: str) -> tuple[DecoderWei
 
 
 ATTENTION = ("Attention", "AdditiveAttention")
+ATTENTION_CALL = {"mask", "return_attention_scores", "training"}  # call arguments the loop computes the same
+
+
+def _dense_weights(dense) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) of a Dense layer; zeros for a layer without a bias."""
+    weights = [np.asarray(w, np.float32) for w in dense.get_weights()]
+    kernel = weights[0]
+    return kernel, weights[1] if dense.use_bias else np.zeros(kernel.shape[1], np.float32)
 
 
 def _attention(decoder_model, contract, head_input, top, kernel, bias):
@@ -93,7 +101,7 @@ def _attention(decoder_model, contract, head_input, top, kernel, bias):
     combine, (producer, args, _) = None, _producer(head_input)
     if type(producer).__name__ == "Dense" and getattr(producer.activation, "__name__", "") == "tanh":
         combine, (producer, args, _) = producer, _producer(args[0])  # Luong's attentional vector
-    if type(producer).__name__ != "Concatenate" or len(args[0]) != 2 or producer.axis not in (-1, 2):
+    if type(producer).__name__ != "Concatenate" or not args or len(args[0]) != 2 or producer.axis not in (-1, 2):
         return ("brought attention decoders get the fused loop when the head reads Concatenate([context, "
                 f"output]) of the attention and the top recurrent layer; here it reads {producer.name!r} "
                 f"({type(producer).__name__})")
@@ -108,7 +116,14 @@ def _attention(decoder_model, contract, head_input, top, kernel, bias):
     context_first = kinds[0] in ATTENTION
     attend, node, index = parts[0] if context_first else parts[1]
     _, _, query_index = parts[1] if context_first else parts[0]
-    kwargs, inputs = node.arguments.kwargs, node.arguments.args[0]
+    kwargs = node.arguments.kwargs
+    other = sorted(k for k in set(kwargs) - ATTENTION_CALL if not (k == "use_causal_mask" and not kwargs[k]))
+    if other or not node.arguments.args:
+        return (f"attention layer {attend.name!r} is called with {other or 'its inputs as a keyword'}; the fused "
+                "loop computes attention(inputs, mask=..., return_attention_scores=...) only")
+    if kwargs.get("training"):
+        return f"attention layer {attend.name!r} is called with training=True (dropout at inference)"
+    inputs = node.arguments.args[0]
     memory = decoder_model.inputs[contract.memory_index]
     query = inputs[0]
     if index != 0 or query_index != 0 or _producer(query)[0] is not top or inputs[1] is not memory or (
@@ -120,8 +135,7 @@ def _attention(decoder_model, contract, head_input, top, kernel, bias):
     if len(masks) < 2 or masks[1] is not wanted or masks[0] is not None:
         return (f"attention layer {attend.name!r} does not mask the memory with the decoder's mask input; the "
                 "fused loop masks padded source positions")
-    k = kernel if combine is None else np.asarray(combine.get_weights()[0], np.float32)
-    b = bias if combine is None else np.asarray(combine.get_weights()[1], np.float32)
+    k, b = (kernel, bias) if combine is None else _dense_weights(combine)
     units = memory.shape[-1]
     if not context_first:  # rows [output; context] -> [context; output], as the loop reads them
         k = np.concatenate([k[units:], k[:units]])

@@ -257,8 +257,9 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
                       unroll: int = 2):
     """The fused decode graph (see the module docstring). ``state_names[k]`` lists layer k's state names.
 
-    With ``spec.attention`` the graph also takes memory, attention_keys and source_mask (and, with
-    input feeding, the state ``attentional``), as the step graph does.
+    With ``spec.attention`` the graph also takes memory, attention_keys (our encoders; a brought decoder's
+    keys are the memory itself) and source_mask, even where the user's step graph takes no mask (and, with
+    input feeding, the state ``attentional``).
 
     Each Loop iteration runs ``unroll`` steps (less loop overhead per token), so ``tokens`` /
     ``predictions`` may hold up to unroll - 1 steps past max_steps: readers take the first max_steps.

@@ -23,7 +23,12 @@ ALL_MODES = ("step", "fused", "fused-int8")
 
 
 class ParityError(ExportError):
-    """The exported graphs disagree with Keras beyond tolerance; nothing was written."""
+    """The exported graphs disagree with Keras beyond tolerance; nothing was written. ``report``: what was
+    measured."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Calla
     write_manifest(folder, manifest(None))
     report = measure(load(folder))
     if not report.ok:
-        raise ParityError(f"parity check failed, nothing written: {report.summary()}")
+        raise ParityError(f"parity check failed, nothing written: {report.summary()}", report)
     data = manifest(report)
     sizes = _mode_sizes(folder, data)
     notes: tuple[str, ...] = ()
@@ -155,7 +160,7 @@ def _mode_sizes(folder: Path, data: dict) -> dict:
 def _keep_modes(folder: Path, data: dict, keep: tuple[str, ...], report) -> tuple[dict, tuple[str, ...]]:
     """Drop the graphs of the modes not kept; the default is the fastest kept mode that passed its rule."""
     from ..runtime.manifest import STEP_STRATEGIES
-    from .parity import SPEED_ORDER, default_mode, int8_verdict
+    from .parity import default_mode, int8_verdict
 
     built = data["decode"]["modes"]
     missing = [m for m in keep if m not in built]
@@ -165,12 +170,12 @@ def _keep_modes(folder: Path, data: dict, keep: tuple[str, ...], report) -> tupl
     used = {g for graphs in modes.values() for g in graphs.values()}
     for name in [g for g in data["graphs"] if g not in used]:
         (folder / data["graphs"].pop(name)["file"]).unlink()
-    default, notes = default_mode(report, modes), ()
-    if default not in modes:
-        default = next(m for m in SPEED_ORDER if m in modes)
-        verdict = int8_verdict(report) if default == "fused-int8" else None
-        notes = (f"default mode {default!r}: the only kind of mode kept, although it did not pass its rule at "
-                 f"export ({verdict['why'] if verdict else 'its decode differed from Keras'})",)
+    default = default_mode(report, modes)
+    if default not in modes:  # only int8 kept, and it failed its rule: no mode may be the default
+        verdict = int8_verdict(report)
+        raise ExportError(f"modes {list(keep)}: the int8 mode did not pass its rule to be a default "
+                          f"({verdict['why'] if verdict else 'its decode differed from Keras'}); keep an fp32 mode "
+                          "beside it, e.g. modes=['fused', 'fused-int8'] (--modes fused,fused-int8)")
     data["decode"].update(modes=modes, default_mode=default,
                           strategies=list(STEP_STRATEGIES if "step" in modes else ("greedy",)))
-    return data, notes
+    return data, ()

@@ -120,7 +120,7 @@ class Seq2SeqModel:
 
     @property
     def modes(self) -> tuple[str, ...]:
-        """The decode modes this bundle offers ('step' always; 'fused', 'fused-int8' when exported)."""
+        """The decode modes this bundle offers ('step', 'fused', 'fused-int8': those it was exported with)."""
         return tuple(self.manifest.modes)
 
     def generate(self, source: Any, max_steps: int | None = None, *, lengths: Any = None,
@@ -138,9 +138,9 @@ class Seq2SeqModel:
         row's best sequence (``decode`` gives scores and n-best lists).
         """
         if options is not None and options.strategy != "greedy":
+            self._need_step(f"the {options.strategy!r} strategy")
             if mode not in (None, "step"):
                 raise InputError(f"mode {mode!r} decodes greedily; the {options.strategy!r} strategy runs in step mode")
-            self._need_step(f"the {options.strategy!r} strategy")
             return [row[0].tokens for row in self.decode(source, options, lengths=lengths, max_steps=max_steps)]
         steps = self._check_max_steps(max_steps)
         mode = self._check_mode(mode)

@@ -104,6 +104,9 @@ def test_floors():
     assert check_floors(metrics, {"recall": (">=", 0.4), "discord.best.recall": ("<=", 0.8)}) == []
     assert check_floors(metrics, {"recall": (">=", 0.6), "precision": (">=", 0.1)}) == [
         "recall = 0.5, documented floor >= 0.6", "precision: not in the evaluation"]
+    skipped = {**metrics, "not_run": {"beam5": "beam search needs the step graph"}}
+    assert check_floors(skipped, {"beam5.wer": ("<=", 0.3)}) == [
+        "beam5.wer: not in the evaluation (beam search needs the step graph)"]
 
 
 @pytest.mark.parametrize("task", ["ecg", "kdd135"])

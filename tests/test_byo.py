@@ -149,19 +149,38 @@ def test_parity_on_the_users_own_sources_of_mixed_lengths(keras_io, tmp_path):
     texts = WORDS + ["We won.", "Stop!", "I see.", "Got it!"]
     result = export_keras(enc, dec, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
                           start_token="\t", end_token="\n", max_steps=max_out, parity_sources=texts,
-                          modes=["fused-int8"])
+                          modes=["fused", "fused-int8"])
     assert result.parity.samples == len(texts) and result.parity.tokens_identical
-    # modes: every mode checked, only the int8 graphs written
-    assert sorted(p.name for p in result.path.iterdir()) == ["decode_loop_int8.onnx", "encoder_int8.onnx",
-                                                             "manifest.json"]
-    assert load(result.path).generate_text(WORDS) == [decode_sequence(w) for w in WORDS]
+    # modes: every mode checked, only the loops' graphs written; the default is the fused loop
+    assert sorted(p.name for p in result.path.iterdir()) == ["decode_loop.onnx", "decode_loop_int8.onnx",
+                                                             "encoder.onnx", "encoder_int8.onnx", "manifest.json"]
+    model = load(result.path)
+    assert model.generate_text(WORDS) == [decode_sequence(w) for w in WORDS]
+    verdict = model.manifest.parity["int8_default"]
+    assert not verdict["eligible"] and model.manifest.default_mode == "fused"  # this small model's int8 drifts
+    with pytest.raises(ExportError, match=r"modes \['fused-int8'\]: the int8 mode did not pass its rule to be a "
+                                          r"default \(\d+\.\d\d% of its tokens agree with fp32, under 99.9%\)"):
+        export_keras(enc, dec, tmp_path / "i", source_tokens=source_tokens, target_tokens=target_tokens,
+                     start_token="\t", end_token="\n", max_steps=max_out, parity_sources=texts,
+                     modes=["fused-int8"])
+    assert not (tmp_path / "i").exists()
     assert result.parity.data == "texts given as parity_sources"
     assert result.parity.summary().startswith(f"{len(texts)} texts given as parity_sources, {max_out} steps")
     assert load(result.path).manifest.parity["data"] == "texts given as parity_sources"
     with pytest.raises(ExportError, match=r"parity_sources: expected texts or a \(samples, time\) array of ids"):
         export_keras(enc, dec, tmp_path / "c", source_tokens=source_tokens, target_tokens=target_tokens,
                      start_token="\t", end_token="\n", max_steps=max_out, parity_sources=np.zeros(3, np.int32))
+    with pytest.raises(ExportError, match=r"parity_sources: text 1 is empty; give sources of at least one symbol"):
+        export_keras(enc, dec, tmp_path / "c", source_tokens=source_tokens, target_tokens=target_tokens,
+                     start_token="\t", end_token="\n", max_steps=max_out, parity_sources=["Go.", ""])
+    with pytest.raises(ExportError, match=r"parity_sources: expected texts or a \(samples, time\) array of ids: "):
+        export_keras(enc, dec, tmp_path / "c", source_tokens=source_tokens, target_tokens=target_tokens,
+                     start_token="\t", end_token="\n", max_steps=max_out, parity_sources=[[1, 2], [3]])
     assert not (tmp_path / "c").exists()
+    with pytest.warns(DeprecationWarning, match=r"export_keras\(samples=...\) is now parity_sources=..."):
+        old = export_keras(enc, dec, tmp_path / "d", source_tokens=source_tokens, target_tokens=target_tokens,
+                           start_token="\t", end_token="\n", max_steps=max_out, samples=texts[:3])
+    assert old.parity.samples == 3 and old.parity.data == "texts given as parity_sources"
 
 
 def test_cli_export_keras(keras_io, tmp_path, capsys):

@@ -185,13 +185,13 @@ def test_fused_loop_from_other_keras_attention_shapes(tmp_path, layer, order, co
     if layer.startswith("Attention"):
         attend.scale.assign(4.0)  # not the initial 1.0: the loop must read it
     x = layers.Concatenate()([out, context] if order == "output-first" else [context, out])
-    mixer = layers.Dense(12, activation="tanh") if combine else None
+    mixer = layers.Dense(12, activation="tanh", use_bias=False) if combine else None  # Luong's W_c has no bias
     if combine:
         x = mixer(x)
-    head = layers.Dense(len(target_tokens), activation="softmax")
+    head = layers.Dense(len(target_tokens), activation="softmax", use_bias=combine)
     probs = head(x)
-    kernel, bias = head.get_weights()
-    head.set_weights([kernel * 6, bias])
+    head_weights = head.get_weights()
+    head.set_weights([head_weights[0] * 6] + head_weights[1:])
     decoder = keras.Model([step, h_in, c_in, memory_in, mask_in], [probs, h2, c2, weights])
     # What the loop reads from the graph: the kind, the scale, the combine's rows as [context; output]
     from seq2seq_edge.export.byo import decoder_contract
@@ -218,3 +218,49 @@ def test_fused_loop_from_other_keras_attention_shapes(tmp_path, layer, order, co
     for row, want in zip(fused, model.generate(ids, lengths=lengths, mode="step")):
         np.testing.assert_array_equal(row, want)
     assert any(len(row) for row in fused)  # something was decoded
+
+
+def test_attention_called_with_what_the_loop_does_not_compute_keeps_the_step_mode(tmp_path):
+    """use_causal_mask=True (only position 0 for a one-step query): no fused loop, and the note says why."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(5)
+    tokens = ["<pad>", "\t", "\n"] + list("abcd")
+    src = keras.Input((None,), dtype="int32")
+    memory, h = layers.GRU(8, return_sequences=True, return_state=True)(layers.Embedding(len(tokens), 4)(src))
+    step, h_in, memory_in = keras.Input((1,), dtype="int32"), keras.Input((8,)), keras.Input((None, 8))
+    out, h2 = layers.GRU(8, return_sequences=True, return_state=True)(layers.Embedding(len(tokens), 4)(step),
+                                                                      initial_state=[h_in])
+    attend = layers.Attention()
+    context = attend([out, memory_in], use_causal_mask=True)
+    probs = layers.Dense(len(tokens), activation="softmax")(layers.Concatenate()([context, out]))
+    result = export_keras(keras.Model(src, [memory, h]), keras.Model([step, h_in, memory_in], [probs, h2]),
+                          tmp_path / "b", source_tokens=tokens, target_tokens=tokens, start_token="\t",
+                          end_token="\n", max_steps=6)
+    assert load(result.path).modes == ("step",)
+    assert result.notes == (f"step mode only: attention layer {attend.name!r} is called with ['use_causal_mask']; "
+                            "the fused loop computes attention(inputs, mask=..., return_attention_scores=...) only",)
+
+
+def test_a_fused_loop_that_does_not_match_falls_back_to_the_step_mode(tmp_path, monkeypatch):
+    """Should the pattern be misread, the loop fails its parity check: the bundle is written in step mode
+    (which matched), and the note says what happened."""
+    from dataclasses import replace
+
+    import seq2seq_edge.export.byo as byo
+
+    real = byo.fused_weights
+
+    def misread(*args):
+        spec, why = real(*args)
+        return replace(spec, attention=replace(spec.attention, combine_kernel=-spec.attention.combine_kernel)), why
+
+    monkeypatch.setattr(byo, "fused_weights", misread)
+    enc, dec, source_tokens, target_tokens = attention_seq2seq("luong", "lstm", mask=True, epochs=5)
+    result = export_keras(enc, dec, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
+                          start_token="\t", end_token="\n", max_steps=MAX_STEPS)
+    assert load(result.path).modes == ("step",) and result.parity.tokens_identical
+    assert len(result.notes) == 1 and result.notes[0].startswith(
+        "step mode only: the fused loop built from the decoder's weights did not match it at export "
+        "(tokens_identical False, sequences_differing ")

@@ -164,20 +164,25 @@ def test_failed_forced_export_leaves_the_old_bundle_intact(trained_dates, export
 
 
 def test_export_only_the_modes_asked_for(trained_dates, exported_dates, tmp_path, capsys):
-    """--modes fused-int8: every mode is built and checked, then only the int8 graphs stay; the summary gives
-    each mode's size, and the manifest says the bundle decodes greedily only."""
+    """--modes fused: every mode is built and checked, then only the fused loop and its encoder stay; the
+    summary gives each mode's size, and the manifest says the bundle decodes greedily only. This tiny
+    model's int8 fails its rule, so keeping int8 alone is refused."""
     from seq2seq_edge.cli import main
     from seq2seq_edge.export.convert import ExportError
 
-    result = export_run(trained_dates, tmp_path / "int8", parity_samples=64, modes=["fused-int8"])
+    result = export_run(trained_dates, tmp_path / "fused", parity_samples=64, modes=["fused"])
     files = sorted(p.name for p in result.path.iterdir())
-    assert files == ["decode_loop_int8.onnx", "encoder_int8.onnx", "manifest.json"]
-    assert result.kept_modes == ("fused-int8",) and set(result.mode_sizes) == {"step", "fused", "fused-int8"}
+    assert files == ["decode_loop.onnx", "encoder.onnx", "manifest.json"]
+    assert result.kept_modes == ("fused",) and set(result.mode_sizes) == {"step", "fused", "fused-int8"}
     full = exported_dates.path
-    assert result.mode_sizes["fused-int8"] == sum((result.path / f).stat().st_size for f in files[:2])
+    assert result.mode_sizes["fused"] == sum((result.path / f).stat().st_size for f in files[:2])
     model = load(result.path)
-    assert model.manifest.default_mode == "fused-int8" and model.manifest.strategies == ("greedy",)
-    assert model.generate_text(TEXTS) == load(full).generate_text(TEXTS, mode="fused-int8")
+    assert model.manifest.default_mode == "fused" and model.manifest.strategies == ("greedy",)
+    assert model.generate_text(TEXTS) == load(full).generate_text(TEXTS, mode="fused")
+    assert not result.parity.to_dict()["int8_default"]["eligible"]
+    with pytest.raises(ExportError, match=r"modes \['fused-int8'\]: the int8 mode did not pass its rule"):
+        export_run(trained_dates, tmp_path / "int8", parity_samples=64, modes=["fused-int8"])
+    assert not (tmp_path / "int8").exists()
     assert main(["export", str(trained_dates), "--out", str(tmp_path / "sf"), "--modes", "step,fused",
                  "--parity-samples", "8"]) == 0
     out = capsys.readouterr().out
@@ -193,3 +198,41 @@ def test_export_only_the_modes_asked_for(trained_dates, exported_dates, tmp_path
     with pytest.raises(ExportError, match=r"modes must name one or more of"):
         export_run(trained_dates, tmp_path / "bad", modes=[])
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_fused_loop_unrolled_otherwise_decodes_the_same(trained_dates, trained_sine, exported_dates, unroll):
+    """The loop runs `unroll` steps per iteration (2 in bundles): 1 and 3 give the same tokens and the same
+    real-valued rollout, cut to max_steps."""
+    import onnxruntime as ort
+
+    from seq2seq_edge.export.fused import build_decode_loop, decoder_weights
+    from seq2seq_edge.runtime.contract import state_names
+
+    def loop(run_dir):
+        run = RunDir(run_dir)
+        names = [[n for layer, _, n in state_names(run.config.model.cell, run.config.model.layers) if layer == k]
+                 for k in range(run.config.model.layers)]
+        end = run.vocabularies()[1].end_id if run.config.sides.target_kind == "tokens" else None
+        proto = build_decode_loop(decoder_weights(run.load_model(), run.config), names, end, unroll=unroll)
+        return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    model = load(exported_dates.path)
+    ids, lengths = model.source_vocab.encode_batch(TEXTS)
+    state = model.encode(ids, lengths)
+    start = np.full(len(TEXTS), model.target_vocab.start_id, np.int32)
+    tokens = loop(trained_dates).run(None, {**state, "first_input": start,
+                                             "max_steps": np.array(model.max_steps, np.int64)})[0]
+    assert tokens.dtype == np.int32  # (steps run, batch): fewer than max_steps once every row has ended
+    want = model.generate(ids, lengths=lengths, mode="fused")
+    for row, w in zip(tokens[: model.max_steps].T, want):
+        end = np.flatnonzero(row == model.target_vocab.end_id)
+        np.testing.assert_array_equal(row[: end[0] if len(end) else len(row)], w)
+    sine = export_run(trained_sine, exported_dates.path.parent / f"sine_u{unroll}", parity_samples=8)
+    m = load(sine.path)
+    x = np.random.default_rng(1).normal(size=(3, 40, 2)).astype(np.float32)
+    first = (x[:, -1, :] - np.float32(m.manifest.target.mean)) / np.float32(m.manifest.target.std)
+    got = loop(trained_sine).run(None, {**m.encode(x), "first_input": first.astype(np.float32),
+                                        "max_steps": np.array(m.max_steps, np.int64)})[0][: m.max_steps]
+    want = (m.generate(x, mode="fused") - np.float32(m.manifest.target.mean)) / np.float32(m.manifest.target.std)
+    np.testing.assert_allclose(got.transpose(1, 0, 2), want, atol=1e-5)

@@ -138,3 +138,30 @@ def test_differences_at_near_ties_do_not_fail_parity():
     real = ParityReport(8, 5, 1e-6, 1e-6, 1e-6, STEP_TOLERANCE, tokens_identical=False, sequences_differing=2,
                         near_ties=1, modes=tied.modes)
     assert not real.ok
+
+
+def test_keeping_only_an_int8_mode_that_failed_its_rule_is_refused(tmp_path):
+    """--modes fused-int8 when int8 may not be the default: nothing could be, so export refuses and says how."""
+    from seq2seq_edge.export.convert import ExportError
+    from seq2seq_edge.export.writing import _keep_modes
+
+    graphs = {name: {"file": f"{name}.onnx"} for name in ("encoder", "decoder_step", "encoder_int8",
+                                                          "decode_loop_int8")}
+    for g in graphs.values():
+        (tmp_path / g["file"]).write_bytes(b"x")
+    data = {"graphs": graphs, "decode": {"modes": {
+        "step": {"encoder": "encoder", "decoder": "decoder_step"},
+        "fused-int8": {"encoder": "encoder_int8", "decoder": "decode_loop_int8"}}}}
+    failing = tokens_report(int8=False, int8_agreement=0.99)
+    with pytest.raises(ExportError, match=r"modes \['fused-int8'\]: the int8 mode did not pass its rule to be a "
+                                          r"default \(99.00% of its tokens agree with fp32, under 99.9%\); keep an "
+                                          r"fp32 mode beside it, e.g. modes=\['fused', 'fused-int8'\]"):
+        _keep_modes(tmp_path, data, ("fused-int8",), failing)
+    kept, _ = _keep_modes(tmp_path, data, ("fused-int8",), tokens_report(int8=False, int8_agreement=0.9995))
+    assert kept["decode"]["default_mode"] == "fused-int8" and kept["decode"]["strategies"] == ["greedy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decode_loop_int8.onnx", "encoder_int8.onnx"]
+
+
+def test_percentages_round_down_so_a_miss_never_reads_as_the_bound():
+    assert int8_verdict(tokens_report(int8=False, int8_agreement=0.99895))["why"] == (
+        "99.89% of its tokens agree with fp32, under 99.9%")

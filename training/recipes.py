@@ -124,7 +124,8 @@ def check_floors(metrics: dict, floors: dict) -> list[str]:
         for key in path.split("."):
             value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, (int, float)):
-            problems.append(f"{path}: not in the evaluation")
+            why = (metrics.get("not_run") or {}).get(path.split(".")[0])
+            problems.append(f"{path}: not in the evaluation" + (f" ({why})" if why else ""))
         elif (op == ">=" and not value >= bound) or (op == "<=" and not value <= bound):
             problems.append(f"{path} = {value:.4g}, documented floor {op} {bound:g}")
     return problems

@@ -11,16 +11,37 @@ import numpy as np
 __all__ = ["machine_rates", "step_macs", "step_floor_us"]
 
 
-def machine_rates() -> dict:
-    """numpy's float32 matmul rate (GFLOP/s) and copy bandwidth (GB/s) on this machine."""
-    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
-    a @ a
-    started, reps = time.perf_counter(), 5
-    for _ in range(reps):
-        a @ a
-    gflops = 2 * 1024 ** 3 * reps / (time.perf_counter() - started) / 1e9
-    return {"gflops": gflops, "gbps": _copy_rate(64 * 2 ** 20, 3), "gbps_cache": _copy_rate(2 ** 18, 2000),
-            "cores": os.cpu_count()}
+def machine_rates(threads: int = 1) -> dict:
+    """The float32 matmul rate (GFLOP/s) of onnxruntime on ``threads`` threads, as the engines run, and
+    numpy's copy bandwidth (GB/s) from memory and from cache."""
+    return {"gflops": _matmul_rate(threads), "gbps": _copy_rate(64 * 2 ** 20, 3),
+            "gbps_cache": _copy_rate(2 ** 18, 2000), "cores": os.cpu_count(), "threads": threads}
+
+
+def _matmul_rate(threads: int, n: int = 512, reps: int = 20) -> float:
+    """GFLOP/s of one onnxruntime MatMul (n x n by n x n) on ``threads`` intra-op threads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    b = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+                              initializer=[numpy_helper.from_array(b, "b")])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(helper.make_model(graph).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    feed = {"a": b}
+    session.run(None, feed)
+    best = min(_elapsed(lambda: session.run(None, feed)) for _ in range(reps))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _elapsed(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 def _copy_rate(floats: int, reps: int) -> float:

@@ -115,9 +115,10 @@ def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: 
     from ...runtime import load
 
     rows: list[Row] = []
-    rates = machine_rates()
-    print_fn(f"machine: {rates['cores']} cores, matmul {rates['gflops']:.1f} GFLOP/s, memory {rates['gbps']:.1f} GB/s, "
-             f"cache {rates['gbps_cache']:.1f} GB/s (numpy); engines use {threads} thread(s)")
+    rates = machine_rates(threads)
+    print_fn(f"machine: {rates['cores']} cores; matmul {rates['gflops']:.1f} GFLOP/s (onnxruntime, {threads} "
+             f"thread(s), as the engines run); memory {rates['gbps']:.1f} GB/s, cache {rates['gbps_cache']:.1f} "
+             "GB/s (numpy copies)")
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             p = _prepare(model, Path(tmp))
