@@ -127,6 +127,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=2.0, help="time budget per row (default: %(default)s)")
     p.set_defaults(func=_bench)
 
+    p = sub.add_parser("score", help="decode every row of a file with a bundle, on several processes "
+                       "(numpy + onnxruntime only)")
+    p.add_argument("bundle")
+    p.add_argument("--input", required=True, help="sources: .txt (one per line), .csv or .jsonl (with --column), "
+                   ".parquet (needs pyarrow)")
+    p.add_argument("--output", required=True, help="results, one row per input row: .jsonl or .parquet")
+    p.add_argument("--column", default="source", help="the sources' column in CSV, JSON Lines or Parquet "
+                   "(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="processes, each with the bundle loaded once and one "
+                   "onnxruntime thread (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256, help="rows per batch (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists")
+    p.add_argument("--max-steps", type=int, default=None, help="decode at most this many steps")
+    p.add_argument("--mode", default=None, help="decode mode (default: the bundle's)")
+    _dataclass_flags(p.add_argument_group("decoding: DecodeOptions"), DecodeOptions)
+    p.set_defaults(func=_score)
+
     p = sub.add_parser("run", help="decode with a bundle (numpy + onnxruntime only)")
     p.add_argument("bundle")
     p.add_argument("inputs", nargs="*", help="texts to convert (token bundles); none: read lines from stdin")
@@ -355,6 +372,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"check passed: {len(quality['floors'])} documented floors of recipe {quality['recipe']} hold",
               file=sys.stderr)
     return 1 if problems else 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from ..scale import score_file
+    from ..scale.local import print_progress
+
+    progress = print_progress if sys.stderr.isatty() else None
+    summary = score_file(args.bundle, args.input, args.output, column=args.column, workers=args.workers,
+                         batch_size=args.batch_size, options=_pick(DecodeOptions, args), mode=args.mode,
+                         max_steps=args.max_steps, force=args.force, progress=progress)
+    if progress:
+        sys.stderr.write("\n")
+    print(summary)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

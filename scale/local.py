@@ -1,0 +1,124 @@
+"""The local engine: N worker processes on this machine, each with the bundle loaded once."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..runtime import DecodeOptions
+from ..runtime.errors import InputError
+from .files import ResultWriter, count_rows, read_sources
+from .scorer import Scorer
+
+__all__ = ["score_file", "ScoreSummary"]
+
+_worker: Scorer | None = None
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    rows: int
+    errors: int
+    seconds: float
+    output: Path
+
+    def __str__(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else float("inf")
+        return (f"scored {self.rows} rows ({self.errors} with an error) in {self.seconds:.1f} s, {rate:,.0f} rows/s "
+                f"-> {self.output}")
+
+
+def _init(bundle: str, options: DecodeOptions, mode: str | None, max_steps: int | None) -> None:
+    global _worker
+    _worker = Scorer(bundle, options, mode, max_steps, threads=1)
+
+
+def _score(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    assert _worker is not None
+    return _worker(batch)
+
+
+def _batches(rows: Iterator[tuple[int, Any]], size: int) -> Iterator[dict[str, list[Any]]]:
+    while True:
+        chunk = list(islice(rows, size))
+        if not chunk:
+            return
+        yield {"id": [i for i, _ in chunk], "source": [s for _, s in chunk]}
+
+
+def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, column: str = "source",
+               workers: int = 1, batch_size: int = 256, options: DecodeOptions | None = None,
+               mode: str | None = None, max_steps: int | None = None, force: bool = False,
+               progress: Callable[[int, int | None, float], None] | None = None) -> ScoreSummary:
+    """Score every row of ``input`` with ``bundle`` into ``output`` (see the package docstring).
+
+    ``workers`` processes (1: in this process) each load the bundle once with one onnxruntime thread and
+    take batches of ``batch_size`` rows; at most two batches per worker are in flight, so memory stays
+    bounded whatever the input's size. ``progress(done, total, seconds)`` is called after each batch.
+    """
+    if not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    options = options or DecodeOptions()
+    total = count_rows(input, column) if Path(input).is_file() else None
+    rows = read_sources(input, column)
+    first = next(rows, None)  # the input's own errors (missing file or column) before any worker starts
+    rows = iter(()) if first is None else _chain(first, rows)
+    probe = Scorer(str(bundle), options, mode, max_steps, threads=1)  # a broken bundle fails here, once
+    writer = ResultWriter(output, force)
+    started, done, errors = time.perf_counter(), 0, 0
+    try:
+        for result in _run(str(bundle), probe if workers == 1 else None, rows, workers, batch_size, options, mode,
+                           max_steps):
+            writer.write(result)
+            done += len(result["id"])
+            errors += sum(e is not None for e in result["error"])
+            if progress:
+                progress(done, total, time.perf_counter() - started)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return ScoreSummary(done, errors, time.perf_counter() - started, Path(output))
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _run(bundle: str, scorer: Scorer | None, rows, workers: int, batch_size: int, options, mode, max_steps):
+    batches = _batches(rows, batch_size)
+    if scorer is not None:  # one worker: this process
+        yield from (scorer(b) for b in batches)
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
+                             initargs=(bundle, options, mode, max_steps)) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.submit(_score, batch))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def print_progress(done: int, total: int | None, seconds: float, stream=None) -> None:
+    """One line, rewritten in place: rows done (of total), rows/s and the time left."""
+    stream = stream or sys.stderr
+    rate = done / seconds if seconds > 0 else 0.0
+    if total:
+        left = (total - done) / rate if rate > 0 else float("nan")
+        text = f"\r{done:,}/{total:,} rows ({100 * done / total:.0f}%), {rate:,.0f} rows/s, ETA {left:,.0f} s"
+    else:
+        text = f"\r{done:,} rows, {rate:,.0f} rows/s"
+    stream.write(text + " " * 4)
+    stream.flush()

@@ -1,0 +1,74 @@
+"""One worker's model: decode a batch of rows, each row's failure kept to that row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..runtime import DecodeOptions, load
+from ..runtime.errors import InputError, Seq2SeqEdgeError
+from .files import _Bad
+
+__all__ = ["Scorer"]
+
+
+class Scorer:
+    """Holds one loaded model (``threads`` onnxruntime threads) and scores batches of rows.
+
+    ``__call__({"id": [...], "source": [...]})`` returns the same rows with ``output``, ``log_prob``
+    (beam search and sampling; None for greedy decoding in the bundle's default mode) and ``error``
+    (None, or why the row could not be decoded). Row results do not depend on the rest of the batch in
+    the fp32 modes; int8's dynamic quantisation scales by the batch, so pass ``mode='fused'`` (or 'step')
+    where outputs must not depend on how rows were batched.
+    """
+
+    def __init__(self, bundle: str, options: DecodeOptions | None = None, mode: str | None = None,
+                 max_steps: int | None = None, threads: int = 1) -> None:
+        self.model = load(bundle, threads=threads)
+        self.options, self.mode, self.max_steps = options or DecodeOptions(), mode, max_steps
+        if not hasattr(self.model, "generate_text") or not hasattr(self.model.manifest.source, "vocabulary"):
+            raise InputError(f"{bundle}: score decodes token bundles (texts in, texts out)")
+        if mode is not None and mode not in self.model.modes:
+            raise InputError(f"mode must be one of {list(self.model.modes)} for this bundle, got {mode!r}")
+        if self.options.strategy != "greedy" and not self.model.manifest.has_step:
+            raise InputError(f"the {self.options.strategy!r} strategy needs the step graph, which {bundle} was "
+                             "exported without; decode greedily or export it with the step mode")
+        if self.options.strategy != "greedy" and mode not in (None, "step"):
+            raise InputError(f"mode {mode!r} decodes greedily; the {self.options.strategy!r} strategy runs in "
+                             "step mode")
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        ids, sources = list(batch["id"]), list(batch["source"])
+        outputs: list[Any] = [None] * len(ids)
+        log_probs: list[Any] = [None] * len(ids)
+        errors: list[Any] = [None] * len(ids)
+        good = []
+        for i, text in enumerate(sources):
+            problem = self._check(text)
+            if problem:
+                errors[i] = problem
+            else:
+                good.append(i)
+        if good:
+            texts = [sources[i] for i in good]
+            if self.options.strategy == "greedy":
+                results = [(t, None) for t in self.model.generate_text(texts, self.max_steps, mode=self.mode)]
+            else:
+                results = [(row[0][0], row[0][1]) for row in self.model.decode_text(texts, self.options,
+                                                                                   self.max_steps)]
+            for i, (text, log_prob) in zip(good, results):
+                outputs[i], log_probs[i] = text, None if log_prob is None else float(log_prob)
+        sources = [None if isinstance(t, _Bad) else t for t in sources]
+        return {"id": ids, "source": sources, "output": outputs, "log_prob": log_probs, "error": errors}
+
+    def _check(self, text: Any) -> str | None:
+        if isinstance(text, _Bad):  # a row the reader could not read
+            return str(text)
+        if not isinstance(text, str):
+            return f"not a text: {type(text).__name__}"
+        if not text.strip():
+            return "empty source"
+        try:
+            self.model.source_vocab.encode(text)
+        except Seq2SeqEdgeError as exc:
+            return str(exc)
+        return None
