@@ -135,8 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="results, one row per input row: .jsonl or .parquet")
     p.add_argument("--column", default="source", help="the sources' column in CSV, JSON Lines or Parquet "
                    "(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="processes, each with the bundle loaded once and one "
-                   "onnxruntime thread (default: %(default)s)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: worker processes on this machine; ray: Ray Data actors, on a local Ray or the "
+                        "cluster at --address (needs the [scale] extra) (default: %(default)s)")
+    p.add_argument("--address", help="ray: the cluster to join (default: start a local Ray with --workers CPUs)")
+    p.add_argument("--workers", type=int, default=1, help="processes (or Ray actors), each with the bundle loaded "
+                   "once and one onnxruntime thread (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=256, help="rows per batch (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--max-steps", type=int, default=None, help="decode at most this many steps")
@@ -381,7 +385,8 @@ def _score(args: argparse.Namespace) -> int:
     progress = print_progress if sys.stderr.isatty() else None
     summary = score_file(args.bundle, args.input, args.output, column=args.column, workers=args.workers,
                          batch_size=args.batch_size, options=_pick(DecodeOptions, args), mode=args.mode,
-                         max_steps=args.max_steps, force=args.force, progress=progress)
+                         max_steps=args.max_steps, force=args.force, progress=progress, engine=args.engine,
+                         address=args.address)
     if progress:
         sys.stderr.write("\n")
     print(summary)

@@ -13,4 +13,11 @@ from .files import read_sources, INPUT_KINDS, OUTPUT_KINDS
 from .local import ScoreSummary, score_file
 from .scorer import Scorer
 
-__all__ = ["score_file", "ScoreSummary", "Scorer", "read_sources", "INPUT_KINDS", "OUTPUT_KINDS"]
+__all__ = ["score_file", "score_dataset", "ScoreSummary", "Scorer", "read_sources", "INPUT_KINDS", "OUTPUT_KINDS"]
+
+
+def score_dataset(dataset, bundle, **kwargs):
+    """Score a Ray Dataset (see scale.ray_engine.score_dataset; Ray is imported only when this is called)."""
+    from .ray_engine import score_dataset as run
+
+    return run(dataset, bundle, **kwargs)

@@ -31,7 +31,8 @@ class ScoreSummary:
 
     def __str__(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else float("inf")
-        return (f"scored {self.rows} rows ({self.errors} with an error) in {self.seconds:.1f} s, {rate:,.0f} rows/s "
+        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+        return (f"scored {self.rows} rows ({self.errors} with an error) in {self.seconds:.1f} s, {shown} rows/s "
                 f"-> {self.output}")
 
 
@@ -56,13 +57,18 @@ def _batches(rows: Iterator[tuple[int, Any]], size: int) -> Iterator[dict[str, l
 def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, column: str = "source",
                workers: int = 1, batch_size: int = 256, options: DecodeOptions | None = None,
                mode: str | None = None, max_steps: int | None = None, force: bool = False,
-               progress: Callable[[int, int | None, float], None] | None = None) -> ScoreSummary:
+               progress: Callable[[int, int | None, float], None] | None = None, engine: str = "local",
+               address: str | None = None) -> ScoreSummary:
     """Score every row of ``input`` with ``bundle`` into ``output`` (see the package docstring).
 
     ``workers`` processes (1: in this process) each load the bundle once with one onnxruntime thread and
     take batches of ``batch_size`` rows; at most two batches per worker are in flight, so memory stays
     bounded whatever the input's size. ``progress(done, total, seconds)`` is called after each batch.
+    ``engine='ray'``: the same on Ray Data with ``workers`` actors (scale.ray_engine), on a local Ray
+    started with ``workers`` CPUs or on the cluster at ``address``; the input is read on the driver.
     """
+    if engine not in ("local", "ray"):
+        raise InputError(f"engine must be 'local' or 'ray', got {engine!r}")
     if not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -76,8 +82,14 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     writer = ResultWriter(output, force)
     started, done, errors = time.perf_counter(), 0, 0
     try:
-        for result in _run(str(bundle), probe if workers == 1 else None, rows, workers, batch_size, options, mode,
-                           max_steps):
+        if engine == "ray":
+            from .ray_engine import run_ray
+
+            results = run_ray(str(bundle), rows, workers, batch_size, options, mode, max_steps, address)
+        else:
+            results = _run(str(bundle), probe if workers == 1 else None, rows, workers, batch_size, options, mode,
+                           max_steps)
+        for result in results:
             writer.write(result)
             done += len(result["id"])
             errors += sum(e is not None for e in result["error"])

@@ -1,0 +1,112 @@
+"""The Ray engine: the same scoring on Ray Data - rows in a Dataset, ``map_batches`` over an actor class that
+holds one loaded model per actor (one onnxruntime thread, one CPU), results streamed back in order.
+
+Ray is the ``[scale]`` extra, imported only here. Actors that die are restarted and their batches retried
+by Ray (``max_restarts``, ``max_task_retries``), so every row still comes back exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..runtime import DecodeOptions
+from ..runtime.errors import InputError
+from .files import _Bad
+from .scorer import Scorer
+
+__all__ = ["score_dataset", "RayScorer", "run_ray"]
+
+# Tests only: the path of a marker file; the first actor to score a batch creates it and exits at once.
+DIE_ONCE = "SEQ2SEQ_EDGE_TEST_DIE_ONCE"
+READ_ERROR = "_read_error"  # a row the reader could not read (rides beside the source through Ray)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("the ray engine needs Ray: pip install 'seq2seq-edge[scale]'") from None
+    return ray
+
+
+class RayScorer:
+    """A Ray Data actor: one Scorer per actor; batches are pandas DataFrames with the source column (and
+    any others, passed through); it adds ``output``, ``log_prob`` and ``error``."""
+
+    def __init__(self, bundle: str, options: DecodeOptions | None, mode: str | None, max_steps: int | None,
+                 column: str) -> None:
+        self.scorer, self.column = Scorer(bundle, options, mode, max_steps, threads=1), column
+
+    def __call__(self, batch):
+        marker = os.environ.get(DIE_ONCE)
+        if marker and not os.path.exists(marker):  # fault injection for the tests: die once, mid-job
+            Path(marker).touch()
+            os._exit(1)
+        sources = batch[self.column].tolist()
+        if READ_ERROR in batch:
+            sources = [s if e is None else _Bad(e) for s, e in zip(sources, batch[READ_ERROR].tolist())]
+        result = self.scorer({"id": list(range(len(sources))), "source": sources})
+        out = batch.drop(columns=[READ_ERROR]) if READ_ERROR in batch else batch.copy()
+        out[self.column] = result["source"]
+        for name in ("output", "log_prob", "error"):
+            out[name] = result[name]
+        return out
+
+
+def score_dataset(dataset, bundle: str | Path, *, column: str = "source", options: DecodeOptions | None = None,
+                  mode: str | None = None, max_steps: int | None = None, batch_size: int = 256,
+                  concurrency: int | None = None):
+    """A Ray Dataset of rows with a ``column`` of sources -> the same rows with ``output``, ``log_prob`` (beam
+    search and sampling) and ``error`` (a row that could not be decoded), scored by ``concurrency`` actors
+    (default: one per CPU of the cluster), each holding the bundle loaded once.
+
+    Lazy, as Ray Data is: nothing runs until the dataset is consumed or written. The bundle path must be
+    readable where the actors run. fp32 modes give each row the same output whatever the batching; int8's
+    dynamic quantisation scales by the batch (pass ``mode='fused'`` where that matters).
+    """
+    ray = _ray()
+    Scorer(str(bundle), options, mode, max_steps)  # a broken bundle or bad options fail here, not in an actor
+    workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    # Ray Data restarts an actor pool's dead actors and retries their batches by default.
+    return dataset.map_batches(RayScorer, batch_format="pandas", batch_size=batch_size, num_cpus=1,
+                               compute=ray.data.ActorPoolStrategy(size=workers),
+                               fn_constructor_kwargs=dict(bundle=str(bundle), options=options, mode=mode,
+                                                          max_steps=max_steps, column=column))
+
+
+def run_ray(bundle: str, rows: Iterator[tuple[int, Any]], workers: int, batch_size: int, options, mode,
+            max_steps, address: str | None) -> Iterator[dict[str, list]]:
+    """score_file's ray engine: ``rows`` into a Dataset (read on the driver, so ids are the input's row
+    numbers), score_dataset, and the results back in input order."""
+    import logging
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ notices, before it starts
+    ray = _ray()
+    import ray.data  # noqa: F401 - configures its loggers, which are quieted next
+
+    for name in ("ray", "ray.data"):  # its INFO lines about execution plans and progress bars
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    items = [{"id": i, "source": None if isinstance(s, _Bad) else s, READ_ERROR: str(s) if isinstance(s, _Bad)
+              else None} for i, s in rows]
+    if not items:
+        return
+    scored = score_dataset(ray.data.from_items(items), bundle, options=options, mode=mode, max_steps=max_steps,
+                           batch_size=batch_size, concurrency=workers)
+    for frame in scored.iter_batches(batch_format="pandas", batch_size=batch_size):
+        yield {name: [None if _missing(v) else v for v in frame[name].tolist()]
+               for name in ("id", "source", "output", "log_prob", "error")}
+
+
+def _missing(value) -> bool:
+    """None, or what pandas turned a None into (NaN, NA)."""
+    import pandas as pd
+
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
