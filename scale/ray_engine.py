@@ -84,8 +84,7 @@ def run_ray(bundle: str, rows: Iterator[tuple[int, Any]], workers: int, batch_si
 
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ notices, before it starts
     ray = _ray()
-    import ray.data  # noqa: F401 - configures its loggers, which are quieted next
-
+    ray.data.DataContext.get_current()  # importing ray.data configures its loggers, which are quieted next
     for name in ("ray", "ray.data"):  # its INFO lines about execution plans and progress bars
         logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
