@@ -32,27 +32,31 @@ def _ray():
 
 
 class RayScorer:
-    """A Ray Data actor: one Scorer per actor; batches are pandas DataFrames with the source column (and
-    any others, passed through); it adds ``output``, ``log_prob`` and ``error``."""
+    """A Ray Data actor: one Scorer per actor; batches are Arrow tables with the source column (and any
+    others, passed through); it adds ``output``, ``log_prob`` and ``error``."""
 
     def __init__(self, bundle: str, options: DecodeOptions | None, mode: str | None, max_steps: int | None,
                  column: str) -> None:
         self.scorer, self.column = Scorer(bundle, options, mode, max_steps, threads=1), column
 
     def __call__(self, batch):
+        import pyarrow as pa
+
         marker = os.environ.get(DIE_ONCE)
         if marker and not os.path.exists(marker):  # fault injection for the tests: die once, mid-job
             Path(marker).touch()
             os._exit(1)
-        sources = batch[self.column].tolist()
-        if READ_ERROR in batch:
-            sources = [s if e is None else _Bad(e) for s, e in zip(sources, batch[READ_ERROR].tolist())]
+        sources = batch.column(self.column).to_pylist()
+        if READ_ERROR in batch.column_names:
+            errors = batch.column(READ_ERROR).to_pylist()
+            sources = [s if e is None else _Bad(e) for s, e in zip(sources, errors)]
+            batch = batch.drop_columns([READ_ERROR])
         result = self.scorer({"id": list(range(len(sources))), "source": sources})
-        out = batch.drop(columns=[READ_ERROR]) if READ_ERROR in batch else batch.copy()
-        out[self.column] = result["source"]
-        for name in ("output", "log_prob", "error"):
-            out[name] = result[name]
-        return out
+        batch = batch.set_column(batch.column_names.index(self.column), self.column,
+                                 pa.array(result["source"], pa.string()))
+        for name, kind in (("output", pa.string()), ("log_prob", pa.float64()), ("error", pa.string())):
+            batch = batch.append_column(name, pa.array(result[name], kind))
+        return batch
 
 
 def score_dataset(dataset, bundle: str | Path, *, column: str = "source", options: DecodeOptions | None = None,
@@ -70,7 +74,7 @@ def score_dataset(dataset, bundle: str | Path, *, column: str = "source", option
     Scorer(str(bundle), options, mode, max_steps)  # a broken bundle or bad options fail here, not in an actor
     workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
     # Ray Data restarts an actor pool's dead actors and retries their batches by default.
-    return dataset.map_batches(RayScorer, batch_format="pandas", batch_size=batch_size, num_cpus=1,
+    return dataset.map_batches(RayScorer, batch_format="pyarrow", batch_size=batch_size, num_cpus=1,
                                compute=ray.data.ActorPoolStrategy(size=workers),
                                fn_constructor_kwargs=dict(bundle=str(bundle), options=options, mode=mode,
                                                           max_steps=max_steps, column=column))
@@ -93,19 +97,21 @@ def run_ray(bundle: str, rows: Iterator[tuple[int, Any]], workers: int, batch_si
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
-    items = [{"id": i, "source": None if isinstance(s, _Bad) else s, READ_ERROR: str(s) if isinstance(s, _Bad)
-              else None} for i, s in rows]
-    if not items:
+    import pyarrow as pa
+
+    ids, sources, errors = [], [], []
+    for i, s in rows:
+        ids.append(i)
+        sources.append(None if isinstance(s, _Bad) or not isinstance(s, str) else s)
+        errors.append(str(s) if isinstance(s, _Bad) else None if isinstance(s, str) else
+                      f"not a text: {type(s).__name__}")
+    if not ids:
         return
-    scored = score_dataset(ray.data.from_items(items), bundle, options=options, mode=mode, max_steps=max_steps,
+    table = pa.table({"id": pa.array(ids, pa.int64()), "source": pa.array(sources, pa.string()),
+                      READ_ERROR: pa.array(errors, pa.string())})
+    block = max(batch_size, -(-len(ids) // (8 * workers)))  # blocks for every actor, a few batches each
+    blocks = [table.slice(k, block) for k in range(0, len(ids), block)]
+    scored = score_dataset(ray.data.from_arrow(blocks), bundle, options=options, mode=mode, max_steps=max_steps,
                            batch_size=batch_size, concurrency=workers)
-    for frame in scored.iter_batches(batch_format="pandas", batch_size=batch_size):
-        yield {name: [None if _missing(v) else v for v in frame[name].tolist()]
-               for name in ("id", "source", "output", "log_prob", "error")}
-
-
-def _missing(value) -> bool:
-    """None, or what pandas turned a None into (NaN, NA)."""
-    import pandas as pd
-
-    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+    for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
+        yield batch.select(["id", "source", "output", "log_prob", "error"]).to_pydict()
