@@ -9,6 +9,8 @@ import pytest
 
 from seq2seq_edge.runtime import BundleError, DecodeOptions, InputError, load
 
+from test_hostile_manifests import _edit
+
 TEXTS = ["3 mei 1961", "July 14, 2023", "1 gennaio 2000"]
 
 
@@ -89,37 +91,26 @@ def test_manifests_that_misstate_the_modes_are_refused(bundle_copy, modes, defau
 
 
 def test_a_loop_mode_may_not_run_the_step_graph(bundle_copy):
-    file = bundle_copy / "manifest.json"
-    data = json.loads(file.read_text())
-    data["decode"]["modes"]["fused"] = {"encoder": "encoder", "decoder": "decoder_step"}
-    file.write_text(json.dumps(data))
+    step_graph = {"encoder": "encoder", "decoder": "decoder_step"}
     with pytest.raises(BundleError, match=r"only decode mode 'step' may run graph 'decoder_step'"):
-        load(bundle_copy)
+        load(_edit(bundle_copy, lambda data: data["decode"]["modes"].update(fused=step_graph)))
 
 
 def test_a_step_mode_without_its_graph_is_refused(bundle_copy):
-    file = bundle_copy / "manifest.json"
-    data = json.loads(file.read_text())
-    del data["graphs"]["decoder_step"]
-    file.write_text(json.dumps(data))
     with pytest.raises(BundleError, match=r"decode.modes.step.decoder names graph 'decoder_step', which is not in"):
-        load(bundle_copy)
+        load(_edit(bundle_copy, lambda data: data["graphs"].pop("decoder_step")))
 
 
 def test_a_trimmed_bundle_still_checks_its_loop_against_the_state(int8_only):
     """Without decoder_step, the loop graph carries the state contract: a manifest that leaves a state out
     is refused by the loop's check (nothing else reads c0 here)."""
-    file = int8_only / "manifest.json"
-    data = json.loads(file.read_text())
-    data["state"] = [s for s in data["state"] if s["name"] != "c0"]
-    file.write_text(json.dumps(data))
+    def drop_c0(data):
+        data["state"] = [s for s in data["state"] if s["name"] != "c0"]
+
     with pytest.raises(BundleError, match=r"^decode_loop_int8.onnx \(mode 'fused-int8'\): inputs \['c0', "):
-        load(int8_only)
+        load(_edit(int8_only, drop_c0))
 
 
 def test_a_manifest_from_before_strategies_were_recorded_runs_every_strategy(bundle_copy):
-    file = bundle_copy / "manifest.json"
-    data = json.loads(file.read_text())
-    del data["decode"]["strategies"]
-    file.write_text(json.dumps(data))
-    assert load(bundle_copy).manifest.strategies == ("greedy", "sample", "beam")
+    model = load(_edit(bundle_copy, lambda data: data["decode"].pop("strategies")))
+    assert model.manifest.strategies == ("greedy", "sample", "beam")
