@@ -131,7 +131,8 @@ def _parser() -> argparse.ArgumentParser:
                        "(numpy + onnxruntime only)")
     p.add_argument("bundle")
     p.add_argument("--input", required=True, help="sources: .txt (one per line), .csv or .jsonl (with --column), "
-                   ".parquet (needs pyarrow)")
+                   ".parquet (needs pyarrow); autoencoder bundles: windows in .npy (n, window, features) or a "
+                   "Parquet list column")
     p.add_argument("--output", required=True, help="results, one row per input row: .jsonl or .parquet")
     p.add_argument("--column", default="source", help="the sources' column in CSV, JSON Lines or Parquet "
                    "(default: %(default)s)")

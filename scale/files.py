@@ -15,7 +15,7 @@ from ..training.fsutil import OutputExistsError, check_output_path
 
 __all__ = ["read_sources", "ResultWriter", "INPUT_KINDS", "OUTPUT_KINDS", "count_rows"]
 
-INPUT_KINDS = {".txt": "text", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+INPUT_KINDS = {".txt": "text", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet", ".npy": "npy"}
 OUTPUT_KINDS = {".jsonl": "jsonl", ".parquet": "parquet"}
 
 
@@ -36,6 +36,19 @@ def read_sources(path: str | Path, column: str = "source") -> Iterator[tuple[int
         raise InputError(f"{path}: no such file")
     if kind == "parquet":
         yield from enumerate(_parquet_column(path, column))
+        return
+    if kind == "npy":  # windows (n, window, features), read a row at a time from a memory map
+        import numpy as np
+
+        try:
+            windows = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{path}: not a .npy array of numbers ({exc})") from None
+        if windows.ndim not in (2, 3):
+            raise InputError(f"{path}: windows are (n, window, features) or (n, window); this array is "
+                             f"{windows.shape}")
+        for number in range(len(windows)):
+            yield number, np.array(windows[number])
         return
     with open(path, encoding="utf-8", newline="" if kind == "csv" else None) as f:
         try:
@@ -95,6 +108,13 @@ def count_rows(path: str | Path, column: str = "source") -> int | None:
     kind = INPUT_KINDS.get(path.suffix.lower())
     if kind == "parquet":
         return _pyarrow_parquet().ParquetFile(path).metadata.num_rows
+    if kind == "npy":
+        import numpy as np
+
+        try:
+            return len(np.load(path, mmap_mode="r", allow_pickle=False))
+        except (ValueError, TypeError):
+            return None
     with open(path, "rb") as f:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
         f.seek(max(0, f.seek(0, os.SEEK_END) - 1))
@@ -108,9 +128,11 @@ class ResultWriter:
     existing ``out`` is replaced only with ``force``, and nothing is left behind on failure (``abort``)."""
 
     COLUMNS = ("id", "source", "output", "log_prob", "error")
+    WINDOW_COLUMNS = ("id", "score", "anomalous", "error")
 
-    def __init__(self, out: str | Path, force: bool = False) -> None:
+    def __init__(self, out: str | Path, force: bool = False, windows: bool = False) -> None:
         self.out, self.force = Path(out), force
+        self.columns = self.WINDOW_COLUMNS if windows else self.COLUMNS
         self.kind = _kind(self.out, OUTPUT_KINDS, "output")
         check_output_path(self.out, force, directory=False)
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,17 +144,18 @@ class ResultWriter:
             import pyarrow as pa
 
             self._pa = pa
-            schema = pa.schema([("id", pa.int64()), ("source", pa.string()), ("output", pa.string()),
-                                ("log_prob", pa.float64()), ("error", pa.string())])
+            types = {"id": pa.int64(), "source": pa.string(), "output": pa.string(), "log_prob": pa.float64(),
+                     "error": pa.string(), "score": pa.float64(), "anomalous": pa.bool_()}
+            schema = pa.schema([(c, types[c]) for c in self.columns])
             self._file = _pyarrow_parquet().ParquetWriter(self.tmp, schema)
             self._schema = schema
 
     def write(self, columns: dict[str, list]) -> None:
         if self.kind == "jsonl":
-            for values in zip(*(columns[c] for c in self.COLUMNS)):
-                self._file.write(json.dumps(dict(zip(self.COLUMNS, values)), ensure_ascii=False) + "\n")
+            for values in zip(*(columns[c] for c in self.columns)):
+                self._file.write(json.dumps(dict(zip(self.columns, values)), ensure_ascii=False) + "\n")
         else:
-            data = {c: [v if not isinstance(v, _Bad) else str(v) for v in columns[c]] for c in self.COLUMNS}
+            data = {c: [v if not isinstance(v, _Bad) else str(v) for v in columns[c]] for c in self.columns}
             self._file.write_table(self._pa.table(data, schema=self._schema))
 
     def close(self) -> None:

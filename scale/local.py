@@ -79,7 +79,9 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     first = next(rows, None)  # the input's own errors (missing file or column) before any worker starts
     rows = iter(()) if first is None else _chain(first, rows)
     probe = Scorer(str(bundle), options, mode, max_steps, threads=1)  # a broken bundle fails here, once
-    writer = ResultWriter(output, force)
+    if probe.windows and engine == "ray":
+        raise InputError("the ray engine scores token bundles; score autoencoder windows with the local engine")
+    writer = ResultWriter(output, force, windows=probe.windows)
     started, done, errors = time.perf_counter(), 0, 0
     try:
         if engine == "ray":

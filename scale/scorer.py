@@ -25,8 +25,15 @@ class Scorer:
                  max_steps: int | None = None, threads: int = 1) -> None:
         self.model = load(bundle, threads=threads)
         self.options, self.mode, self.max_steps = options or DecodeOptions(), mode, max_steps
-        if not hasattr(self.model, "generate_text") or not hasattr(self.model.manifest.source, "vocabulary"):
-            raise InputError(f"{bundle}: score decodes token bundles (texts in, texts out)")
+        self.windows = not hasattr(self.model, "generate_text")  # an autoencoder: windows in, scores out
+        if self.windows:
+            if mode is not None or self.options != DecodeOptions() or max_steps is not None:
+                raise InputError(f"{bundle} is an autoencoder bundle: it scores windows, with no decode mode, "
+                                 "strategy or max_steps")
+            return
+        if not hasattr(self.model.manifest.source, "vocabulary"):
+            raise InputError(f"{bundle}: score takes token bundles (texts in, texts out) or autoencoder bundles "
+                             "(windows in, scores out); this one reads real-valued sequences")
         if mode is not None and mode not in self.model.modes:
             raise InputError(f"mode must be one of {list(self.model.modes)} for this bundle, got {mode!r}")
         if self.options.strategy != "greedy" and not self.model.manifest.has_step:
@@ -36,7 +43,15 @@ class Scorer:
             raise InputError(f"mode {mode!r} decodes greedily; the {self.options.strategy!r} strategy runs in "
                              "step mode")
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns of a result, in order."""
+        return ("id", "score", "anomalous", "error") if self.windows else ("id", "source", "output", "log_prob",
+                                                                            "error")
+
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        if self.windows:
+            return self._score_windows(list(batch["id"]), list(batch["source"]))
         ids, sources = list(batch["id"]), list(batch["source"])
         outputs: list[Any] = [None] * len(ids)
         log_probs: list[Any] = [None] * len(ids)
@@ -72,3 +87,39 @@ class Scorer:
         except Seq2SeqEdgeError as exc:
             return str(exc)
         return None
+
+    def _score_windows(self, ids: list, windows: list) -> dict[str, list[Any]]:
+        """Each window's score (mean squared reconstruction error, normalised units) and whether it exceeds
+        the bundle's threshold (None without one); a window of the wrong shape or with NaN gets an error."""
+        import numpy as np
+
+        m = self.model
+        shape = (m.window, m.manifest.source.features)
+        scores: list[Any] = [None] * len(ids)
+        flags: list[Any] = [None] * len(ids)
+        errors: list[Any] = [None] * len(ids)
+        good, rows = [], []
+        for i, w in enumerate(windows):
+            if isinstance(w, _Bad):
+                errors[i] = str(w)
+                continue
+            try:
+                x = np.asarray(w, np.float32)
+            except (TypeError, ValueError) as exc:
+                errors[i] = f"not a window of numbers ({exc})"
+                continue
+            if x.ndim == 1 and shape[1] == 1:
+                x = x[:, None]  # a univariate window given as a flat list
+            if x.shape != shape:
+                errors[i] = f"a window has shape {shape} (window, features); this one {x.shape}"
+            elif not np.isfinite(x).all():
+                errors[i] = "the window holds NaN or infinite values"
+            else:
+                good.append(i)
+                rows.append(x)
+        if rows:
+            values = m.score(np.stack(rows))
+            for i, v in zip(good, values.tolist()):
+                scores[i] = float(v)
+                flags[i] = None if m.threshold is None else bool(v > m.threshold)
+        return {"id": ids, "score": scores, "anomalous": flags, "error": errors}

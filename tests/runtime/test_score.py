@@ -92,8 +92,8 @@ def test_outputs_are_never_lost_or_left_half_written(dates_bundle, text_input, t
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(input="in.tsv"), r"the input format is chosen by its extension, one of \['.csv', '.jsonl', '.parquet', "
-                           r"'.txt'\]; got '.tsv'"),
+    (dict(input="in.tsv"), r"the input format is chosen by its extension, one of \['.csv', '.jsonl', '.npy', "
+                           r"'.parquet', '.txt'\]; got '.tsv'"),
     (dict(output="out.csv"), r"the output format is chosen by its extension, one of \['.jsonl', '.parquet'\]"),
     (dict(input="missing.txt"), r"missing.txt: no such file"),
     (dict(workers=0), r"workers must be a positive integer, got 0"),
@@ -120,3 +120,24 @@ def test_cli(dates_bundle, tmp_path, capsys):
                  str(tmp_path / "out.jsonl")]) == 1
     assert "already exists; choose another path or pass --force" in capsys.readouterr().err
     assert load(dates_bundle)  # the bundle is untouched
+
+
+def test_autoencoder_windows_from_npy(ae_bundle, tmp_path):
+    """Autoencoder bundles: each window's score and flag, as AutoencoderModel.score/detect give them; a
+    window with NaN gets an error."""
+    import numpy as np
+
+    model = load(ae_bundle)
+    shape = (model.window, model.manifest.source.features)
+    windows = np.random.default_rng(0).normal(size=(9,) + shape).astype(np.float32)
+    windows[4, 3, 0] = np.nan
+    np.save(tmp_path / "w.npy", windows)
+    summary = score_file(ae_bundle, tmp_path / "w.npy", tmp_path / "out.jsonl", batch_size=4, workers=2)
+    rows = _rows(tmp_path / "out.jsonl")
+    good = [i for i in range(9) if i != 4]
+    assert [r["id"] for r in rows] == list(range(9)) and summary.errors == 1
+    assert rows[4] == {"id": 4, "score": None, "anomalous": None, "error": "the window holds NaN or infinite values"}
+    assert [rows[i]["score"] for i in good] == pytest.approx(model.score(windows[good]).tolist(), rel=1e-5)
+    assert [rows[i]["anomalous"] for i in good] == model.detect(windows[good]).tolist()
+    with pytest.raises(InputError, match=r"an autoencoder bundle: it scores windows, with no decode mode"):
+        score_file(ae_bundle, tmp_path / "w.npy", tmp_path / "x.jsonl", mode="fused")
