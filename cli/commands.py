@@ -383,13 +383,17 @@ def _score(args: argparse.Namespace) -> int:
     from ..scale import score_file
     from ..scale.local import print_progress
 
+    if args.address and args.engine != "ray":
+        raise Seq2SeqEdgeError("--address names a Ray cluster: pass it with --engine ray")
     progress = print_progress if sys.stderr.isatty() else None
-    summary = score_file(args.bundle, args.input, args.output, column=args.column, workers=args.workers,
-                         batch_size=args.batch_size, options=_pick(DecodeOptions, args), mode=args.mode,
-                         max_steps=args.max_steps, force=args.force, progress=progress, engine=args.engine,
-                         address=args.address)
-    if progress:
-        sys.stderr.write("\n")
+    try:
+        summary = score_file(args.bundle, args.input, args.output, column=args.column, workers=args.workers,
+                             batch_size=args.batch_size, options=_pick(DecodeOptions, args), mode=args.mode,
+                             max_steps=args.max_steps, force=args.force, progress=progress, engine=args.engine,
+                             address=args.address)
+    finally:
+        if progress:  # the progress line ends before the summary, or an error, is printed
+            sys.stderr.write("\n")
     print(summary)
     return 0
 

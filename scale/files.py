@@ -17,6 +17,7 @@ __all__ = ["read_sources", "ResultWriter", "INPUT_KINDS", "OUTPUT_KINDS", "count
 
 INPUT_KINDS = {".txt": "text", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet", ".npy": "npy"}
 OUTPUT_KINDS = {".jsonl": "jsonl", ".parquet": "parquet"}
+MAX_FIELD = 1 << 24  # characters in one CSV field
 
 
 def _kind(path: Path, kinds: dict, what: str) -> str:
@@ -44,18 +45,23 @@ def read_sources(path: str | Path, column: str = "source") -> Iterator[tuple[int
             windows = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
             raise InputError(f"{path}: not a .npy array of numbers ({exc})") from None
+        if not isinstance(windows, np.ndarray):  # an .npz archive under a .npy name
+            windows.close()
+            raise InputError(f"{path}: not a .npy array (an .npz archive?); save the windows with numpy.save")
         if windows.ndim not in (2, 3):
             raise InputError(f"{path}: windows are (n, window, features) or (n, window); this array is "
                              f"{windows.shape}")
         for number in range(len(windows)):
             yield number, np.array(windows[number])
         return
-    with open(path, encoding="utf-8", newline="" if kind == "csv" else None) as f:
+    # Lines end at \n (or \r\n) only, so ids are line numbers (csv needs newline=""); a BOM is not data.
+    with open(path, encoding="utf-8-sig", newline="" if kind == "csv" else "\n") as f:
         try:
             if kind == "text":
                 for number, line in enumerate(f):
                     yield number, line.removesuffix("\n").removesuffix("\r")
-            elif kind == "csv":
+            elif kind == "csv":  # ids are record numbers (csv skips blank lines: they are no records)
+                csv.field_size_limit(MAX_FIELD)
                 reader = csv.DictReader(f)
                 if column not in (reader.fieldnames or []):
                     raise InputError(f"{path}: no column {column!r} (columns: {reader.fieldnames}); pick one with "
@@ -66,7 +72,9 @@ def read_sources(path: str | Path, column: str = "source") -> Iterator[tuple[int
                 for number, line in enumerate(f):
                     yield number, _json_row(path, number, line, column)
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start}); convert it") from None
+            raise InputError(f"{path} is not valid UTF-8 ({exc.reason}); convert it") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}: not readable as CSV ({exc})") from None
 
 
 def _json_row(path: Path, number: int, line: str, column: str) -> Any:
@@ -75,6 +83,8 @@ def _json_row(path: Path, number: int, line: str, column: str) -> Any:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         return _Bad(f"line {number + 1} is not JSON ({exc.msg})")
+    except (ValueError, RecursionError) as exc:  # numbers past Python's digit limit, nesting past its stack
+        return _Bad(f"line {number + 1} is not readable JSON ({type(exc).__name__})")
     if not isinstance(row, dict) or column not in row:
         return _Bad(f"line {number + 1} has no field {column!r}")
     return row[column]
@@ -135,20 +145,23 @@ class ResultWriter:
         self.columns = self.WINDOW_COLUMNS if windows else self.COLUMNS
         self.kind = _kind(self.out, OUTPUT_KINDS, "output")
         check_output_path(self.out, force, directory=False)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent)
-        os.close(fd)
-        if self.kind == "jsonl":
-            self._file = open(self.tmp, "w", encoding="utf-8")
-        else:
+        if self.kind == "parquet":
+            pq = _pyarrow_parquet()  # before anything is created: a missing pyarrow leaves nothing behind
             import pyarrow as pa
 
             self._pa = pa
             types = {"id": pa.int64(), "source": pa.string(), "output": pa.string(), "log_prob": pa.float64(),
                      "error": pa.string(), "score": pa.float64(), "anomalous": pa.bool_()}
-            schema = pa.schema([(c, types[c]) for c in self.columns])
-            self._file = _pyarrow_parquet().ParquetWriter(self.tmp, schema)
-            self._schema = schema
+            self._schema = pa.schema([(c, types[c]) for c in self.columns])
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent)
+        os.close(fd)
+        try:
+            self._file = (open(self.tmp, "w", encoding="utf-8") if self.kind == "jsonl"
+                          else pq.ParquetWriter(self.tmp, self._schema))
+        except BaseException:
+            os.unlink(self.tmp)
+            raise
 
     def write(self, columns: dict[str, list]) -> None:
         if self.kind == "jsonl":
@@ -161,8 +174,12 @@ class ResultWriter:
     def close(self) -> None:
         if self.kind == "jsonl":
             self._file.flush()
-            os.fsync(self._file.fileno())
         self._file.close()
+        fd = os.open(self.tmp, os.O_RDONLY)  # durable before it is renamed into place
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(self.tmp, 0o666 & ~_umask())
         if self.out.exists() and not self.force:
             self.abort()

@@ -74,7 +74,6 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     options = options or DecodeOptions()
-    total = count_rows(input, column) if Path(input).is_file() else None
     rows = read_sources(input, column)
     first = next(rows, None)  # the input's own errors (missing file or column) before any worker starts
     rows = iter(()) if first is None else _chain(first, rows)
@@ -82,7 +81,9 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     if probe.windows and engine == "ray":
         raise InputError("the ray engine scores token bundles; score autoencoder windows with the local engine")
     writer = ResultWriter(output, force, windows=probe.windows)
+    total = count_rows(input, column) if progress else None  # a second pass over the input: only to show it
     started, done, errors = time.perf_counter(), 0, 0
+    results = iter(())
     try:
         if engine == "ray":
             from .ray_engine import run_ray
@@ -101,6 +102,8 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     except BaseException:
         writer.abort()
         raise
+    finally:
+        results.close() if hasattr(results, "close") else None  # stops the worker pool, closes the input
     return ScoreSummary(done, errors, time.perf_counter() - started, Path(output))
 
 
@@ -114,8 +117,9 @@ def _run(bundle: str, scorer: Scorer | None, rows, workers: int, batch_size: int
     if scorer is not None:  # one worker: this process
         yield from (scorer(b) for b in batches)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                             initargs=(bundle, options, mode, max_steps)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
+                               initargs=(bundle, options, mode, max_steps))
+    try:
         pending: deque = deque()
         for batch in batches:
             pending.append(pool.submit(_score, batch))
@@ -123,6 +127,10 @@ def _run(bundle: str, scorer: Scorer | None, rows, workers: int, batch_size: int
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    except BaseException:  # an error, or the caller stopped early: drop what is queued, then stop the workers
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def print_progress(done: int, total: int | None, seconds: float, stream=None) -> None:

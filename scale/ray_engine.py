@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from ..runtime import DecodeOptions
 from ..runtime.errors import InputError
 from .files import _Bad
-from .scorer import Scorer
+from .scorer import UNENCODABLE, Scorer
 
 __all__ = ["score_dataset", "RayScorer", "run_ray"]
 
@@ -71,7 +71,12 @@ def score_dataset(dataset, bundle: str | Path, *, column: str = "source", option
     dynamic quantisation scales by the batch (pass ``mode='fused'`` where that matters).
     """
     ray = _ray()
-    Scorer(str(bundle), options, mode, max_steps)  # a broken bundle or bad options fail here, not in an actor
+    if Scorer(str(bundle), options, mode, max_steps).windows:  # a broken bundle or bad options fail here too
+        raise InputError(f"{bundle} is an autoencoder bundle; score_dataset scores texts (score its windows "
+                         "with the local engine)")
+    clash = [c for c in ("output", "log_prob", "error") if c in (dataset.columns() or [])]
+    if clash:
+        raise InputError(f"the dataset already has column(s) {clash}, which scoring adds; rename them")
     workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
     # Ray Data restarts an actor pool's dead actors and retries their batches by default.
     return dataset.map_batches(RayScorer, batch_format="pyarrow", batch_size=batch_size, num_cpus=1,
@@ -91,9 +96,19 @@ def run_ray(bundle: str, rows: Iterator[tuple[int, Any]], workers: int, batch_si
     ray.data.DataContext.get_current()  # importing ray.data configures its loggers, which are quieted next
     for name in ("ray", "ray.data"):  # its INFO lines about execution plans and progress bars
         logging.getLogger(name).setLevel(logging.ERROR)
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+    started = not ray.is_initialized()
+    if started:  # a local Ray of `workers` CPUs, unless a cluster is named (here or in RAY_ADDRESS)
+        joining = address or os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, num_cpus=None if joining else workers, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
+    try:
+        yield from _scored(ray, bundle, rows, workers, batch_size, options, mode, max_steps)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _scored(ray, bundle, rows, workers, batch_size, options, mode, max_steps) -> Iterator[dict[str, list]]:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
@@ -101,10 +116,10 @@ def run_ray(bundle: str, rows: Iterator[tuple[int, Any]], workers: int, batch_si
 
     ids, sources, errors = [], [], []
     for i, s in rows:
+        problem = _unreadable(s)
         ids.append(i)
-        sources.append(None if isinstance(s, _Bad) or not isinstance(s, str) else s)
-        errors.append(str(s) if isinstance(s, _Bad) else None if isinstance(s, str) else
-                      f"not a text: {type(s).__name__}")
+        sources.append(None if problem else s)
+        errors.append(problem)
     if not ids:
         return
     table = pa.table({"id": pa.array(ids, pa.int64()), "source": pa.array(sources, pa.string()),
@@ -115,3 +130,16 @@ def run_ray(bundle: str, rows: Iterator[tuple[int, Any]], workers: int, batch_si
                            batch_size=batch_size, concurrency=workers)
     for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
         yield batch.select(["id", "source", "output", "log_prob", "error"]).to_pydict()
+
+
+def _unreadable(source: Any) -> str | None:
+    """Why a row read from the input cannot travel to an actor as a text (Arrow strings are UTF-8), or None."""
+    if isinstance(source, _Bad):
+        return str(source)
+    if not isinstance(source, str):
+        return f"not a text: {type(source).__name__}"
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return UNENCODABLE
+    return None

@@ -10,6 +10,8 @@ from .files import _Bad
 
 __all__ = ["Scorer"]
 
+UNENCODABLE = "not valid Unicode (a lone surrogate); it cannot be decoded or written back"
+
 
 class Scorer:
     """Holds one loaded model (``threads`` onnxruntime threads) and scores batches of rows.
@@ -72,7 +74,8 @@ class Scorer:
                                                                                    self.max_steps)]
             for i, (text, log_prob) in zip(good, results):
                 outputs[i], log_probs[i] = text, None if log_prob is None else float(log_prob)
-        sources = [None if isinstance(t, _Bad) else t for t in sources]
+        sources = [t if isinstance(t, str) and not isinstance(t, _Bad) and errors[i] != UNENCODABLE else None
+                   for i, t in enumerate(sources)]  # what is written back is a text, or nothing
         return {"id": ids, "source": sources, "output": outputs, "log_prob": log_probs, "error": errors}
 
     def _check(self, text: Any) -> str | None:
@@ -80,6 +83,10 @@ class Scorer:
             return str(text)
         if not isinstance(text, str):
             return f"not a text: {type(text).__name__}"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return UNENCODABLE
         if not text.strip():
             return "empty source"
         try:
@@ -95,6 +102,7 @@ class Scorer:
 
         m = self.model
         shape = (m.window, m.manifest.source.features)
+        mean, std = (np.asarray(v, np.float32) for v in (m.manifest.source.mean, m.manifest.source.std))
         scores: list[Any] = [None] * len(ids)
         flags: list[Any] = [None] * len(ids)
         errors: list[Any] = [None] * len(ids)
@@ -105,7 +113,7 @@ class Scorer:
                 continue
             try:
                 x = np.asarray(w, np.float32)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 errors[i] = f"not a window of numbers ({exc})"
                 continue
             if x.ndim == 1 and shape[1] == 1:
@@ -114,6 +122,8 @@ class Scorer:
                 errors[i] = f"a window has shape {shape} (window, features); this one {x.shape}"
             elif not np.isfinite(x).all():
                 errors[i] = "the window holds NaN or infinite values"
+            elif not _finite_normalised(x, mean, std):
+                errors[i] = "the window's values overflow float32 once normalised"
             else:
                 good.append(i)
                 rows.append(x)
@@ -123,3 +133,10 @@ class Scorer:
                 scores[i] = float(v)
                 flags[i] = None if m.threshold is None else bool(v > m.threshold)
         return {"id": ids, "score": scores, "anomalous": flags, "error": errors}
+
+
+def _finite_normalised(x, mean, std) -> bool:
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite((x - mean) / std).all())

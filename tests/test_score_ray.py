@@ -29,6 +29,7 @@ def _rows(path):
 
 
 def test_a_killed_worker_is_retried_and_every_row_comes_back_once(local_ray, dates_bundle, tmp_path):
+    assert not local_ray.exists()  # no actor has died yet: the one that dies, dies in this job
     (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     summary = score_file(dates_bundle, tmp_path / "in.txt", tmp_path / "ray.jsonl", engine="ray", workers=2,
                          batch_size=16, mode="fused")

@@ -141,3 +141,30 @@ def test_autoencoder_windows_from_npy(ae_bundle, tmp_path):
     assert [rows[i]["anomalous"] for i in good] == model.detect(windows[good]).tolist()
     with pytest.raises(InputError, match=r"an autoencoder bundle: it scores windows, with no decode mode"):
         score_file(ae_bundle, tmp_path / "w.npy", tmp_path / "x.jsonl", mode="fused")
+
+
+def test_hostile_rows_are_error_rows_not_a_stopped_job(dates_bundle, tmp_path):
+    """A lone surrogate, nesting past Python's stack, a 5,000-digit number, a number for a source: each is
+    one row with an error; the other rows are decoded, and the output stays valid UTF-8 JSON."""
+    lines = ['{"source": "3 mei 1961"}', '{"source": "\\ud800"}', '{"source": ' + "[" * 100000 + "]" * 100000 + "}",
+             '{"source": ' + "9" * 5000 + "}", '{"source": 42}', '{"source": "1 May 2000"}']
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = score_file(dates_bundle, tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    rows = _rows(tmp_path / "out.jsonl")
+    assert [r["output"] for r in rows] == ["1961-05-03", None, None, None, None, "2000-05-01"] and summary.errors == 4
+    assert rows[1]["error"] == "not valid Unicode (a lone surrogate); it cannot be decoded or written back"
+    assert rows[1]["source"] is None
+    assert rows[2]["error"] == "line 3 is not readable JSON (RecursionError)"
+    assert rows[3]["error"] == "line 4 is not readable JSON (ValueError)"
+    assert rows[4] == {"id": 4, "source": None, "output": None, "log_prob": None, "error": "not a text: int"}
+
+
+def test_a_byte_order_mark_and_a_lone_carriage_return_are_not_rows(dates_bundle, tmp_path):
+    (tmp_path / "in.csv").write_bytes("\ufeffsource\n3 mei 1961\n".encode("utf-8"))
+    (tmp_path / "in.txt").write_bytes("\ufeff3 mei 1961\nJuly 14,\r 2023\n1 May 2000\n".encode("utf-8"))
+    score_file(dates_bundle, tmp_path / "in.csv", tmp_path / "csv.jsonl")
+    score_file(dates_bundle, tmp_path / "in.txt", tmp_path / "txt.jsonl")
+    assert [r["output"] for r in _rows(tmp_path / "csv.jsonl")] == ["1961-05-03"]
+    rows = _rows(tmp_path / "txt.jsonl")
+    assert [r["id"] for r in rows] == [0, 1, 2] and rows[0]["source"] == "3 mei 1961"
+    assert rows[1]["source"] == "July 14,\r 2023" and rows[2]["output"] == "2000-05-01"
