@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from ..runtime import DecodeOptions
 from ..runtime.errors import InputError
 from .files import _Bad
-from .scorer import UNENCODABLE, Scorer
+from .scorer import Scorer, unreadable
 
 __all__ = ["score_dataset", "RayScorer", "run_ray"]
 
@@ -116,7 +116,7 @@ def _scored(ray, bundle, rows, workers, batch_size, options, mode, max_steps) ->
 
     ids, sources, errors = [], [], []
     for i, s in rows:
-        problem = _unreadable(s)
+        problem = unreadable(s)
         ids.append(i)
         sources.append(None if problem else s)
         errors.append(problem)
@@ -131,15 +131,3 @@ def _scored(ray, bundle, rows, workers, batch_size, options, mode, max_steps) ->
     for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
         yield batch.select(["id", "source", "output", "log_prob", "error"]).to_pydict()
 
-
-def _unreadable(source: Any) -> str | None:
-    """Why a row read from the input cannot travel to an actor as a text (Arrow strings are UTF-8), or None."""
-    if isinstance(source, _Bad):
-        return str(source)
-    if not isinstance(source, str):
-        return f"not a text: {type(source).__name__}"
-    try:
-        source.encode("utf-8")
-    except UnicodeEncodeError:
-        return UNENCODABLE
-    return None

@@ -8,7 +8,7 @@ from ..runtime import DecodeOptions, load
 from ..runtime.errors import InputError, Seq2SeqEdgeError
 from .files import _Bad
 
-__all__ = ["Scorer"]
+__all__ = ["Scorer", "unreadable"]
 
 UNENCODABLE = "not valid Unicode (a lone surrogate); it cannot be decoded or written back"
 
@@ -79,14 +79,9 @@ class Scorer:
         return {"id": ids, "source": sources, "output": outputs, "log_prob": log_probs, "error": errors}
 
     def _check(self, text: Any) -> str | None:
-        if isinstance(text, _Bad):  # a row the reader could not read
-            return str(text)
-        if not isinstance(text, str):
-            return f"not a text: {type(text).__name__}"
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return UNENCODABLE
+        problem = unreadable(text)
+        if problem:
+            return problem
         if not text.strip():
             return "empty source"
         try:
@@ -140,3 +135,17 @@ def _finite_normalised(x, mean, std) -> bool:
 
     with np.errstate(over="ignore", invalid="ignore"):
         return bool(np.isfinite((x - mean) / std).all())
+
+
+def unreadable(source: Any) -> str | None:
+    """Why a row is no text that can be decoded and written back (UTF-8), or None: a row the reader could not
+    read, a value of another type, a lone surrogate."""
+    if isinstance(source, _Bad):
+        return str(source)
+    if not isinstance(source, str):
+        return f"not a text: {type(source).__name__}"
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return UNENCODABLE
+    return None
