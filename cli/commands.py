@@ -19,6 +19,8 @@ from ..runtime.strategies import DecodeOptions
 
 __all__ = ["main"]
 
+MODES_HELP = ("comma-separated decode modes to write (step, fused, fused-int8; default: all that can be built); "
+              "without step the bundle decodes greedily only, and is smaller")
 TENSORFLOW_COMMANDS = {"quickstart", "train", "export", "export-keras", "bench"}
 
 
@@ -90,8 +92,7 @@ def _parser() -> argparse.ArgumentParser:
                    "--normal windows: quantile:Q or sigma:K")
     p.add_argument("--normal", help="autoencoders: .npy windows (n, window, features) known to be normal, to "
                    "calibrate a threshold rule on (and check parity)")
-    p.add_argument("--modes", help="comma-separated decode modes to write (step, fused, fused-int8; default: all "
-                   "that can be built); without step the bundle decodes greedily only, and is smaller")
+    p.add_argument("--modes", help=MODES_HELP)
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_export_keras)
 
@@ -108,8 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--parity-samples", type=int, default=256, help="held-out samples for the parity check")
-    p.add_argument("--modes", help="comma-separated decode modes to write (step, fused, fused-int8; default: all "
-                   "that can be built); without step the bundle decodes greedily only, and is smaller")
+    p.add_argument("--modes", help=MODES_HELP)
     p.add_argument("--threshold", default="quantile:0.995",
                    help="autoencoders: the rule that sets detect's thresholds from the task's validation "
                         "windows: quantile:Q (0.5-1) or sigma:K (mean + K standard deviations); "
@@ -338,9 +338,11 @@ def _print_modes(result) -> None:
     """Each decode mode's size (its encoder and decoder graphs), the default, and what the bundle can run."""
     if not result.mode_sizes:
         return
-    from ..runtime import load
+    import json
 
-    m = load(result.path).manifest
+    from ..runtime.manifest import parse_manifest
+
+    m = parse_manifest(json.loads((result.path / "manifest.json").read_text(encoding="utf-8")))
     total = sum(p.stat().st_size for p in result.path.iterdir())
     print(f"modes: {result.sizes_summary()}; default {m.default_mode!r}; strategies {', '.join(m.strategies)}; "
           f"bundle {total / 1e6:.1f} MB")

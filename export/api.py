@@ -18,10 +18,9 @@ from ..training.models import build_decoder_step, build_encoder
 from ..training.rundir import RunDir
 from ..training.tasks import make_splits
 from .autoencoder import DEFAULT_RULE, ThresholdRule, find_encoder_half, write_autoencoder_bundle
-from .convert import OPSET
+from .convert import OPSET, ExportError
 from .manifest_builder import build_manifest, data_record
 from .parity import ParityReport, default_mode, feature_parity, token_parity
-from .convert import ExportError
 from .writing import (ENCODER_FILE, ExportResult, check_modes, write_fused_modes, write_graph, write_seq2seq_graphs,
                       write_verified)
 
@@ -60,9 +59,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
             return build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes,
                                   default_mode(report, modes) if modes else "step", quality=run.quality()).to_dict()
 
-        report, sizes, notes = write_verified(
+        report, sizes = write_verified(
             tmp, manifest, lambda runtime: _parity(keras_ref, runtime, config, parity_samples, parity_inputs), keep)
-    return ExportResult(Path(out), report, notes, sizes, keep or tuple(sizes))
+    return ExportResult(Path(out), report, mode_sizes=sizes, kept_modes=keep or tuple(sizes))
 
 
 def _export_autoencoder_run(run: RunDir, out, force: bool, samples: int, opset: int,

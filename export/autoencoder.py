@@ -199,7 +199,7 @@ def write_autoencoder_bundle(model, encoder, out: str | Path, *, source: Feature
                 anomaly = rule.calibrate(runtime, np.asarray(normal, np.float32), calibration)
             return report
 
-        report, _, _ = write_verified(tmp, manifest, measure)
+        report, _ = write_verified(tmp, manifest, measure)
     return ExportResult(Path(out), report)
 
 

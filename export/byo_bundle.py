@@ -71,25 +71,24 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
     like the step mode; the default mode is the fastest that matched. ``not_fused``: why there is no fused
     loop, reported in the result's notes. ``modes``: keep only these modes' graphs (check_modes).
     """
-    keep = modes
-    if keep is not None and fused is None and set(keep) - {"step"}:
-        raise ExportError(f"modes {list(keep)}: the fused loop cannot be built for this decoder ({not_fused}); "
+    if modes is not None and fused is None and set(modes) - {"step"}:
+        raise ExportError(f"modes {list(modes)}: the fused loop cannot be built for this decoder ({not_fused}); "
                           "export it with modes=['step']")
     args = (encoder, decoder, contract, feeds, vocabs, out)
     kwargs = dict(max_steps=max_steps, force=force, first_input=first_input, parity_sources=parity_sources,
                   encoder_model=encoder_model)
     try:
-        return _write(*args, **kwargs, fused=fused, not_fused=not_fused, keep=keep)
+        return _write(*args, **kwargs, fused=fused, not_fused=not_fused, keep=modes)
     except ParityError as exc:
         report = exc.report
         step_only = report is not None and replace(report, modes={"step": report.modes["step"]}).ok
-        if fused is None or not step_only or (keep is not None and set(keep) - {"step"}):
+        if fused is None or not step_only or (modes is not None and set(modes) - {"step"}):
             raise
         # The step graph matches the user's models but the loop read from their weights does not: the
         # pattern was misread. Keep the bundle, in step mode, and say so.
         why = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                         for k, v in report.modes.get("fused", {}).items())
-        return _write(*args, **kwargs, fused=None, keep=keep,
+        return _write(*args, **kwargs, fused=None, keep=modes,
                       not_fused=f"the fused loop built from the decoder's weights did not match it at export "
                                 f"({why}); please report the model")
 
@@ -114,9 +113,9 @@ def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, 
                 m = replace(m, modes=modes, default_mode=default_mode(report, modes) if report else "step")
             return m.to_dict()
 
-        report, sizes, kept_notes = write_verified(
+        report, sizes = write_verified(
             tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources), keep)
-    notes = (() if not_fused is None else (f"step mode only: {not_fused}",)) + kept_notes
+    notes = () if not_fused is None else (f"step mode only: {not_fused}",)
     return ExportResult(Path(out), report, notes, sizes, keep or tuple(sizes))
 
 

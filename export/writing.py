@@ -15,8 +15,8 @@ from ..runtime.manifest import GraphSpec
 from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, mask_from_lengths, name_axes
 
 __all__ = ["ExportResult", "ParityError", "write_graph", "write_manifest", "write_seq2seq_graphs",
-           "write_verified", "write_fused_modes", "check_modes", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE",
-           "ALL_MODES"]
+           "write_verified", "write_fused_modes", "check_modes", "mode_sizes", "ENCODER_FILE", "DECODER_FILE",
+           "MANIFEST_FILE", "ALL_MODES"]
 
 ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder_step.onnx", "manifest.json"
 ALL_MODES = ("step", "fused", "fused-int8")
@@ -128,38 +128,40 @@ def check_modes(modes) -> tuple[str, ...] | None:
 
 
 def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Callable[[Any], Any],
-                   keep_modes: tuple[str, ...] | None = None) -> tuple[Any, dict, tuple[str, ...]]:
+                   keep_modes: tuple[str, ...] | None = None) -> tuple[Any, dict]:
     """Write the manifest, measure parity on the bundle as the runtime loads it, and record the result.
 
     ``manifest(report)`` builds the manifest dict (``report`` is None before parity is known);
     ``measure(model)`` returns a report with ``ok`` and ``summary()``. Raises ParityError, leaving
     the caller to discard ``folder``, when the graphs disagree with Keras. ``keep_modes``: after the
     check (which runs every mode, the step graph included), only these modes' graphs stay.
-    Returns (report, bytes per built mode, notes).
+    Returns (report, bytes per built mode).
     """
     write_manifest(folder, manifest(None))
     report = measure(load(folder))
     if not report.ok:
         raise ParityError(f"parity check failed, nothing written: {report.summary()}", report)
     data = manifest(report)
-    sizes = _mode_sizes(folder, data)
-    notes: tuple[str, ...] = ()
+    sizes = mode_sizes(folder, data)
     if keep_modes is not None and "decode" in data:
-        data, notes = _keep_modes(folder, data, keep_modes, report)
+        _keep_modes(folder, data, keep_modes, report)
     write_manifest(folder, data)
     load(folder)  # the final bundle must load and verify as written
-    return report, sizes, notes
+    return report, sizes
 
 
-def _mode_sizes(folder: Path, data: dict) -> dict:
+def mode_sizes(folder: Path, data: dict) -> dict[str, int]:
+    """Bytes of each decode mode's graphs (its encoder and decoder) in the bundle ``folder`` whose
+    manifest is ``data``: what that mode alone would take."""
     modes = data.get("decode", {}).get("modes", {})
     return {mode: sum((folder / data["graphs"][g]["file"]).stat().st_size for g in set(graphs.values()))
             for mode, graphs in modes.items()}
 
 
-def _keep_modes(folder: Path, data: dict, keep: tuple[str, ...], report) -> tuple[dict, tuple[str, ...]]:
-    """Drop the graphs of the modes not kept; the default is the fastest kept mode that passed its rule."""
-    from ..runtime.manifest import STEP_STRATEGIES
+def _keep_modes(folder: Path, data: dict, keep: tuple[str, ...], report) -> None:
+    """Drop the graphs of the modes not kept (``data`` is edited in place); the default is the fastest kept
+    mode that passed its rule."""
+    from ..runtime.manifest import strategies_for
     from .parity import default_mode, int8_verdict
 
     built = data["decode"]["modes"]
@@ -177,5 +179,4 @@ def _keep_modes(folder: Path, data: dict, keep: tuple[str, ...], report) -> tupl
                           f"({verdict['why'] if verdict else 'its decode differed from Keras'}); keep an fp32 mode "
                           "beside it, e.g. modes=['fused', 'fused-int8'] (--modes fused,fused-int8)")
     data["decode"].update(modes=modes, default_mode=default,
-                          strategies=list(STEP_STRATEGIES if "step" in modes else ("greedy",)))
-    return data, ()
+                          strategies=list(strategies_for(modes)))

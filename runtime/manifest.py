@@ -223,9 +223,14 @@ class Manifest:
         return STEP_MODE in self.modes
 
     @property
+    def step_mode(self) -> str:
+        """The mode whose encoder starts step(): 'step', or the default mode in a bundle without it."""
+        return STEP_MODE if self.has_step else self.default_mode
+
+    @property
     def step_encoder(self) -> str:
-        """The encoder graph whose state step() continues: step mode's, or else the default mode's."""
-        return self.modes[STEP_MODE if self.has_step else self.default_mode]["encoder"]
+        """The encoder graph whose state step() continues."""
+        return self.modes[self.step_mode]["encoder"]
 
     def __post_init__(self) -> None:
         _check_choice("family", self.family, FAMILIES)
@@ -258,7 +263,7 @@ class Manifest:
                 raise BundleError(f"manifest.json: graphs.{required} is missing")
         if any(graphs["decoder"] == "decoder_step" for mode, graphs in self.modes.items() if mode != STEP_MODE):
             raise BundleError("manifest.json: only decode mode 'step' may run graph 'decoder_step'")
-        allowed = STEP_STRATEGIES if self.has_step else ("greedy",)
+        allowed = strategies_for(self.modes)
         if self.strategies is None:
             object.__setattr__(self, "strategies", allowed)
         elif tuple(self.strategies) != allowed:
@@ -555,6 +560,12 @@ def _modes(r: _Reader) -> dict[str, dict[str, str]]:
             raise BundleError(f"manifest.json: decode.modes.{mode} must name an 'encoder' and a 'decoder' graph")
         out[mode] = {role: graphs.name(role) for role in ("encoder", "decoder")}
     return out
+
+
+def strategies_for(modes) -> tuple[str, ...]:
+    """The decode strategies a bundle with these modes can run: every one with the step graph, greedy alone
+    without it."""
+    return STEP_STRATEGIES if STEP_MODE in modes else ("greedy",)
 
 
 def _strategies(r: _Reader) -> tuple[str, ...] | None:

@@ -76,12 +76,7 @@ class Seq2SeqModel:
         Token bundles take right-padded ids (batch, time) and optional lengths (batch,);
         feature bundles take raw (un-normalised) values (batch, time, features).
         """
-        return self._encode(source, lengths, self._step_mode)
-
-    @property
-    def _step_mode(self) -> str:
-        """The mode whose encoder starts step(): 'step', or the default mode in a bundle without it."""
-        return "step" if self.manifest.has_step else self.manifest.default_mode
+        return self._encode(source, lengths, self.manifest.step_mode)
 
     def _need_step(self, what: str) -> None:
         if self._decoder is None:
@@ -137,10 +132,8 @@ class Seq2SeqModel:
         sampling or beam search instead of greedy; they run in step mode and return each
         row's best sequence (``decode`` gives scores and n-best lists).
         """
+        self.check_decoding(mode, options)
         if options is not None and options.strategy != "greedy":
-            self._need_step(f"the {options.strategy!r} strategy")
-            if mode not in (None, "step"):
-                raise InputError(f"mode {mode!r} decodes greedily; the {options.strategy!r} strategy runs in step mode")
             return [row[0].tokens for row in self.decode(source, options, lengths=lengths, max_steps=max_steps)]
         steps = self._check_max_steps(max_steps)
         mode = self._check_mode(mode)
@@ -172,6 +165,15 @@ class Seq2SeqModel:
         ended = tokens == end_id
         lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), tokens.shape[1])
         return [tokens[i, : lengths[i]].astype(np.int32) for i in range(len(tokens))]
+
+    def check_decoding(self, mode: str | None = None, options: DecodeOptions | None = None) -> None:
+        """Raise InputError unless this bundle can decode in ``mode`` with ``options`` (what generate
+        checks, for callers that want to know before they have inputs)."""
+        self._check_mode(mode)
+        if options is not None and options.strategy != "greedy":
+            self._need_step(f"the {options.strategy!r} strategy")
+            if mode not in (None, "step"):
+                raise InputError(f"mode {mode!r} decodes greedily; the {options.strategy!r} strategy runs in step mode")
 
     def _check_mode(self, mode: str | None) -> str:
         if mode is None:

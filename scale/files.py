@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..runtime.errors import InputError
-from ..training.fsutil import OutputExistsError, check_output_path
+from ..training.fsutil import check_output_path, publish_file
 
 __all__ = ["read_sources", "ResultWriter", "INPUT_KINDS", "OUTPUT_KINDS", "count_rows"]
 
@@ -172,20 +172,12 @@ class ResultWriter:
             self._file.write_table(self._pa.table(data, schema=self._schema))
 
     def close(self) -> None:
-        if self.kind == "jsonl":
-            self._file.flush()
         self._file.close()
-        fd = os.open(self.tmp, os.O_RDONLY)  # durable before it is renamed into place
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(self.tmp, 0o666 & ~_umask())
-        if self.out.exists() and not self.force:
+            publish_file(Path(self.tmp), self.out, self.force)
+        except BaseException:
             self.abort()
-            raise OutputExistsError(f"{self.out} was created by someone else while this output was being written; "
-                                    "it was left as it is: choose another path or pass --force")
-        os.replace(self.tmp, self.out)
+            raise
 
     def abort(self) -> None:
         try:
@@ -194,9 +186,3 @@ class ResultWriter:
             pass
         if os.path.exists(self.tmp):
             os.unlink(self.tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

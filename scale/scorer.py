@@ -36,14 +36,7 @@ class Scorer:
         if not hasattr(self.model.manifest.source, "vocabulary"):
             raise InputError(f"{bundle}: score takes token bundles (texts in, texts out) or autoencoder bundles "
                              "(windows in, scores out); this one reads real-valued sequences")
-        if mode is not None and mode not in self.model.modes:
-            raise InputError(f"mode must be one of {list(self.model.modes)} for this bundle, got {mode!r}")
-        if self.options.strategy != "greedy" and not self.model.manifest.has_step:
-            raise InputError(f"the {self.options.strategy!r} strategy needs the step graph, which {bundle} was "
-                             "exported without; decode greedily or export it with the step mode")
-        if self.options.strategy != "greedy" and mode not in (None, "step"):
-            raise InputError(f"mode {mode!r} decodes greedily; the {self.options.strategy!r} strategy runs in "
-                             "step mode")
+        self.model.check_decoding(mode, self.options)  # before any row: a bad option stops the job at once
 
     @property
     def columns(self) -> tuple[str, ...]:

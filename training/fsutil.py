@@ -18,7 +18,7 @@ from typing import Iterator
 
 from ..runtime.errors import Seq2SeqEdgeError
 
-__all__ = ["OutputExistsError", "atomic_directory", "check_output_path", "write_bytes_atomic"]
+__all__ = ["OutputExistsError", "atomic_directory", "check_output_path", "publish_file", "write_bytes_atomic"]
 
 
 class OutputExistsError(Seq2SeqEdgeError, FileExistsError):
@@ -117,14 +117,20 @@ def write_bytes_atomic(out: str | Path, data: bytes, force: bool = False) -> Non
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        if out.exists() and not force:
-            raise OutputExistsError(f"{out} was created by someone else while this output was being written; "
-                                    "it was left as it is: choose another path or pass --force")
-        os.replace(tmp, out)
-        _fsync(out.parent)
+        publish_file(Path(tmp), out, force)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def publish_file(tmp: Path, out: Path, force: bool) -> None:
+    """Make the closed, complete file ``tmp`` durable with umask permissions and rename it to ``out``; an
+    ``out`` created meanwhile by someone else is replaced only with ``force`` (``tmp`` is then left for the
+    caller to remove)."""
+    _fsync(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} was created by someone else while this output was being written; "
+                                "it was left as it is: choose another path or pass --force")
+    os.replace(tmp, out)
+    _fsync(out.parent)

@@ -169,14 +169,14 @@ def _print_group(group: list[Row], floor_us: float, print_fn) -> None:
 
 
 def _print_extras(name: str, bundle: Path, macs: int, rates: dict, print_fn) -> None:
+    from ...export.writing import mode_sizes
+
     sizes = {p.name: p.stat().st_size for p in sorted(bundle.iterdir())}
     print_fn(f"\n{name}: bundle {sum(sizes.values()) / 1e6:.2f} MB (" +
              ", ".join(f"{k} {v / 1e3:.0f} kB" for k, v in sizes.items()) + ")")
-    modes = json.loads((bundle / "manifest.json").read_text())["decode"]["modes"]
-    graphs = json.loads((bundle / "manifest.json").read_text())["graphs"]
+    alone = mode_sizes(bundle, json.loads((bundle / "manifest.json").read_text(encoding="utf-8")))
     print_fn(f"{name}: size of each mode alone (export --modes MODE; its encoder and decoder graphs): " +
-             ", ".join(f"{mode} {sum(sizes[graphs[g]['file']] for g in set(pair.values())) / 1e6:.2f} MB"
-                       for mode, pair in modes.items()))
+             ", ".join(f"{mode} {size / 1e6:.2f} MB" for mode, size in alone.items()))
     print_fn(f"{name}: runtime peak memory (a process that loads the bundle and decodes 32 inputs): "
              f"{_peak_memory_mb(bundle):.0f} MB")
     for batch in (1, 32):
