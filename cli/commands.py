@@ -72,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help=f"the task's small preset, minutes on two cores, for tests and demos: {_show_presets()} "
                         "(flags given win)")
+    p.add_argument("--distribute", choices=("mirrored", "multi-worker"),
+                   help="train with tf.distribute: mirrored (one replica per local device: the GPUs, or "
+                        "--cpu-devices) or multi-worker (one replica per process; the cluster from TF_CONFIG or "
+                        "--workers); each global batch is split among the replicas, so the steps are those of one "
+                        "process")
+    p.add_argument("--cpu-devices", type=int, metavar="N",
+                   help="mirrored, without GPUs: split the CPU into N logical devices (shows mirrored training "
+                        "working; no speed-up)")
+    p.add_argument("--workers", metavar="HOST:PORT,...",
+                   help="multi-worker: every worker's address, the same list in each worker's command")
+    p.add_argument("--worker-index", type=int, metavar="I",
+                   help="multi-worker with --workers: this process's place in the list (0 is the chief, which "
+                        "writes --out)")
     _config_flags(p)
     p.set_defaults(func=_train)
 
@@ -246,7 +259,8 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from ..training import ModelConfig, TrainConfig, train
-    from ..training.config import AutoencoderConfig
+    from ..training.config import AutoencoderConfig, ConfigError
+    from ..training.distribute import Distribution
     from ..training.recipes import QUICK
     from ..training.tasks import FAMILIES
 
@@ -257,8 +271,18 @@ def _train(args: argparse.Namespace) -> int:
     family = args.family or FAMILIES.get(args.task, ("seq2seq",))[0]
     model = _pick(AutoencoderConfig if family == "autoencoder" else ModelConfig, args)
     config = _pick(TrainConfig, args)
-    run = train(args.task, args.out, model, config, force=args.force, verbose=0 if args.quiet else None)
-    print(f"wrote {run.path} (model.keras, config.json, history.json)")
+    distribute = None
+    if args.distribute or args.cpu_devices or args.workers or args.worker_index is not None:
+        if not args.distribute:
+            raise ConfigError("--cpu-devices, --workers and --worker-index go with --distribute")
+        workers = tuple(w.strip() for w in args.workers.split(",")) if args.workers else ()
+        distribute = Distribution(args.distribute, args.cpu_devices, workers, args.worker_index)
+    run = train(args.task, args.out, model, config, force=args.force, verbose=0 if args.quiet else None,
+                distribute=distribute)
+    if run is None:
+        print("done: this worker's part of the training; the chief wrote the run directory")
+    else:
+        print(f"wrote {run.path} (model.keras, config.json, history.json)")
     return 0
 
 

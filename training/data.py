@@ -10,7 +10,8 @@ from ..runtime.inputs import normalise
 from ..runtime.vocab import Vocabulary
 from .tasks import FeatureSplits, TokenSplits
 
-__all__ = ["Arrays", "build_vocabularies", "token_arrays", "feature_stats", "feature_arrays", "bucketed_batches"]
+__all__ = ["Arrays", "build_vocabularies", "token_arrays", "feature_stats", "feature_arrays", "bucketed_batches",
+           "dealt_batches"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def feature_arrays(split: tuple[np.ndarray, np.ndarray], stats: dict) -> Arrays:
     return Arrays(norm(source, "source"), np.concatenate([last, target_n[:, :-1]], axis=1), target_n)
 
 
-def bucketed_batches(arrays: Arrays, batch_size: int, seed: int):
+def bucketed_batches(arrays: Arrays, batch_size: int, seed: int, replicas: int = 1, mine: tuple | None = None):
     """A tf.data.Dataset of token batches padded per batch, not to the longest example.
 
     Examples are sorted by source length (with a little seeded noise) and cut
@@ -72,6 +73,12 @@ def bucketed_batches(arrays: Arrays, batch_size: int, seed: int):
     every epoch. Padding everything to the longest word would spend most of the
     compute on padding. The time axes are declared dynamic (None), so every
     batch may have its own length.
+
+    Distributed training (training/distribute.py) leaves out batches with fewer
+    rows than ``replicas``; with ``mine`` (multi-worker) it reads each batch as
+    ``replicas`` parts (rows k, k + replicas, ... for replica k), this worker's
+    pipeline only the parts of its replicas ``mine``, each padded to its own
+    longest row, in the seeded order that every worker repeats.
     """
     import tensorflow as tf
 
@@ -80,14 +87,58 @@ def bucketed_batches(arrays: Arrays, batch_size: int, seed: int):
     target_len = (arrays.target != 0).sum(axis=1)  # (n,) including </s>
     order = np.argsort(source_len + rng.random(len(source_len)), kind="stable")
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [b for b in batches if len(b) >= replicas]
 
     def generate():
         for b in rng.permutation(len(batches)):
-            rows = batches[b]
-            s, t = source_len[rows].max(), target_len[rows].max()
-            yield ({"source": arrays.source[rows, :s], "target_input": arrays.target_input[rows, :t]},
-                   arrays.target[rows, :t])
+            for rows in _parts(batches[b], replicas, mine):
+                s, t = source_len[rows].max(), target_len[rows].max()
+                yield ({"source": arrays.source[rows, :s], "target_input": arrays.target_input[rows, :t]},
+                       arrays.target[rows, :t])
 
     ids = tf.TensorSpec((None, None), tf.int32)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=({"source": ids, "target_input": ids}, ids))
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
+    return _finish(dataset, len(batches), mine)
+
+
+def dealt_batches(x: dict | np.ndarray, y: np.ndarray, batch_size: int, seed: int, replicas: int,
+                  mine: tuple | None):
+    """Fixed-shape arrays (real-valued sequences, autoencoder windows) as distributed training reads
+    them: a seeded shuffle every epoch, the same on every worker, cut into global batches of
+    ``batch_size``, left out or dealt to ``replicas`` as in ``bucketed_batches``."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    steps = sum(min(batch_size, n - i) >= replicas for i in range(0, n, batch_size))
+    take = (lambda a, rows: {k: v[rows] for k, v in a.items()}) if isinstance(x, dict) else \
+        (lambda a, rows: a[rows])
+
+    def generate():
+        order = rng.permutation(n)
+        for i in range(0, n, batch_size):
+            batch = order[i:i + batch_size]
+            if len(batch) >= replicas:
+                for rows in _parts(batch, replicas, mine):
+                    yield take(x, rows), y[rows]
+
+    spec = lambda a: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype))  # noqa: E731
+    signature = ({k: spec(v) for k, v in x.items()} if isinstance(x, dict) else spec(x), spec(y))
+    return _finish(tf.data.Dataset.from_generator(generate, output_signature=signature), steps, mine)
+
+
+def _parts(rows: np.ndarray, replicas: int, mine: tuple | None) -> list[np.ndarray]:
+    """A global batch's rows as this pipeline reads them: whole, or the parts of its replicas ``mine``."""
+    return [rows] if mine is None else [rows[k::replicas] for k in mine]
+
+
+def _finish(dataset, steps: int, mine: tuple | None):
+    """Prefetched, not sharded again by tf.distribute, and of known length where that length is
+    the steps of an epoch (tf.distribute counts a pipeline's elements, one per replica it feeds)."""
+    import tensorflow as tf
+
+    if mine is None or len(mine) == 1:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+    options = tf.data.Options()  # already sharded: tf.distribute must not shard it again
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options).prefetch(2)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ..runtime.inputs import normalise
 from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
-from .data import bucketed_batches, build_vocabularies, feature_arrays, feature_stats, token_arrays
-from .fsutil import atomic_directory
+from .data import bucketed_batches, build_vocabularies, dealt_batches, feature_arrays, feature_stats, token_arrays
+from .distribute import Distribution, fit_multi_worker
+from .fsutil import atomic_directory, check_output_path
 from .recipes import QUALITY_FILE, match_recipe
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits
@@ -39,7 +42,8 @@ class _Plan:
 
 
 def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = ModelConfig(),
-          train: TrainConfig = TrainConfig(), *, force: bool = False, verbose: int | None = None) -> RunDir:
+          train: TrainConfig = TrainConfig(), *, force: bool = False, verbose: int | None = None,
+          distribute: Distribution | str | None = None) -> RunDir | None:
     """Generate the task's data, fit the model, and write a run directory.
 
     A ModelConfig trains a state-passing encoder-decoder with teacher forcing; an
@@ -47,19 +51,34 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
     chosen at export). ``out`` must not exist unless ``force``; it
     appears only when training succeeds. ``verbose``: Keras progress (1 = bar,
     2 = a line per epoch, 0 = silent); by default a bar on a terminal, else a line per epoch.
-    """
-    import keras
 
+    ``distribute``: ``mirrored`` or ``multi-worker``, or a Distribution (training/distribute.py):
+    the same steps, each global batch shared by the replicas. In a multi-worker run every
+    worker calls ``train`` with the same arguments; the chief writes ``out`` and returns its
+    RunDir, the other workers write nothing and return None.
+    """
+    dist = Distribution(distribute) if isinstance(distribute, str) else distribute
     family = "autoencoder" if isinstance(model, AutoencoderConfig) else "seq2seq"
     if task in FAMILIES and family not in FAMILIES[task]:
         raise ConfigError(f"task {task!r} trains {' or '.join(FAMILIES[task])} models, not {family}")
-    with atomic_directory(out, force) as tmp:
+    chief = dist is None or dist.is_chief()
+    if chief:
+        check_output_path(Path(out), force, directory=True)
+    strategy = dist.make_strategy() if dist else None  # before TensorFlow runs anything else
+    import keras
+
+    place = atomic_directory(out, force) if chief else _scratch()
+    with place as tmp, (strategy.scope() if strategy else contextlib.nullcontext()):
         splits = make_splits(task, train)
         keras.utils.set_random_seed(train.seed)
-        plan = (_autoencoder_plan(splits, model) if family == "autoencoder"
-                else _seq2seq_plan(splits, model, train))
+        feed = _feeder(strategy, dist is not None and dist.strategy == "multi-worker")
+        plan = (_autoencoder_plan(splits, model, train, feed) if family == "autoencoder"
+                else _seq2seq_plan(splits, model, train, feed))
         plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss)
-        callbacks = [_TimeBudget(train.max_minutes)] if train.max_minutes else []
+        if dist is not None and dist.strategy == "multi-worker":
+            fit_multi_worker(plan.net, strategy)
+        workers = strategy if dist and dist.strategy == "multi-worker" else None
+        callbacks = [_TimeBudget(train.max_minutes, workers)] if train.max_minutes else []
         patient = []
         if train.lr_patience:
             patient.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=train.lr_patience,
@@ -73,14 +92,18 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         started = time.perf_counter()
         # Datasets batch and shuffle themselves; arrays are batched and shuffled by fit.
         batching = {"shuffle": False} if plan.y is None else {"batch_size": train.batch_size}
+        shown = ((1 if sys.stdout.isatty() else 2) if verbose is None else verbose) if chief else 0
         history = plan.net.fit(plan.x, plan.y, validation_data=plan.val, epochs=train.epochs, callbacks=callbacks,
-                               verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose, **batching)
+                               verbose=shown, **batching)
         seconds = time.perf_counter() - started
-        plan.net.save(tmp / MODEL_FILE)
+        plan.net.save(tmp / MODEL_FILE)  # every worker saves (the chief's copy is the run's), as tf.distribute asks
+        if not chief:
+            return None
         RunConfig(task, model, train, plan.sides, plan.normalisation).save(tmp / CONFIG_FILE)
         if plan.vocabularies:
             RunDir(tmp).save_vocabularies(*plan.vocabularies)
         record = {"seconds": round(seconds, 2), "epochs_run": len(history.history["loss"]),
+                  **({"distribute": dist.describe(strategy)} if dist else {}),
                   **({"mean_predictor_val_loss": plan.baseline} if plan.baseline is not None else {}),
                   **{k: [float(v) for v in vals] for k, vals in history.history.items()}}
         (tmp / HISTORY_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -90,8 +113,42 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
     return RunDir(Path(out))
 
 
-def _TimeBudget(minutes: float):
-    """Stop before starting an epoch that would end past ``minutes`` of training (whole epochs only)."""
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """Where a worker other than the chief saves its copy of the model (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="seq2seq-edge-worker-") as tmp:
+        yield Path(tmp)
+
+
+def _feeder(strategy, multi_worker: bool) -> Callable | None:
+    """For a distributed run: ``make(replicas, mine) -> tf.data.Dataset`` -> what the replicas read. None for
+    one process.
+
+    Mirrored: the global batches of one process, each split among the local replicas by tf.distribute.
+    Multi-worker: one input pipeline per worker that reads only the rows of its own replicas ``mine``.
+    """
+    if strategy is None:
+        return None
+
+    def feed(make: Callable):
+        if not multi_worker:
+            return strategy.experimental_distribute_dataset(make(strategy.num_replicas_in_sync, None))
+
+        def pipeline(context):
+            local = context.num_replicas_in_sync // context.num_input_pipelines
+            first = context.input_pipeline_id * local
+            return make(context.num_replicas_in_sync, tuple(range(first, first + local)))
+
+        return strategy.distribute_datasets_from_function(pipeline)
+
+    return feed
+
+
+def _TimeBudget(minutes: float, workers=None):
+    """Stop before starting an epoch that would end past ``minutes`` of training (whole epochs only).
+
+    Across workers the clocks differ, so all stop when any one would (a worker that stopped alone
+    would leave the others waiting for it)."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
@@ -100,11 +157,22 @@ def _TimeBudget(minutes: float):
 
         def on_epoch_end(self, epoch, logs=None) -> None:
             now = time.perf_counter()
-            if now - self.started + (now - self.last) > minutes * 60:
+            late = now - self.started + (now - self.last) > minutes * 60
+            if workers is not None:  # a multi-worker strategy
+                late = _any_worker(workers, late)
+            if late:
                 self.model.stop_training = True
             self.last = now
 
     return TimeBudget()
+
+
+def _any_worker(strategy, flag: bool) -> bool:
+    """Whether ``flag`` holds on any worker (every worker must call this at the same point)."""
+    import tensorflow as tf
+
+    votes = strategy.run(tf.function(lambda: tf.constant(1.0 if flag else 0.0)))
+    return float(strategy.reduce("SUM", votes, axis=None)) > 0
 
 
 # The learning-rate halving and early stopping start counting once the validation loss is below this
@@ -159,7 +227,8 @@ def _PastBaseline(baseline: float, callbacks: list):
     return PastBaseline()
 
 
-def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: TrainConfig) -> _Plan:
+def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: TrainConfig,
+                  feed: Callable | None = None) -> _Plan:
     from .models import build_training_model
 
     if isinstance(splits, TokenSplits):
@@ -175,14 +244,27 @@ def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: 
         loss = "mse"
     net = build_training_model(cfg, sides)
     baseline = None if vocabs else mean_predictor_loss(fit.target, val.target)
+    distributed = feed is not None
+    feed = feed or (lambda make: make(1, (0,)))
     if vocabs:  # token sequences: pad per batch, batches of similar lengths
-        return _Plan(net, loss, bucketed_batches(fit, train.batch_size, train.seed), None,
-                     bucketed_batches(val, train.batch_size, train.seed), sides, stats, vocabs)
+        return _Plan(net, loss, feed(lambda r, m: bucketed_batches(fit, train.batch_size, train.seed, r, m)), None,
+                     feed(lambda r, m: bucketed_batches(val, train.batch_size, train.seed, r, m)), sides, stats,
+                     vocabs)
     inputs = lambda a: {"source": a.source, "target_input": a.target_input}  # noqa: E731
+    if distributed:
+        return _Plan(net, loss, *_dealt(feed, inputs(fit), fit.target, inputs(val), val.target, train), sides,
+                     stats, vocabs, baseline)
     return _Plan(net, loss, inputs(fit), fit.target, (inputs(val), val.target), sides, stats, vocabs, baseline)
 
 
-def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderConfig) -> _Plan:
+def _dealt(feed: Callable, x, y, val_x, val_y, train: TrainConfig) -> tuple:
+    """x, y and validation data of a distributed run on fixed-shape arrays (Keras batches them in one process)."""
+    return (feed(lambda r, m: dealt_batches(x, y, train.batch_size, train.seed, r, m)), None,
+            feed(lambda r, m: dealt_batches(val_x, val_y, train.batch_size, train.seed, r, m)))
+
+
+def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderConfig, train: TrainConfig,
+                      feed: Callable | None = None) -> _Plan:
     from .autoencoder import build_autoencoder
 
     train_x, val_x = ((splits.train, splits.validation) if isinstance(splits, AnomalySplits)
@@ -192,7 +274,8 @@ def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderCon
     fit, val = (normalise(x, stats["mean"], stats["std"]) for x in (train_x, val_x))
     window, features = fit.shape[1:]
     sides = Sides("features", features, "features", features, window)
-    return _Plan(build_autoencoder(cfg, window, features), "mse", fit, fit, (val, val), sides,
+    data = _dealt(feed, fit, fit, val, val, train) if feed else (fit, fit, (val, val))
+    return _Plan(build_autoencoder(cfg, window, features), "mse", *data, sides,
                  {"source": stats, "target": stats}, baseline=mean_predictor_loss(fit, val))
 
 
