@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="exit 1 when a metric falls below the floor that the bundle's documented recipe records "
                         "(the run directory's quality.json, carried into the manifest at export)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of tables")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="autoencoder bundles: draw the test signal, its reconstruction, the error against the "
+                        "threshold and the flagged windows (needs the [plot] extra)")
+    p.add_argument("--force", action="store_true", help="replace --plot's file if it exists")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a run directory to a verified ONNX bundle")
@@ -384,12 +389,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     from .evaluate import evaluate_bundle
+    from .plots import check_plot_output
+    from .report import metrics_table
 
     from ..runtime import load
     from ..training.recipes import check_floors
 
-    metrics = evaluate_bundle(args.bundle, beam_width=args.beam_width)
-    print(json.dumps(metrics, indent=1))
+    if args.plot:
+        check_plot_output(args.plot, args.force)
+    metrics = evaluate_bundle(args.bundle, beam_width=args.beam_width, plot=args.plot, force=args.force)
+    print(json.dumps(metrics, indent=1) if args.json else metrics_table(metrics), end="\n" if args.json else "")
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
     if not args.check:
         return 0
     quality = (load(args.bundle).manifest.data or {}).get("quality")
@@ -473,33 +484,11 @@ def _show_attention(model, args: argparse.Namespace) -> int:
     for row, values in zip(rows, weights):
         print(row.rjust(label) + " " + " ".join(f"{round(100 * v):>{width}d}" for v in values))
     if args.plot:
-        _plot_alignment(columns, rows, weights, Path(args.plot), args.force)
+        from .plots import plot_alignment
+
+        plot_alignment(columns, rows, weights, Path(args.plot), args.force)
         print(f"wrote {args.plot}")
     return 0
-
-
-def _plot_alignment(columns: list[str], rows: list[str], weights, path: Path, force: bool) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise Seq2SeqEdgeError("--plot needs matplotlib: pip install 'seq2seq-edge[plot]'") from exc
-    from ..training.fsutil import write_bytes_atomic
-    import io
-
-    fig, ax = plt.subplots(figsize=(max(3, 0.4 * len(columns) + 1), max(2, 0.35 * len(rows) + 1)))
-    ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(columns)), [c if c.strip() else "␣" for c in columns])
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("source")
-    ax.set_ylabel("output")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue(), force=force)
 
 
 STDIN_BLOCK = 4096  # lines decoded at a time from stdin: memory stays bounded, output starts early

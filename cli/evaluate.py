@@ -20,10 +20,13 @@ __all__ = ["evaluate_bundle", "g2p_metrics", "token_metrics", "anomaly_metrics",
 BATCH = 256
 
 
-def evaluate_bundle(path: str | Path, beam_width: int = 5) -> dict:
+def evaluate_bundle(path: str | Path, beam_width: int = 5, plot: str | Path | None = None,
+                    force: bool = False) -> dict:
     """Metrics of the bundle on its task's test split (rebuilt from the manifest's data record).
 
     g2p: phoneme and word error rates, greedy and with a beam of ``beam_width``.
+    ``plot`` (autoencoder bundles): a PNG of the test signal, its reconstruction, the scores against
+    the thresholds and the flagged windows (cli/plots.py); an existing file only with ``force``.
     """
     from ..training.config import TrainConfig
     from ..training.tasks import AnomalySplits, TokenSplits, make_splits
@@ -35,9 +38,17 @@ def evaluate_bundle(path: str | Path, beam_width: int = 5) -> dict:
                                "from `seq2seq-edge train` runs of a built-in task")
     config = TrainConfig(samples=record["samples"], seed=record["seed"],
                          validation_split=record["validation_split"], test_split=record["test_split"])
+    if plot is not None and model.manifest.family != "autoencoder":
+        raise Seq2SeqEdgeError(f"{path}: --plot draws an autoencoder's evaluation (signal, reconstruction, "
+                               "scores); this is a seq2seq bundle")
     splits = make_splits(record["task"], config)
     if isinstance(splits, AnomalySplits):
-        return {"task": record["task"], **anomaly_metrics(model, splits)}
+        result = {"task": record["task"], **anomaly_metrics(model, splits)}
+        if plot is not None:
+            from .plots import plot_anomalies
+
+            plot_anomalies(model, splits, Path(plot), force)
+        return result
     if record["task"] == "g2p":
         return {"task": "g2p", **g2p_metrics(model, splits.test, beam_width)}
     if isinstance(splits, TokenSplits):

@@ -120,12 +120,21 @@ def test_quick_preset_learns_and_detects(task, tmp_path, capsys):
     assert quality["recipe"] == f"{task}-quick"
     assert main(["export", str(run_dir), "--out", str(bundle)]) == 0
     capsys.readouterr()
-    code = main(["evaluate", str(bundle), "--check"])
+    plot = tmp_path / "evaluation.png"
+    code = main(["evaluate", str(bundle), "--check", "--json", "--plot", str(plot)])
     out, err = capsys.readouterr()
     metrics = json.loads(out)
     assert metrics["reconstruction_ratio"] < 0.5, metrics
     assert code == 0, err
     assert f"check passed: {len(quality['floors'])} documented floors of recipe {task}-quick hold" in err
+    assert f"wrote {plot}" in err and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20000
+    # the same metrics as tables for a person (the default), and an existing plot is not replaced
+    assert main(["evaluate", str(bundle), "--plot", str(plot)]) == 1
+    assert f"{plot} already exists; choose another path or pass --force" in capsys.readouterr().err
+    assert main(["evaluate", str(bundle)]) == 0
+    table = capsys.readouterr().out
+    assert f"task: {task}\n" in table and f"reconstruction_ratio: {metrics['reconstruction_ratio']:.4g}\n" in table
+    assert "\nper_step " in table and "\ndiscord " in table
     # the same bundle against a floor it cannot reach fails, naming the metric and the recipe
     doctored = tmp_path / "doctored"
     shutil.copytree(bundle, doctored)
@@ -173,6 +182,21 @@ def test_a_bad_fixed_threshold_is_refused(tmp_path):
             export_autoencoder(net, tmp_path / "b", threshold=bad)
     assert not (tmp_path / "b").exists()
     assert load(export_autoencoder(net, tmp_path / "c", threshold=np.float32(0.25)).path).threshold == 0.25
+
+
+def test_plot_is_for_autoencoders(dates_bundle, tmp_path, capsys):
+    assert main(["evaluate", str(dates_bundle), "--plot", str(tmp_path / "p.png")]) == 1
+    assert ("--plot draws an autoencoder's evaluation (signal, reconstruction, scores); this is a seq2seq "
+            "bundle") in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_stitched_windows_average_their_overlap():
+    from seq2seq_edge.cli.plots import stitch
+
+    windows = np.array([[1.0, 1.0, 1.0, 1.0], [3.0, 3.0, 3.0, 3.0]])  # stride 2: samples 2-3 in both
+    assert stitch(windows, 2, 7).tolist()[:6] == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    assert np.isnan(stitch(windows, 2, 7)[6])
 
 
 def test_check_needs_a_documented_recipe(dates_bundle, capsys):

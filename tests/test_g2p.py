@@ -77,8 +77,14 @@ def test_quick_train_export_evaluate(tmp_path, capsys):
     assert config["train"]["lr_patience"] == 1
     assert main(["export", str(run), "--out", str(bundle), "--parity-samples", "32"]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(bundle), "--beam-width", "3"]) == 0
+    assert main(["evaluate", str(bundle), "--beam-width", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(bundle), "--beam-width", "3"]) == 0  # tables for a person
+    table = capsys.readouterr().out.splitlines()
+    assert table[:2] == ["task: g2p", ""] and table[2].split() == ["decoding", "words", "per", "wer"]
+    assert table[4].split() == ["greedy", "75", f"{result['greedy']['per']:.4g}", f"{result['greedy']['wer']:.4g}"]
+    assert table[5].split() == ["beam3", "75", f"{result['beam3']['per']:.4g}", f"{result['beam3']['wer']:.4g}"]
+    assert table[7].split() == ["greedy_by_mode", "words", "per", "wer"]
     assert result["task"] == "g2p" and set(result) == {"task", "greedy", "greedy_by_mode", "beam3"}
     assert set(result["greedy_by_mode"]) == {"step", "fused", "fused-int8"}
     assert result["greedy_by_mode"]["step"] == result["greedy_by_mode"]["fused"]  # both exact fp32 decodes

@@ -73,3 +73,43 @@ def test_input_feeding_is_a_flag(tmp_path):
                                  "--input-feeding", "--label-smoothing", "0.1"])
     model, config = _pick(ModelConfig, args), _pick(TrainConfig, args)
     assert (model.attention, model.input_feeding, config.label_smoothing) == ("luong", True, 0.1)
+
+
+def _train_output(tmp_path, terminal: bool) -> str:
+    """What `seq2seq-edge train` prints for two tiny epochs, to a pseudo-terminal or to a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "seq2seq_edge", "train", "dates", "--out", str(tmp_path / f"run{terminal}"),
+               "--samples", "200", "--epochs", "2", "--units", "4", "--embedding-dim", "4"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if not terminal:
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(command, stdout=follower, stderr=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_is_a_bar_per_epoch_on_a_terminal_and_lines_in_a_pipe(tmp_path):
+    piped = _train_output(tmp_path, terminal=False)
+    lines = [line for line in piped.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("Epoch")] == ["Epoch 1/2", "Epoch 2/2"]
+    epoch_lines = [line for line in lines if " - loss: " in line]
+    assert len(epoch_lines) == 2 and all("━" not in line and "\r" not in line for line in epoch_lines)
+    shown = _train_output(tmp_path, terminal=True)
+    assert shown.count("Epoch 1/2") == 1 and shown.count("Epoch 2/2") == 1
+    assert "━━━━" in shown  # Keras's bar, redrawn in place as each epoch goes

@@ -54,6 +54,10 @@ class AnomalySplits:
     test_labels: np.ndarray  # (n_test,) bool: see labelled_windows
     test_events: np.ndarray  # (n_test,) int: the labelled anomaly the window touches, -1 for none
     kind: str = "anomaly"
+    # The test part of the series the test windows were cut from, every ``test_stride`` samples (for plots)
+    test_series: np.ndarray | None = None         # (time,)
+    test_series_labels: np.ndarray | None = None  # (time,) bool: labelled anomalous samples
+    test_stride: int | None = None
 
 
 def windows(x: np.ndarray, start: int, stop: int, window: int, stride: int) -> np.ndarray:
@@ -95,7 +99,8 @@ def split_by_time(task: str, what: str, x: np.ndarray, labels: np.ndarray, train
     return AnomalySplits(train=windows(x, 0, train_end, window, train_stride)[..., None],
                          validation=windows(x, train_end, normal_end, window, train_stride)[..., None],
                          test=windows(x, normal_end, len(x), window, test_stride)[..., None],
-                         test_labels=test_labels, test_events=test_events)
+                         test_labels=test_labels, test_events=test_events, test_series=x[normal_end:],
+                         test_series_labels=np.asarray(labels[normal_end:], bool), test_stride=test_stride)
 
 
 def packaged_file(task: str, distribution: str, relpath: str, sha256: str, extra: str) -> bytes:
