@@ -3,6 +3,7 @@ result and error types every export path shares (our runs, autoencoders, users' 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,8 @@ from ..runtime.manifest import GraphSpec
 from .convert import ExportError, add_sequence_lengths, interface, keras_to_onnx, mask_from_lengths, name_axes
 
 __all__ = ["ExportResult", "ParityError", "write_graph", "write_manifest", "write_seq2seq_graphs",
-           "write_verified", "write_fused_modes", "check_modes", "mode_sizes", "ENCODER_FILE", "DECODER_FILE",
-           "MANIFEST_FILE", "ALL_MODES"]
+           "write_verified", "write_fused_modes", "graph_metadata", "contract_sha256", "stamp_metadata",
+           "check_modes", "mode_sizes", "ENCODER_FILE", "DECODER_FILE", "MANIFEST_FILE", "ALL_MODES"]
 
 ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder_step.onnx", "manifest.json"
 ALL_MODES = ("step", "fused", "fused-int8")
@@ -145,9 +146,69 @@ def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Calla
     sizes = mode_sizes(folder, data)
     if keep_modes is not None and "decode" in data:
         _keep_modes(folder, data, keep_modes, report)
+    stamp_metadata(folder, data)
     write_manifest(folder, data)
     load(folder)  # the final bundle must load and verify as written
     return report, sizes
+
+
+# What every graph's metadata_props carry from the manifest, so that Netron and other ONNX tools show what a
+# graph is without the manifest. The manifest holds each graph's sha256, so a graph cannot hold the manifest's;
+# it holds the sha256 of the manifest's contract (CONTRACT_KEYS, canonical JSON) instead.
+METADATA_PREFIX = "seq2seq_edge."
+CONTRACT_KEYS = ("format", "family", "io", "state", "constants", "source", "target", "window")
+
+
+def contract_sha256(data: dict) -> str:
+    """sha256 of the manifest's contract: the keys in CONTRACT_KEYS that it has, as sorted, compact JSON."""
+    contract = {k: data[k] for k in CONTRACT_KEYS if k in data}
+    return hashlib.sha256(json.dumps(contract, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def graph_metadata(data: dict, role: str) -> dict[str, str]:
+    """The metadata_props of graph ``role`` in the bundle whose manifest is ``data``."""
+    graph = data["graphs"][role]
+    props = {"format": data["format"], "role": role, "family": data["family"],
+             "inputs": ",".join(t["name"] for t in graph["inputs"]),
+             "outputs": ",".join(t["name"] for t in graph["outputs"]),
+             "contract_sha256": contract_sha256(data)}
+    if data.get("task"):
+        props["task"] = str(data["task"])
+    if data.get("model"):
+        props["model"] = json.dumps(data["model"], separators=(",", ":"))
+    if data.get("state"):
+        props["state"] = json.dumps([{"name": s["name"], "kind": s["kind"], "size": s["size"], "layer": s["layer"]}
+                                     for s in data["state"]], separators=(",", ":"))
+    if data.get("constants"):
+        props["constants"] = json.dumps([{"name": c["name"], "kind": c["kind"], "size": c["size"]}
+                                         for c in data["constants"]], separators=(",", ":"))
+    modes = [m for m, graphs in data.get("decode", {}).get("modes", {}).items() if role in graphs.values()]
+    if modes:
+        props["modes"] = ",".join(modes)
+    return {METADATA_PREFIX + k: v for k, v in props.items()}
+
+
+def stamp_metadata(folder: Path, data: dict) -> None:
+    """Write graph_metadata into every graph of the bundle (and a one-line doc_string), updating the
+    manifest's sha256 of each (``data`` is edited in place). Metadata changes no computation."""
+    import onnx
+
+    for role, graph in data["graphs"].items():
+        path = folder / graph["file"]
+        proto = onnx.load_model(str(path), load_external_data=False)
+        props = graph_metadata(data, role)
+        kept = [p for p in proto.metadata_props if not p.key.startswith(METADATA_PREFIX)]
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(kept)
+        for key, value in props.items():
+            proto.metadata_props.add(key=key, value=value)
+        proto.doc_string = (f"seq2seq-edge {data['family']} bundle, graph '{role}': "
+                            f"({props[METADATA_PREFIX + 'inputs']}) -> ({props[METADATA_PREFIX + 'outputs']}); "
+                            "driven as manifest.json beside it describes")
+        blob = proto.SerializeToString()
+        path.write_bytes(blob)
+        graph["sha256"] = sha256_bytes(blob)
 
 
 def mode_sizes(folder: Path, data: dict) -> dict[str, int]:

@@ -9,6 +9,7 @@ from seq2seq_edge.training import RunDir, TrainConfig, train
 from seq2seq_edge.training.config import AutoencoderConfig
 from seq2seq_edge.training.tasks import ecg, make_splits
 
+from graph_metadata import check_graph_metadata
 from keras_examples import sequential_autoencoder
 
 
@@ -38,6 +39,7 @@ def test_export_parity_and_manifest(sine_ae):
     assert m.anomaly["threshold"] == pytest.approx(np.quantile(steps.mean(axis=1), 0.995), rel=1e-5)
     assert m.anomaly["step_threshold"] == pytest.approx(np.quantile(steps, 0.995), rel=1e-5)
     assert sorted(m.graphs) == ["autoencoder", "encoder"]
+    check_graph_metadata(result.path)
 
 
 def test_runtime_matches_keras(sine_ae):

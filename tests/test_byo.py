@@ -9,6 +9,7 @@ from seq2seq_edge.cli import main
 from seq2seq_edge.export import ExportError, export_keras
 from seq2seq_edge.runtime import load
 
+from graph_metadata import check_graph_metadata
 from keras_examples import keras_io_char_seq2seq, sine_four_layer_decoder
 
 WORDS = ["Go.", "Hi.", "Wait!", "Hello!", "Run!", "Help!"]
@@ -68,6 +69,7 @@ def test_a_decoder_the_loop_cannot_compute_keeps_the_step_mode_and_says_why(kera
 
 
 def test_keras_io_state_contract_read_from_the_models(keras_io_bundle):
+    check_graph_metadata(keras_io_bundle.path)
     m = load(keras_io_bundle.path).manifest
     assert m.cell == "lstm" and m.io.padding == "none"
     assert [(s.name, s.init, s.encoder_output) for s in m.state] == [("h0", "encoder", "h0"), ("c0", "encoder", "c0")]

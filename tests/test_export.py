@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-
 from seq2seq_edge.export import ParityError, export_run  # noqa: E402
 from seq2seq_edge.training.fsutil import OutputExistsError  # noqa: E402
 from seq2seq_edge.runtime import load  # noqa: E402
 from seq2seq_edge.training import RunDir, RunDirError  # noqa: E402
 from seq2seq_edge.training.inference import KerasSeq2Seq  # noqa: E402
 
+from graph_metadata import check_graph_metadata, graph_metadata  # noqa: E402
 from reference import keras_greedy, keras_models, keras_rollout  # noqa: E402
 
 TEXTS = ["vendredi 14 juillet 2023", "1 May 2000", "Sunday, 31 December 2049", "3 mei 1961"]
@@ -236,3 +236,20 @@ def test_fused_loop_unrolled_otherwise_decodes_the_same(trained_dates, trained_s
                                         "max_steps": np.array(m.max_steps, np.int64)})[0][: m.max_steps]
     want = (m.generate(x, mode="fused") - np.float32(m.manifest.target.mean)) / np.float32(m.manifest.target.std)
     np.testing.assert_allclose(got.transpose(1, 0, 2), want, atol=1e-5)
+
+
+def test_every_graph_carries_metadata(exported_dates):
+    check_graph_metadata(exported_dates.path)
+    props = graph_metadata(exported_dates.path / "decode_loop_int8.onnx")
+    assert props["seq2seq_edge.modes"] == "fused-int8" and props["seq2seq_edge.task"] == "dates"
+    assert json.loads(props["seq2seq_edge.model"])["cell"] == "lstm"
+
+
+def test_contract_hash_follows_the_contract(exported_dates):
+    """A graph's contract_sha256 matches its own manifest, and no longer matches once the vocabulary changes."""
+    from seq2seq_edge.export.writing import contract_sha256
+
+    data = json.loads((exported_dates.path / "manifest.json").read_text())
+    before = contract_sha256(data)
+    data["target"]["vocabulary"]["tokens"][-1] += "x"
+    assert contract_sha256(data) != before
