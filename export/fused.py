@@ -31,6 +31,10 @@ __all__ = ["RecurrentWeights", "AttentionWeights", "DecoderWeights", "build_deco
 ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 NEG_INF = -1e9  # the score of a padded source position (as training/attention.py's Attend)
 
+# The ONNX IR version of the graphs built here: the one that opset 18 came with. onnx's default is its newest
+# (14 with onnx 1.23), which onnxruntime-node and onnxruntime-web 1.30 refuse (they read up to 13).
+IR_VERSION = 8
+
 
 @dataclass(frozen=True)
 class RecurrentWeights:
@@ -325,7 +329,8 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
         + [vi(LOOP_INPUT, i32, ["batch"]) if tokens else vi(LOOP_INPUT, f32, ["batch", width]), vi(LOOP_STEPS, i64, [])],
         [vi(result, i32, ["steps", "batch"]) if tokens else vi(result, f32, ["steps", "batch", width])],
         initializer=g.inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge")
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge",
+                             ir_version=IR_VERSION)
 
 
 def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeights, ...], features: int | None,
@@ -375,7 +380,8 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
                     vi(ATTENTION_KEYS, TensorProto.FLOAT, ["batch", "time", kernel.shape[1]]),
                     vi(SOURCE_MASK, TensorProto.FLOAT, ["batch", "time"])]
     graph = helper.make_graph(g.nodes, "encoder", inputs, outputs, initializer=g.inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge")
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge",
+                             ir_version=IR_VERSION)
 
 
 def quantize_model(proto):
