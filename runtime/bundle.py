@@ -76,7 +76,7 @@ def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
                           "it is not a seq2seq-edge manifest")
     try:
         data = json.loads(file.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, or an integer of 4,300+ digits
         raise BundleError(f"{file}: not valid JSON ({exc}); the manifest is corrupt: export the bundle again") from exc
     except RecursionError as exc:
         raise BundleError(f"{file}: JSON nested too deeply to be a manifest; the manifest is corrupt") from exc

@@ -42,10 +42,10 @@ class Vocabulary:
         object.__setattr__(self, "tokens", tokens)
         if not 0 < len(tokens) <= MAX_TOKENS:
             raise BundleError(f"vocabulary: needs 1 to {MAX_TOKENS} tokens, got {len(tokens)}")
-        bad = next((t for t in tokens if not (isinstance(t, str) and 0 < len(t) <= MAX_TOKEN_CHARS)), None)
-        if bad is not None:
+        bad = [t for t in tokens if not (isinstance(t, str) and 0 < len(t) <= MAX_TOKEN_CHARS)]
+        if bad:  # (a list, not next(..., None): a token may itself be None)
             raise BundleError(f"vocabulary: every token must be a string of 1 to {MAX_TOKEN_CHARS} characters, "
-                              f"got {bad!r:.80}")
+                              f"got {bad[0]!r:.80}")
         if len(set(tokens)) != len(tokens):
             raise BundleError("vocabulary: tokens must be unique")
         for name in ("pad_id", "unk_id", "start_id", "end_id"):

@@ -32,6 +32,7 @@ TOKENS = [
     ("decode.max_steps", True, r"manifest.json.decode: field 'max_steps' must be int, got bool"),
     ("target.vocabulary.end_id", None, r"target.vocabulary.end_id is null; a token target needs an end token"),
     ("target.vocabulary.tokens.5", 5, r"vocabulary: every token must be a string of 1 to 256 characters, got 5"),
+    ("target.vocabulary.tokens.5", None, r"vocabulary: every token must be a string of 1 to 256 characters, got None"),
     ("target.vocabulary.tokens.5", "", r"vocabulary: every token must be a string of 1 to 256 characters"),
     ("target.vocabulary.tokens", [], r"vocabulary: needs 1 to 1000000 tokens, got 0"),
     ("target.vocabulary.tokens", {"a": 1}, r"vocabulary: field 'tokens' must be a list of strings, got dict"),
@@ -131,6 +132,13 @@ def test_autoencoder_graph_inputs_must_be_the_source(ae_bundle, copy_bundle):
 def test_deeply_nested_manifest(bundle_copy):
     (bundle_copy / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(BundleError, match=r"^/.*/manifest.json: JSON nested too deeply to be a manifest"):
+        load(bundle_copy)
+
+
+def test_an_integer_past_python_s_digit_limit_is_a_corrupt_manifest(bundle_copy):
+    text = (bundle_copy / "manifest.json").read_text()
+    (bundle_copy / "manifest.json").write_text(text.replace('"max_steps": 19', '"max_steps": ' + "9" * 5000, 1))
+    with pytest.raises(BundleError, match=r"^/.*/manifest.json: not valid JSON \(Exceeds the limit \(4300 digits\)"):
         load(bundle_copy)
 
 
