@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * node cli.js BUNDLE [--mode M] [--max-steps N] [--threads N]
+ *
+ * Reads one text per line on stdin (UTF-8; a line ends at \n, a trailing \r is dropped, blank lines are
+ * skipped) and prints one output per line, in order: what `seq2seq-edge run BUNDLE` prints for the same
+ * input (greedy decoding). Any error is one line `error: <message>` on stderr and exit status 1; a usage
+ * error exits with 2.
+ */
+
+const { load, Seq2SeqEdgeError, InputError } = require('./index');
+const { decodeUtf8, DecodeError } = require('./lib/pyjson');
+const py = require('./lib/py');
+
+const USAGE = 'usage: node cli.js BUNDLE [--mode M] [--max-steps N] [--threads N] < texts';
+const BLOCK = 4096; // lines decoded at a time: output starts early, memory stays bounded
+
+class UsageError extends Error {}
+
+/** argparse's type=int: an integer, with optional sign and surrounding spaces */
+function integer(flag, text) {
+  if (!/^\s*[-+]?\d+\s*$/.test(text)) throw new UsageError(`${flag}: invalid int value: '${text}'`);
+  return Number(text);
+}
+
+/** @param {string[]} argv @returns {{bundle: string, mode?: string, maxSteps?: number, threads: number}} */
+function parseArgs(argv) {
+  const args = { threads: 1 };
+  const rest = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].startsWith('--') && argv[i].includes('=') ? argv[i].split(/=(.*)/s) : [argv[i]];
+    const value = () => {
+      if (inline !== undefined) return inline;
+      if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
+      return argv[++i];
+    };
+    if (flag === '--mode') args.mode = value();
+    else if (flag === '--max-steps') args.maxSteps = integer(flag, value());
+    else if (flag === '--threads') args.threads = integer(flag, value());
+    else if (flag === '-h' || flag === '--help') throw new UsageError('');
+    else if (flag.startsWith('-') && flag !== '-') throw new UsageError(`unrecognized arguments: ${flag}`);
+    else rest.push(flag);
+  }
+  if (rest.length !== 1) throw new UsageError(rest.length ? `unrecognized arguments: ${rest.slice(1).join(' ')}` : 'the following arguments are required: BUNDLE');
+  args.bundle = rest[0];
+  return args;
+}
+
+/**
+ * Non-blank stdin lines in blocks of at most `size`, without their line ending (\n or \r\n).
+ * @param {AsyncIterable<Buffer>} input
+ * @returns {AsyncGenerator<string[]>}
+ */
+async function* lineBlocks(input, size) {
+  let pending = Buffer.alloc(0);
+  let number = 0;
+  let block = [];
+  const take = (bytes) => {
+    number += 1;
+    let line;
+    try {
+      line = decodeUtf8(bytes);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      throw new InputError(`stdin line ${number} is not valid UTF-8 (${error.reason} at byte ${error.start}); `
+        + 'convert the input to UTF-8');
+    }
+    if (line.endsWith('\n')) line = line.slice(0, -1);
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (!py.isBlank(line)) block.push(line);
+  };
+  for await (const chunk of input) {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let start = 0;
+    for (let end = pending.indexOf(10); end >= 0; end = pending.indexOf(10, start)) {
+      take(pending.subarray(start, end + 1));
+      start = end + 1;
+      if (block.length === size) {
+        yield block;
+        block = [];
+      }
+    }
+    pending = pending.subarray(start);
+  }
+  if (pending.length) take(pending);
+  if (block.length) yield block;
+}
+
+/** Write to stdout, waiting when the pipe is full. */
+function write(text) {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+async function main(argv) {
+  let args;
+  try {
+    args = parseArgs(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    if (!error.message) { // --help
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    process.stderr.write(`${USAGE}\nerror: ${error.message}\n`);
+    return 2;
+  }
+  try {
+    const model = await load(args.bundle, { threads: args.threads });
+    for await (const block of lineBlocks(process.stdin, BLOCK)) {
+      const outputs = await model.generateText(block, { mode: args.mode, maxSteps: args.maxSteps });
+      await write(outputs.map((o) => `${o}\n`).join(''));
+    }
+    return 0;
+  } catch (error) {
+    if (error.code === 'EPIPE') return 141; // the reader went away (`... | head -1`): stop quietly
+    const message = error instanceof Seq2SeqEdgeError || error.code !== undefined ? error.message : String(error);
+    process.stderr.write(`error: ${message.replace(/\r?\n/g, ' ')}\n`); // one line, whatever onnxruntime said
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  process.stdout.on('error', (error) => {
+    if (error.code === 'EPIPE') process.exit(141);
+  });
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}
+
+module.exports = { main, parseArgs, lineBlocks };

@@ -1,0 +1,56 @@
+'use strict';
+/** node cli.js BUNDLE: one output line per input line, errors as one `error:` line and a non-zero exit. */
+
+const assert = require('node:assert/strict');
+const { test } = require('node:test');
+
+const { GOLDEN, bundle, copyBundle, editManifest, runCli } = require('./helpers');
+
+test('stdin to stdout: one output per non-blank line, in order; \\r\\n and a last line without \\n', () => {
+  const { inputs, outputs } = GOLDEN.dates;
+  const input = `${inputs[0]}\r\n\n  \n${inputs.slice(1).join('\n')}`;
+  for (const mode of [[], ['--mode', 'step'], ['--mode=fused']]) {
+    const result = runCli([bundle('dates_tiny'), ...mode], input);
+    assert.equal(result.stderr, '');
+    assert.equal(result.status, 0);
+    assert.equal(result.stdout, outputs.map((o) => `${o}\n`).join(''));
+  }
+});
+
+test('--max-steps cuts the outputs', () => {
+  const result = runCli([bundle('dates_attention_tiny'), '--max-steps', '4'], GOLDEN.attention.inputs.join('\n'));
+  assert.equal(result.status, 0);
+  assert.equal(result.stdout, GOLDEN.attention.outputs.map((o) => `${o.slice(0, 4)}\n`).join(''));
+});
+
+test('empty input: no output, success', () => {
+  assert.deepEqual(runCli([bundle('keras_io_tiny')], ''), { status: 0, stdout: '', stderr: '' });
+});
+
+test('an error is one line on stderr and exit status 1', () => {
+  const cases = [
+    [[bundle('dates_tiny')], 'ok\n14 ~ 2023\n', /^error: '~' at position 3 of '14 ~ 2023' is not in the model's vocabulary; known symbols: .* Remove or replace it\n$/],
+    [[bundle('dates_tiny'), '--mode', 'nope'], 'x\n', /^error: mode must be one of \['step', 'fused', 'fused-int8'\] for this bundle, got 'nope'\n$/],
+    [[bundle('dates_tiny'), '--max-steps', '0'], 'x\n', /^error: max_steps must be an integer in \[1, 19\] .*, got 0\n$/],
+    [[bundle('nowhere')], 'x\n', /^error: no bundle at '.*nowhere': expected a directory holding manifest.json/],
+    [[bundle('dates_tiny')], Buffer.from([0x61, 0x0a, 0x62, 0xc3, 0x0a]), /^error: stdin line 2 is not valid UTF-8 \(invalid continuation byte at byte 1\); convert the input to UTF-8\n$/],
+  ];
+  for (const [args, input, expected] of cases) {
+    const result = runCli(args, input);
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(result.stderr, expected);
+    assert.equal(result.stderr.split('\n').length, 2);
+  }
+  const dir = copyBundle('dates_tiny');
+  editManifest(dir, (m) => { m.format = 'x'; });
+  assert.match(runCli([dir], 'x\n').stderr, /^error: manifest.json: format 'x' is not supported/);
+});
+
+test('usage errors exit with status 2', () => {
+  for (const args of [[], [bundle('dates_tiny'), '--max-steps', 'many'], [bundle('dates_tiny'), '--bogus'],
+    [bundle('dates_tiny'), 'extra'], [bundle('dates_tiny'), '--mode']]) {
+    const result = runCli(args, '');
+    assert.equal(result.status, 2, args.join(' '));
+    assert.match(result.stderr, /^usage: node cli.js BUNDLE/);
+  }
+});
