@@ -145,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=2.0, help="time budget per row (default: %(default)s)")
     p.set_defaults(func=_bench)
 
+    p = sub.add_parser("demo", help="serve a web page that decodes with the bundle in the browser (onnxruntime-web)")
+    p.add_argument("bundle")
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default: %(default)s; 0: any free one)")
+    p.add_argument("--ort", metavar="DIR", help="onnxruntime-web's dist folder (default: bindings/web/node_modules/"
+                   "onnxruntime-web/dist of this checkout, after `npm ci` in bindings/web)")
+    p.set_defaults(func=_demo)
+
     p = sub.add_parser("score", help="decode every row of a file with a bundle, on several processes "
                        "(numpy + onnxruntime only)")
     p.add_argument("bundle")
@@ -414,6 +421,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"check passed: {len(quality['floors'])} documented floors of recipe {quality['recipe']} hold",
               file=sys.stderr)
     return 1 if problems else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import serve_demo
+
+    if not 0 <= args.port <= 65535:
+        raise Seq2SeqEdgeError(f"--port must be from 0 to 65535, got {args.port}")
+    serve_demo(args.bundle, args.port, args.ort)
+    return 0
 
 
 def _score(args: argparse.Namespace) -> int:

@@ -1,0 +1,150 @@
+"""`seq2seq-edge demo`: the bundle decoded in a real headless Chromium with onnxruntime-web (issue 16, item 2).
+
+Needs Debian's chromium and chromium-driver, selenium, and `npm ci` in bindings/web (`.ci/run` does all
+three); a missing piece fails the test with what to install, never skips it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from seq2seq_edge.cli import main
+from seq2seq_edge.cli.demo import LIB, WEB, demo_routes
+from seq2seq_edge.runtime import load
+
+DATA = Path(__file__).parent / "data"
+SCREENSHOTS = Path(__file__).parent.parent / "docs"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "the demo test needs Debian's chromium and chromium-driver: apt-get install chromium " \
+                                "chromium-driver (.ci/run installs them)"
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800"):
+        options.add_argument(arg)
+    options.binary_location = chromium
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    yield browser
+    browser.quit()
+
+
+def _serve(bundle: Path) -> str:
+    """Start the demo server for ``bundle`` on a free port in a daemon thread; its URL."""
+    from seq2seq_edge.cli.demo import serve_demo
+
+    found: list[str] = []
+    started = threading.Event()
+
+    def ready(url: str) -> None:
+        found.append(url)
+        started.set()
+
+    threading.Thread(target=serve_demo, args=(bundle, 0), kwargs={"ready": ready}, daemon=True).start()
+    assert started.wait(30), "the demo server did not start"
+    return found[0]
+
+
+def _open(browser, url: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    status = browser.find_element(By.ID, "status").text
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true", status
+    return browser
+
+
+def _type(browser, text: str) -> tuple[str, str]:
+    """Type ``text`` into the page as a person would; (output, error) once the page shows a result."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = browser.find_element(By.ID, "source")
+    box.clear()
+    box.send_keys(text)  # the page decodes at every keystroke and says which text its result is for
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "output").get_attribute("data-for") == text)
+    return browser.find_element(By.ID, "output").text, browser.find_element(By.ID, "error").text
+
+
+def test_the_page_decodes_what_a_person_types(browser, tmp_path):
+    bundle = DATA / "dates_tiny"
+    page = _open(browser, _serve(bundle))
+    want = load(bundle).generate_text(["vendredi 14 juillet 2023", "3 mei 1961"])
+    assert _type(page, "vendredi 14 juillet 2023") == (want[0], "")
+    assert _type(page, "3 mei 1961") == (want[1], "")
+    # every decode mode in the browser gives the Python runtime's outputs
+    texts = ["1 May 2000", "Sunday, 31 December 2049", "5 de fevereiro de 2036"]
+    for mode in ("step", "fused", "fused-int8"):
+        got = page.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.seq2seqEdge.model.generateText(arguments[0], {mode: arguments[1]}).then(done, e => done(e.message))",
+            texts, mode)
+        assert got == load(bundle, threads=1).generate_text(texts, mode=mode), mode
+    shot = tmp_path / "demo.png"
+    page.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unknown_symbol_is_shown_with_the_runtime_s_message(browser):
+    from seq2seq_edge.runtime import InputError
+
+    bundle = DATA / "dates_tiny"
+    page = _open(browser, _serve(bundle))
+    with pytest.raises(InputError) as python:
+        load(bundle).generate_text(["3 mei 1961 ☃"])
+    assert _type(page, "3 mei 1961 ☃") == ("", str(python.value))
+
+
+def test_attention_bundles_show_the_alignment(browser):
+    from selenium.webdriver.common.by import By
+
+    bundle = DATA / "dates_attention_tiny"
+    page = _open(browser, _serve(bundle))
+    output, _ = _type(page, "3 mei 1961")
+    assert output == load(bundle).generate_text(["3 mei 1961"])[0]
+    rows = page.find_elements(By.CSS_SELECTOR, "#alignment tr")
+    header = [c.text for c in rows[0].find_elements(By.TAG_NAME, "th")]
+    assert "".join(header).replace("␣", " ") == "3 mei 1961"
+    assert [r.find_element(By.TAG_NAME, "th").text for r in rows[1:]] == list(output) + ["</s>"]
+    if (SCREENSHOTS / "demo.png").exists():  # the README's picture, refreshed on a developer's machine
+        page.save_screenshot(str(SCREENSHOTS / "demo.png"))
+
+
+def test_a_bundle_that_fails_verification_is_not_served(tmp_path, capsys):
+    bundle = tmp_path / "b"
+    shutil.copytree(DATA / "dates_tiny", bundle)
+    with open(bundle / "decoder_step.onnx", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01")
+    assert main(["demo", str(bundle), "--port", "0"]) == 1
+    assert "decoder_step.onnx: sha256" in capsys.readouterr().err
+
+
+def test_only_the_page_its_code_and_the_bundle_are_served():
+    routes = demo_routes(DATA / "dates_tiny")
+    assert set(routes) == ({"/", "/app/demo.js", "/bundle/manifest.json"}
+                           | {f"/lib/{p.name}" for p in LIB.glob("*.js")}
+                           | {f"/ort/{n}" for n in ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs",
+                                                     "ort-wasm-simd-threaded.wasm")}
+                           | {f"/bundle/{f}" for f in ("encoder.onnx", "decoder_step.onnx", "decode_loop.onnx",
+                                                       "decode_loop_int8.onnx", "encoder_int8.onnx")})
+    # the page loads every module of the Node binding's lib/ that exists, and only those
+    listed = (WEB / "demo.js").read_text().split("const LIB_MODULES = [", 1)[1].split("]", 1)[0]
+    assert sorted(n.strip(" '") for n in listed.split(",")) == sorted(p.stem for p in LIB.glob("*.js"))
+
+
+def test_demo_refusals(tmp_path, capsys):
+    assert main(["demo", str(DATA / "sine_tiny"), "--port", "0"]) == 1
+    assert "the demo page decodes text; this bundle is not a token seq2seq bundle" in capsys.readouterr().err
+    assert main(["demo", str(DATA / "dates_tiny"), "--ort", str(tmp_path)]) == 1
+    assert f"{tmp_path} does not hold onnxruntime-web's browser files" in capsys.readouterr().err
