@@ -20,10 +20,16 @@ from seq2seq_edge.training.distribute import Distribution
 TRAIN = [sys.executable, "-m", "seq2seq_edge", "train", "dates", "--quick", "--quiet"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _workers(n: int = 2) -> list[str]:
+    """``n`` distinct free addresses on 127.0.0.1 (the sockets held together, so no port comes back twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _finish(proc: subprocess.Popen, what: str) -> str:
@@ -46,15 +52,20 @@ def runs(tmp_path_factory) -> dict[str, Path]:
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _finish(run("--out", "single"), "single-process training")
     _finish(run("--out", "mirrored", "--distribute", "mirrored", "--cpu-devices", "2"), "mirrored training")
-    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    workers = _workers()
     # Worker 0 is told the cluster by flags, worker 1 by TF_CONFIG as TensorFlow documents it.
     chief = run("--out", "multi", "--distribute", "multi-worker", "--workers", ",".join(workers),
                 "--worker-index", "0")
     tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": 1}})
     other = run("--out", "multi", "--distribute", "multi-worker", env={**env, "TF_CONFIG": tf_config})
-    assert "wrote" in _finish(chief, "worker 0")
-    assert _finish(other, "worker 1").strip() == \
-        "done: this worker's part of the training; the chief wrote the run directory"
+    try:
+        assert "wrote" in _finish(chief, "worker 0")
+        assert _finish(other, "worker 1").strip() == \
+            "done: this worker's part of the training; the chief wrote the run directory"
+    finally:
+        for proc in (chief, other):
+            if proc.poll() is None:
+                proc.kill()
     assert sorted(p.name for p in root.iterdir()) == ["mirrored", "multi", "single"]  # nothing left by worker 1
     return {name: root / name for name in ("single", "mirrored", "multi")}
 
@@ -94,6 +105,25 @@ def test_distributed_runs_decode_as_well_as_one_process(accuracy):
     assert accuracy["single"] >= 0.95
     for name in ("mirrored", "multi"):
         assert abs(accuracy[name] - accuracy["single"]) <= 0.01, accuracy
+
+
+def test_an_output_the_chief_refuses_stops_every_worker(runs):
+    """Had the chief stopped alone, the other worker would wait for it forever: both stop, each saying why."""
+    workers = _workers()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    procs = [subprocess.Popen([*TRAIN, "--out", str(runs["multi"]), "--distribute", "multi-worker", "--workers",
+                               ",".join(workers), "--worker-index", str(i)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    try:
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [1, 1]
+    assert f"error: {runs['multi']} already exists; choose another path or pass --force" in errors[0]
+    assert "error: the chief (worker 0) refused to start training (see its error); nothing was trained" in errors[1]
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -74,11 +74,12 @@ def bucketed_batches(arrays: Arrays, batch_size: int, seed: int, replicas: int =
     compute on padding. The time axes are declared dynamic (None), so every
     batch may have its own length.
 
-    Distributed training (training/distribute.py) leaves out batches with fewer
-    rows than ``replicas``; with ``mine`` (multi-worker) it reads each batch as
-    ``replicas`` parts (rows k, k + replicas, ... for replica k), this worker's
-    pipeline only the parts of its replicas ``mine``, each padded to its own
-    longest row, in the seeded order that every worker repeats.
+    Distributed training (training/distribute.py) leaves out a batch that would
+    leave a replica without rows. Mirrored, tf.distribute cuts each batch into
+    consecutive parts, one per replica; with ``mine`` (multi-worker) each batch
+    is dealt into ``replicas`` parts (rows k, k + replicas, ... for replica k),
+    this worker's pipeline reading only the parts of its replicas ``mine``, each
+    padded to its own longest row, in the seeded order that every worker repeats.
     """
     import tensorflow as tf
 
@@ -87,7 +88,7 @@ def bucketed_batches(arrays: Arrays, batch_size: int, seed: int, replicas: int =
     target_len = (arrays.target != 0).sum(axis=1)  # (n,) including </s>
     order = np.argsort(source_len + rng.random(len(source_len)), kind="stable")
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    batches = [b for b in batches if len(b) >= replicas]
+    batches = [b for b in batches if _shared(len(b), replicas, mine)]
 
     def generate():
         for b in rng.permutation(len(batches)):
@@ -110,7 +111,7 @@ def dealt_batches(x: dict | np.ndarray, y: np.ndarray, batch_size: int, seed: in
 
     rng = np.random.default_rng(seed)
     n = len(y)
-    steps = sum(min(batch_size, n - i) >= replicas for i in range(0, n, batch_size))
+    steps = sum(_shared(min(batch_size, n - i), replicas, mine) for i in range(0, n, batch_size))
     take = (lambda a, rows: {k: v[rows] for k, v in a.items()}) if isinstance(x, dict) else \
         (lambda a, rows: a[rows])
 
@@ -118,13 +119,21 @@ def dealt_batches(x: dict | np.ndarray, y: np.ndarray, batch_size: int, seed: in
         order = rng.permutation(n)
         for i in range(0, n, batch_size):
             batch = order[i:i + batch_size]
-            if len(batch) >= replicas:
+            if _shared(len(batch), replicas, mine):
                 for rows in _parts(batch, replicas, mine):
                     yield take(x, rows), y[rows]
 
     spec = lambda a: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype))  # noqa: E731
     signature = ({k: spec(v) for k, v in x.items()} if isinstance(x, dict) else spec(x), spec(y))
     return _finish(tf.data.Dataset.from_generator(generate, output_signature=signature), steps, mine)
+
+
+def _shared(rows: int, replicas: int, mine: tuple | None) -> bool:
+    """Whether a global batch of ``rows`` gives every replica at least one row: dealt (``mine``: row k to
+    replica k mod R), or cut by tf.distribute into consecutive parts of ceil(rows / R) (the mirrored strategy)."""
+    if mine is not None or replicas == 1:
+        return rows >= replicas
+    return (replicas - 1) * -(-rows // replicas) < rows
 
 
 def _parts(rows: np.ndarray, replicas: int, mine: tuple | None) -> list[np.ndarray]:

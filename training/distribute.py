@@ -5,12 +5,15 @@
 ``multi-worker`` does the same across processes or machines (MultiWorkerMirroredStrategy),
 configured by TF_CONFIG as TensorFlow documents it, or by ``workers`` and ``worker_index``.
 
-Each step's global batch is the batch a single process would train on: its rows are
-dealt to the replicas (row k to replica k mod R), and each worker's input pipeline
-reads only its replicas' rows (the dataset is sharded per worker, not replicated), so
-a distributed run takes the same optimisation steps as one process does. Every worker
-generates the task's data from the same seed; only the chief (worker 0, or the task
-named ``chief``) writes the run directory.
+Each step's global batch is one of the batches a single process would train on (the
+same rows, cut the same way; the batches come in another order, since building the model
+under a strategy draws one epoch's worth of shuffling): mirrored, tf.distribute splits it
+into consecutive parts, one per local replica; multi-worker, its rows are dealt to the
+replicas (row k to replica k mod R) and each worker's input pipeline reads only its
+replicas' rows (the dataset is sharded per worker, not replicated). A batch that would
+leave a replica without rows is left out. Every worker generates the task's data from the
+same seed; only the chief (worker 0, or the task named ``chief``) writes the run directory,
+and an output the chief refuses stops every worker.
 """
 
 from __future__ import annotations

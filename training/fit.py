@@ -18,7 +18,7 @@ from ..runtime.inputs import normalise
 from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
 from .data import bucketed_batches, build_vocabularies, dealt_batches, feature_arrays, feature_stats, token_arrays
 from .distribute import Distribution, fit_multi_worker
-from .fsutil import atomic_directory, check_output_path
+from .fsutil import OutputExistsError, atomic_directory, check_output_path
 from .recipes import QUALITY_FILE, match_recipe
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits
@@ -53,7 +53,7 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
     2 = a line per epoch, 0 = silent); by default a bar on a terminal, else a line per epoch.
 
     ``distribute``: ``mirrored`` or ``multi-worker``, or a Distribution (training/distribute.py):
-    the same steps, each global batch shared by the replicas. In a multi-worker run every
+    global batches of one process's size, each shared by the replicas. In a multi-worker run every
     worker calls ``train`` with the same arguments; the chief writes ``out`` and returns its
     RunDir, the other workers write nothing and return None.
     """
@@ -62,22 +62,25 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
     if task in FAMILIES and family not in FAMILIES[task]:
         raise ConfigError(f"task {task!r} trains {' or '.join(FAMILIES[task])} models, not {family}")
     chief = dist is None or dist.is_chief()
-    if chief:
+    multi = dist is not None and dist.strategy == "multi-worker"
+    if chief and not multi:
         check_output_path(Path(out), force, directory=True)
     strategy = dist.make_strategy() if dist else None  # before TensorFlow runs anything else
+    if multi:
+        _check_output_together(strategy, Path(out), force, chief)
     import keras
 
     place = atomic_directory(out, force) if chief else _scratch()
     with place as tmp, (strategy.scope() if strategy else contextlib.nullcontext()):
         splits = make_splits(task, train)
         keras.utils.set_random_seed(train.seed)
-        feed = _feeder(strategy, dist is not None and dist.strategy == "multi-worker")
+        feed = _feeder(strategy, multi)
         plan = (_autoencoder_plan(splits, model, train, feed) if family == "autoencoder"
                 else _seq2seq_plan(splits, model, train, feed))
         plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss)
-        if dist is not None and dist.strategy == "multi-worker":
+        if multi:
             fit_multi_worker(plan.net, strategy)
-        workers = strategy if dist and dist.strategy == "multi-worker" else None
+        workers = strategy if multi else None
         callbacks = [_TimeBudget(train.max_minutes, workers)] if train.max_minutes else []
         patient = []
         if train.lr_patience:
@@ -165,6 +168,20 @@ def _TimeBudget(minutes: float, workers=None):
             self.last = now
 
     return TimeBudget()
+
+
+def _check_output_together(strategy, out: Path, force: bool, chief: bool) -> None:
+    """The chief's output check, agreed by every worker: had the chief stopped alone (an existing output),
+    the other workers would wait for it forever. Every worker calls this once, right after joining."""
+    problem = None
+    if chief:
+        try:
+            check_output_path(out, force, directory=True)
+        except OutputExistsError as exc:
+            problem = exc
+    if _any_worker(strategy, problem is not None):
+        raise problem or ConfigError("the chief (worker 0) refused to start training (see its error); nothing "
+                                     "was trained")
 
 
 def _any_worker(strategy, flag: bool) -> bool:
