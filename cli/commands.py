@@ -284,7 +284,7 @@ def _train(args: argparse.Namespace) -> int:
     model = _pick(AutoencoderConfig if family == "autoencoder" else ModelConfig, args)
     config = _pick(TrainConfig, args)
     distribute = None
-    if args.distribute or args.cpu_devices or args.workers or args.worker_index is not None:
+    if args.distribute or args.cpu_devices is not None or args.workers or args.worker_index is not None:
         if not args.distribute:
             raise ConfigError("--cpu-devices, --workers and --worker-index go with --distribute")
         workers = tuple(w.strip() for w in args.workers.split(",")) if args.workers else ()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import mimetypes
 import sys
-from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..runtime.errors import Seq2SeqEdgeError
 
@@ -66,9 +66,18 @@ class _Handler(SimpleHTTPRequestHandler):
     routes: dict[str, Path] = {}
 
     def translate_path(self, path: str) -> str:
-        route = path.split("?", 1)[0].split("#", 1)[0]
+        route = unquote(path.split("?", 1)[0].split("#", 1)[0])
         target = self.routes.get(route)
         return str(target) if target is not None else "/nonexistent/seq2seq-edge-demo/not-served"
+
+    def send_head(self):
+        # Only pages addressed to this server by its own name: another site's page cannot read the bundle
+        # through a DNS name that it points at 127.0.0.1 (DNS rebinding).
+        host, port = self.headers.get("Host", ""), self.server.server_address[1]
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            self.send_error(403, "the demo answers requests for 127.0.0.1 or localhost only")
+            return None
+        return super().send_head()
 
     def list_directory(self, path):  # never list a folder
         self.send_error(404)
@@ -96,7 +105,7 @@ def serve_demo(bundle: str | Path, port: int = 8000, ort: str | Path | None = No
     routes = demo_routes(bundle, ort)
     handler = type("DemoHandler", (_Handler,), {"routes": routes})
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), partial(handler))
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as exc:
         raise Seq2SeqEdgeError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pass another --port") from None
     url = f"http://127.0.0.1:{server.server_address[1]}/"

@@ -81,7 +81,7 @@ def plot_anomalies(model, splits, path: Path, force: bool) -> dict:
     reconstruction = stitch(model.reconstruct(splits.test)[..., 0], stride, len(signal))
     steps = model.score(splits.test, per_step=True)  # (n, window)
     scores = steps.mean(axis=1)  # (n,)
-    flagged = model.detect(splits.test)
+    flagged = scores > model.threshold if model.threshold is not None else np.zeros(len(scores), bool)
     centres = np.arange(len(scores)) * stride + window / 2
     fig, axes = plt.subplots(3, 1, figsize=(12, 7), sharex=True)
     t = np.arange(len(signal))

@@ -31,9 +31,12 @@ __all__ = ["RecurrentWeights", "AttentionWeights", "DecoderWeights", "build_deco
 ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 NEG_INF = -1e9  # the score of a padded source position (as training/attention.py's Attend)
 
-# The ONNX IR version of the graphs built here: the one that opset 18 came with. onnx's default is its newest
-# (14 with onnx 1.23), which onnxruntime-node and onnxruntime-web 1.30 refuse (they read up to 13).
-IR_VERSION = 8
+def _ir_version(opset: int) -> int:
+    """The ONNX IR version of a graph built here: the oldest that its opset needs (8 for opset 18). onnx's default
+    is its newest (14 with onnx 1.23), which onnxruntime-node and onnxruntime-web 1.30 refuse (they read up to 13)."""
+    from onnx import helper
+
+    return helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
         [vi(result, i32, ["steps", "batch"]) if tokens else vi(result, f32, ["steps", "batch", width])],
         initializer=g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge",
-                             ir_version=IR_VERSION)
+                             ir_version=_ir_version(opset))
 
 
 def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeights, ...], features: int | None,
@@ -381,7 +384,7 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
                     vi(SOURCE_MASK, TensorProto.FLOAT, ["batch", "time"])]
     graph = helper.make_graph(g.nodes, "encoder", inputs, outputs, initializer=g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge",
-                             ir_version=IR_VERSION)
+                             ir_version=_ir_version(opset))
 
 
 def quantize_model(proto):

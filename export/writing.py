@@ -143,10 +143,10 @@ def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Calla
     if not report.ok:
         raise ParityError(f"parity check failed, nothing written: {report.summary()}", report)
     data = manifest(report)
+    stamp_metadata(folder, data)  # before the sizes are measured, and before any graph is dropped
     sizes = mode_sizes(folder, data)
     if keep_modes is not None and "decode" in data:
         _keep_modes(folder, data, keep_modes, report)
-    stamp_metadata(folder, data)
     write_manifest(folder, data)
     load(folder)  # the final bundle must load and verify as written
     return report, sizes
@@ -183,9 +183,6 @@ def graph_metadata(data: dict, role: str) -> dict[str, str]:
     if data.get("constants"):
         props["constants"] = json.dumps([{"name": c["name"], "kind": c["kind"], "size": c["size"]}
                                          for c in data["constants"]], separators=(",", ":"))
-    modes = [m for m, graphs in data.get("decode", {}).get("modes", {}).items() if role in graphs.values()]
-    if modes:
-        props["modes"] = ",".join(modes)
     return {METADATA_PREFIX + k: v for k, v in props.items()}
 
 

@@ -3,6 +3,7 @@ baseline, the kdd135 task, the documented recipes' floors and `evaluate --check`
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from seq2seq_edge.runtime import InputError, load
 from seq2seq_edge.training import TrainConfig, train
 from seq2seq_edge.training.config import AutoencoderConfig, ConfigError
 from seq2seq_edge.training.recipes import QUICK, RECIPES, check_floors, match_recipe
-from seq2seq_edge.training.tasks import kdd135
+from seq2seq_edge.training.tasks import kdd135, make_splits
 from seq2seq_edge.training.tasks.base import labelled_windows, packaged_file
 
 from keras_examples import sequential_autoencoder
@@ -184,11 +185,22 @@ def test_a_bad_fixed_threshold_is_refused(tmp_path):
     assert load(export_autoencoder(net, tmp_path / "c", threshold=np.float32(0.25)).path).threshold == 0.25
 
 
-def test_plot_is_for_autoencoders(dates_bundle, tmp_path, capsys):
-    assert main(["evaluate", str(dates_bundle), "--plot", str(tmp_path / "p.png")]) == 1
-    assert ("--plot draws an autoencoder's evaluation (signal, reconstruction, scores); this is a seq2seq "
-            "bundle") in capsys.readouterr().err
+@pytest.mark.parametrize("name, task", [("dates_tiny", "dates"), ("sine_ae_tiny", "sine")])
+def test_plot_is_for_labelled_anomaly_tasks(name, task, tmp_path, capsys):
+    bundle = Path(__file__).parent / "data" / name
+    assert main(["evaluate", str(bundle), "--plot", str(tmp_path / "p.png")]) == 1
+    assert ("--plot draws an autoencoder's evaluation on a labelled series (signal, reconstruction, scores): "
+            f"tasks ecg and kdd135; this bundle's task is '{task}'") in capsys.readouterr().err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_an_autoencoder_of_sine_windows_is_evaluated_by_its_reconstruction(capsys):
+    bundle = Path(__file__).parent / "data" / "sine_ae_tiny"
+    assert main(["evaluate", str(bundle), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    windows = make_splits("sine", TrainConfig(samples=3000, seed=1, validation_split=0.05, test_split=0.05)).test[0]
+    assert metrics == {"task": "sine", "windows": len(windows),
+                       "reconstruction_mse": pytest.approx(float(np.mean(load(bundle).score(windows))))}
 
 
 def test_stitched_windows_average_their_overlap():

@@ -6,8 +6,11 @@ three); a missing piece fails the test with what to install, never skips it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -116,7 +119,7 @@ def test_attention_bundles_show_the_alignment(browser):
     header = [c.text for c in rows[0].find_elements(By.TAG_NAME, "th")]
     assert "".join(header).replace("␣", " ") == "3 mei 1961"
     assert [r.find_element(By.TAG_NAME, "th").text for r in rows[1:]] == list(output) + ["</s>"]
-    if (SCREENSHOTS / "demo.png").exists():  # the README's picture, refreshed on a developer's machine
+    if os.environ.get("SEQ2SEQ_EDGE_REFRESH_DEMO_PNG"):  # the README's picture, refreshed when asked
         page.save_screenshot(str(SCREENSHOTS / "demo.png"))
 
 
@@ -148,3 +151,24 @@ def test_demo_refusals(tmp_path, capsys):
     assert "the demo page decodes text; this bundle is not a token seq2seq bundle" in capsys.readouterr().err
     assert main(["demo", str(DATA / "dates_tiny"), "--ort", str(tmp_path)]) == 1
     assert f"{tmp_path} does not hold onnxruntime-web's browser files" in capsys.readouterr().err
+
+
+def _status(url: str, host: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_server_hands_out_nothing_else():
+    url = _serve(DATA / "dates_tiny")
+    port = url.rsplit(":", 1)[1].strip("/")
+    assert _status(url + "bundle/manifest.json") == 200 and _status(url + "lib/model.js") == 200
+    for path in ("bundle/", "lib/", "bundle/../pyproject.toml", "bundle/%2e%2e/pyproject.toml", "pyproject.toml",
+                 "bundle/golden.json", "app/../cli/demo.py", "ort/package.json"):
+        assert _status(url + path) == 404, path
+    # a page on another name that resolves to 127.0.0.1 (DNS rebinding) is not answered
+    assert _status(url + "bundle/manifest.json", host=f"attacker.example:{port}") == 403
+    assert _status(url + "bundle/manifest.json", host=f"localhost:{port}") == 200

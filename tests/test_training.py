@@ -79,8 +79,10 @@ def _train_output(tmp_path, terminal: bool) -> str:
     """What `seq2seq-edge train` prints for two tiny epochs, to a pseudo-terminal or to a pipe."""
     import os
     import pty
+    import select
     import subprocess
     import sys
+    import time
 
     command = [sys.executable, "-m", "seq2seq_edge", "train", "dates", "--out", str(tmp_path / f"run{terminal}"),
                "--samples", "200", "--epochs", "2", "--units", "4", "--embedding-dim", "4"]
@@ -90,8 +92,10 @@ def _train_output(tmp_path, terminal: bool) -> str:
     leader, follower = pty.openpty()
     proc = subprocess.Popen(command, stdout=follower, stderr=subprocess.DEVNULL, env=env)
     os.close(follower)
-    chunks = []
-    while True:
+    chunks, deadline = [], time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if not select.select([leader], [], [], 1.0)[0]:
+            continue
         try:
             chunk = os.read(leader, 4096)
         except OSError:  # the child closed the terminal
@@ -100,7 +104,9 @@ def _train_output(tmp_path, terminal: bool) -> str:
             break
         chunks.append(chunk)
     os.close(leader)
-    assert proc.wait(timeout=300) == 0
+    if proc.poll() is None:
+        proc.kill()
+    assert proc.wait(timeout=30) == 0
     return b"".join(chunks).decode("utf-8", "replace")
 
 

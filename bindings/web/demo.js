@@ -38,24 +38,13 @@ async function sha256Hex(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** Fetch and verify the bundle at `base`, as lib/bundle.js's openBundle does on a folder. */
-async function openBundle(require, ort, base) {
+/** Fetch and verify the bundle at `base` with lib/bundle.js's own checks, as openBundle does on a folder. */
+async function openBundle(require, base) {
   const bundle = require('./bundle');
-  const { checkNoExternalData } = require('./onnx_scan');
   const py = require('./py');
   const manifest = bundle.manifestFromBytes(await fetchBytes(`${base}manifest.json`), 'manifest.json');
   const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
-  const sessions = new Map();
-  for (const [name, spec] of manifest.graphs) {
-    const data = await fetchBytes(base + spec.file);
-    const actual = await sha256Hex(data);
-    if (actual !== spec.sha256) throw bundle.shaMismatch(spec, actual);
-    checkNoExternalData(data, spec.file);
-    const session = await bundle.createSession(data, spec.file, options);
-    bundle.checkInterface(spec, session);
-    sessions.set(name, session);
-  }
-  bundle.checkContract(manifest);
+  const sessions = await bundle.openGraphs(manifest, (spec) => fetchBytes(base + spec.file), sha256Hex, options);
   const { Model } = require('./model');
   return new Model(manifest, sessions, py.toPlain(manifest.raw));
 }
@@ -94,7 +83,7 @@ async function main() {
     sources[name] = new TextDecoder().decode(await fetchBytes(`/lib/${name}.js`));
   }));
   const require = makeRequire(sources, ort);
-  const model = await openBundle(require, ort, '/bundle/');
+  const model = await openBundle(require, '/bundle/');
   const attention = model.spec.io.attention !== null && model.modes.includes('step');
   $('bundle-name').textContent = `${model.manifest.task || 'bundle'} (${model.defaultMode})`;
   $('status').textContent = `Ready: decode modes ${model.modes.join(', ')}; decoding in this page with onnxruntime-web.`;

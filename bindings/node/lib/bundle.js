@@ -125,22 +125,46 @@ function shaMismatch(spec, actual) {
     + `${spec.sha256.slice(0, 16)}...; the file was changed or corrupted after export: export again`);
 }
 
-async function openSession(root, where, spec, options) {
+/**
+ * One graph's session from its bytes, after the checks every runtime makes first: a plain file name, the
+ * bytes the manifest hashed, no external data (onnxruntime would resolve its paths), then the interface.
+ * @param {object} spec the manifest's entry for the graph
+ * @param {(spec: object) => Promise<Uint8Array>} read the graph's bytes (a folder, or fetch in the browser)
+ * @param {(bytes: Uint8Array) => Promise<string>} sha256 hex digest
+ * @param {object} options onnxruntime session options
+ */
+async function openGraph(spec, read, sha256, options) {
   if (spec.file.includes('/') || spec.file === '.') {
     throw new BundleError(`manifest.json: graph file ${py.repr(spec.file)} must be a plain file name inside the bundle`);
   }
-  const file = path.join(root, spec.file);
-  if (!stat(file)?.isFile()) {
-    throw new BundleError(`${pyJoin(where, spec.file)} is missing; the bundle is incomplete: copy the whole `
-      + 'directory or export again');
-  }
-  const data = fs.readFileSync(file);
-  const actual = crypto.createHash('sha256').update(data).digest('hex');
+  const data = await read(spec);
+  const actual = await sha256(data);
   if (actual !== spec.sha256) throw shaMismatch(spec, actual);
-  checkNoExternalData(data, spec.file); // before onnxruntime sees it: it would resolve the paths
+  checkNoExternalData(data, spec.file);
   const session = await createSession(data, spec.file, options);
-  checkInterface(spec, session);
+  try {
+    checkInterface(spec, session);
+  } catch (error) {
+    await session.release();
+    throw error;
+  }
   return session;
+}
+
+/**
+ * Every graph's verified session, then the contract between them (sessions released on any failure).
+ * @returns {Promise<Map<string, object>>}
+ */
+async function openGraphs(manifest, read, sha256, options) {
+  const sessions = new Map();
+  try {
+    for (const [name, spec] of manifest.graphs) sessions.set(name, await openGraph(spec, read, sha256, options));
+    checkContract(manifest);
+  } catch (error) {
+    await Promise.all(Array.from(sessions.values(), (s) => s.release()));
+    throw error;
+  }
+  return sessions;
 }
 
 /** The graph's own names, dtypes and shapes must be the manifest's. */
@@ -303,20 +327,17 @@ function checkContract(m) {
  */
 async function openBundle(dir, threads) {
   const manifest = readManifest(dir);
-  const options = sessionOptions(threads);
-  const sessions = new Map();
-  try {
-    for (const [name, spec] of manifest.graphs) {
-      sessions.set(name, await openSession(dir, pyPath(dir), spec, options));
+  const where = pyPath(dir);
+  const read = async (spec) => {
+    const file = path.join(dir, spec.file);
+    if (!stat(file)?.isFile()) {
+      throw new BundleError(`${pyJoin(where, spec.file)} is missing; the bundle is incomplete: copy the whole `
+        + 'directory or export again');
     }
-    checkContract(manifest);
-  } catch (error) {
-    await Promise.all(Array.from(sessions.values(), (s) => s.release()));
-    throw error;
-  }
-  return { manifest, sessions };
+    return fs.readFileSync(file);
+  };
+  const sha256 = async (data) => crypto.createHash('sha256').update(data).digest('hex');
+  return { manifest, sessions: await openGraphs(manifest, read, sha256, sessionOptions(threads)) };
 }
 
-module.exports = {
-  openBundle, readManifest, manifestFromBytes, pyPath, sessionOptions, createSession, checkInterface, checkContract, shaMismatch,
-};
+module.exports = { openBundle, openGraphs, readManifest, manifestFromBytes, pyPath };
