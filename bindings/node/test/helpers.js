@@ -66,7 +66,8 @@ function fusedOnlyBundle() {
   return dir;
 }
 
-// Protobuf pieces for hand-made ONNX bytes (as tests/runtime/test_onnx_scan.py builds them).
+// Protobuf pieces for hand-made ONNX bytes (as tests/runtime/test_onnx_scan.py builds them). The varint
+// encoder is written out again here on purpose: the tests' bytes must not come from the code under test.
 function varint(value) {
   const out = [];
   do {
