@@ -57,7 +57,8 @@ def browser_us(bundle: str, texts: list[str], mode: str, repeat: int, tokens: in
     ready = threading.Event()
     threading.Thread(target=serve_demo, args=(bundle, 0), daemon=True,
                      kwargs={"ready": lambda u: (urls.append(u), ready.set())}).start()
-    ready.wait(30)
+    if not ready.wait(30):
+        raise SystemExit("the demo server did not start within 30 s")
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(arg)
