@@ -117,8 +117,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(the run directory's quality.json, carried into the manifest at export)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of tables")
     p.add_argument("--plot", metavar="FILE.png",
-                   help="autoencoder bundles: draw the test signal, its reconstruction, the error against the "
-                        "threshold and the flagged windows (needs the [plot] extra)")
+                   help="autoencoder bundles of a labelled series (ecg, kdd135): draw the test signal, its "
+                        "reconstruction, the error against the threshold and the flagged windows (needs the [plot] "
+                        "extra)")
     p.add_argument("--force", action="store_true", help="replace --plot's file if it exists")
     p.set_defaults(func=_evaluate)
 

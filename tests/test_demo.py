@@ -90,7 +90,8 @@ def test_the_page_decodes_what_a_person_types(browser, tmp_path):
     for mode in ("step", "fused", "fused-int8"):
         got = page.execute_async_script(
             "const done = arguments[arguments.length - 1];"
-            "window.seq2seqEdge.model.generateText(arguments[0], {mode: arguments[1]}).then(done, e => done(e.message))",
+            "window.seq2seqEdge.model.generateText(arguments[0], {mode: arguments[1]})"
+            ".then(done, e => done(e.message))",
             texts, mode)
         assert got == load(bundle, threads=1).generate_text(texts, mode=mode), mode
     shot = tmp_path / "demo.png"
@@ -147,6 +148,17 @@ def test_only_the_page_its_code_and_the_bundle_are_served():
 
 
 def test_demo_refusals(tmp_path, capsys):
+    import socket
+
+    assert main(["demo", str(DATA / "dates_tiny"), "--port", "70000"]) == 1
+    assert "error: --port must be from 0 to 65535, got 70000" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["demo", str(DATA / "dates_tiny"), "--port", str(port)]) == 1
+    assert f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pass another --port" \
+        in capsys.readouterr().err
     assert main(["demo", str(DATA / "sine_tiny"), "--port", "0"]) == 1
     assert "the demo page decodes text; this bundle is not a token seq2seq bundle" in capsys.readouterr().err
     assert main(["demo", str(DATA / "dates_tiny"), "--ort", str(tmp_path)]) == 1

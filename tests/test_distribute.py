@@ -175,6 +175,15 @@ def test_chief_is_worker_zero_or_the_chief_task(monkeypatch):
     assert not Distribution("multi-worker").is_chief()
 
 
+def test_cpu_devices_need_a_fresh_process():
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # TensorFlow is running in this process
+    with pytest.raises(ConfigError, match=r"^cpu_devices: TensorFlow is already initialised in this process .*; "
+                                          r"split the CPU in a fresh process \(the command line does\)$"):
+        Distribution("mirrored", cpu_devices=2).make_strategy()
+
+
 def test_cli_flags_need_distribute(tmp_path, capsys):
     assert main(["train", "dates", "--out", str(tmp_path / "r"), "--workers", "a:1,b:2"]) == 1
     assert "error: --cpu-devices, --workers and --worker-index go with --distribute" in capsys.readouterr().err

@@ -111,21 +111,20 @@ def dealt_batches(x: dict | np.ndarray, y: np.ndarray, batch_size: int, seed: in
 
     rng = np.random.default_rng(seed)
     n = len(y)
-    steps = sum(_shared(min(batch_size, n - i), replicas, mine) for i in range(0, n, batch_size))
+    # A batch's size depends on its place only, so the batches kept are the same every epoch.
+    starts = [i for i in range(0, n, batch_size) if _shared(min(batch_size, n - i), replicas, mine)]
     take = (lambda a, rows: {k: v[rows] for k, v in a.items()}) if isinstance(x, dict) else \
         (lambda a, rows: a[rows])
 
     def generate():
         order = rng.permutation(n)
-        for i in range(0, n, batch_size):
-            batch = order[i:i + batch_size]
-            if _shared(len(batch), replicas, mine):
-                for rows in _parts(batch, replicas, mine):
-                    yield take(x, rows), y[rows]
+        for i in starts:
+            for rows in _parts(order[i:i + batch_size], replicas, mine):
+                yield take(x, rows), y[rows]
 
     spec = lambda a: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype))  # noqa: E731
     signature = ({k: spec(v) for k, v in x.items()} if isinstance(x, dict) else spec(x), spec(y))
-    return _finish(tf.data.Dataset.from_generator(generate, output_signature=signature), steps, mine)
+    return _finish(tf.data.Dataset.from_generator(generate, output_signature=signature), len(starts), mine)
 
 
 def _shared(rows: int, replicas: int, mine: tuple | None) -> bool:

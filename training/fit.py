@@ -261,14 +261,13 @@ def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: 
         loss = "mse"
     net = build_training_model(cfg, sides)
     baseline = None if vocabs else mean_predictor_loss(fit.target, val.target)
-    distributed = feed is not None
-    feed = feed or (lambda make: make(1, (0,)))
     if vocabs:  # token sequences: pad per batch, batches of similar lengths
-        return _Plan(net, loss, feed(lambda r, m: bucketed_batches(fit, train.batch_size, train.seed, r, m)), None,
-                     feed(lambda r, m: bucketed_batches(val, train.batch_size, train.seed, r, m)), sides, stats,
+        read = feed or (lambda make: make(1, None))  # one process: the whole batches
+        return _Plan(net, loss, read(lambda r, m: bucketed_batches(fit, train.batch_size, train.seed, r, m)), None,
+                     read(lambda r, m: bucketed_batches(val, train.batch_size, train.seed, r, m)), sides, stats,
                      vocabs)
     inputs = lambda a: {"source": a.source, "target_input": a.target_input}  # noqa: E731
-    if distributed:
+    if feed:
         return _Plan(net, loss, *_dealt(feed, inputs(fit), fit.target, inputs(val), val.target, train), sides,
                      stats, vocabs, baseline)
     return _Plan(net, loss, inputs(fit), fit.target, (inputs(val), val.target), sides, stats, vocabs, baseline)
