@@ -62,6 +62,7 @@ def test_unknown_task():
     (lambda: TrainConfig(learning_rate=2.0), r"learning_rate must be in \(0, 1\), got 2.0"),
     (lambda: TrainConfig(validation_split=0.7), r"validation_split must be in \(0, 0.5\), got 0.7"),
     (lambda: TrainConfig(patience=-1), r"patience must be an integer >= 0"),
+    (lambda: TrainConfig(precision="float16"), r"precision must be one of float32, mixed_bfloat16, got 'float16'"),
     (lambda: TrainConfig(samples=10), r"samples=10 is too few for the validation and test splits"),
 ])
 def test_config_validation(make, match):

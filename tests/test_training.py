@@ -119,3 +119,75 @@ def test_progress_is_a_bar_per_epoch_on_a_terminal_and_lines_in_a_pipe(tmp_path)
     shown = _train_output(tmp_path, terminal=True)
     assert shown.count("Epoch 1/2") == 1 and shown.count("Epoch 2/2") == 1
     assert "━━━━" in shown  # Keras's bar, redrawn in place as each epoch goes
+
+
+@pytest.mark.parametrize("task, model", [
+    ("dates", ModelConfig(units=16, embedding_dim=8, attention="luong", input_feeding=True)),
+    ("ecg", None),
+])
+def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(tmp_path, monkeypatch, task, model):
+    """--precision mixed_bfloat16 fits a net whose layers compute in bfloat16 (the output layer in float32),
+    saves a float32 model that exports with parity, and leaves Keras's global policy as it found it."""
+    import keras
+
+    from seq2seq_edge.export import export_run
+    from seq2seq_edge.training.config import AutoencoderConfig
+    from seq2seq_edge.training.attention import Attend  # noqa: F401  (registers the layers for load_model)
+
+    model = model or AutoencoderConfig(cell="gru", units=(8,))
+    fitted, fit = [], keras.Model.fit
+
+    def spy(net, *args, **kwargs):  # the policies of the net that train() fits
+        fitted.append({layer.name: layer.dtype_policy.name for layer in net.layers})
+        return fit(net, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    losses = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        config = TrainConfig(samples=600, epochs=2, batch_size=32, seed=5, precision=precision)
+        run = train(task, tmp_path / precision, model, config, verbose=0)
+        losses[precision] = json.loads((run.path / "history.json").read_text())["loss"]
+        assert keras.config.dtype_policy().name == "float32"
+    assert json.loads((run.path / "config.json").read_text())["train"]["precision"] == "mixed_bfloat16"
+    assert set(fitted[0].values()) == {"float32"}
+    assert fitted[1].pop("output") == "float32" and set(fitted[1].values()) == {"mixed_bfloat16"}
+    assert np.allclose(losses["float32"], losses["mixed_bfloat16"], rtol=0.1)  # the same training, rounded
+    saved = keras.saving.load_model(run.path / "model.keras")
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    export_run(run.path, tmp_path / "bundle", parity_samples=32)  # raises unless the graphs match Keras
+
+
+def test_sequence_accuracy_counts_rows_whose_every_real_token_is_the_argmax():
+    from seq2seq_edge.training.fit import sequence_accuracy
+
+    y_true = np.array([[2, 3, 1, 0], [2, 3, 1, 0], [4, 1, 0, 0]])  # 0 = padding
+    logits = np.full((3, 4, 5), -1.0, np.float32)
+    for row, picks in enumerate([[2, 3, 1, 4], [2, 4, 1, 0], [4, 1, 3, 3]]):  # padding positions may be anything
+        logits[row, np.arange(4), picks] = 1.0
+    np.testing.assert_array_equal(np.asarray(sequence_accuracy(y_true, logits)), [1.0, 0.0, 1.0])
+
+
+def test_select_by_sequence_accuracy_is_the_greedy_exact_match(tmp_path):
+    """The validation sequence accuracy of the kept epoch is the share of validation pairs that greedy
+    decoding of the saved model reproduces; the callbacks watch it (a real-valued task refuses it)."""
+    from seq2seq_edge.training.config import ConfigError
+    from seq2seq_edge.training.data import token_arrays
+    from seq2seq_edge.training.tasks import make_splits
+
+    config = TrainConfig(samples=8000, epochs=6, batch_size=32, seed=4, patience=2, select_by="sequence_accuracy")
+    run = train("dates", tmp_path / "run", ModelConfig(units=64, embedding_dim=16), config, verbose=0)
+    history = json.loads((run.path / "history.json").read_text())
+    best = max(history["val_sequence_accuracy"])
+    assert 0.0 < best < 1.0 and len(history["sequence_accuracy"]) == history["epochs_run"]
+    source, target = run.vocabularies()
+    val = token_arrays(make_splits("dates", config).validation, source, target)
+    keras_ref = KerasSeq2Seq.from_run(run.load_model(), run.config)
+    decoded = keras_ref.generate_ids(val.source, target.start_id, target.end_id, val.target.shape[1])
+    wanted = [row[row != 0] for row in val.target]  # ids ending with </s>
+    exact = np.mean([len(d) + 1 == len(w) and np.array_equal(d, w[:-1]) for d, w in zip(decoded, wanted)])
+    assert abs(exact - best) <= 1 / len(wanted) + 1e-9  # at most one near-tie apart
+    with pytest.raises(ConfigError, match=r"select_by='sequence_accuracy' scores token targets; this task's "
+                                          r"targets are real-valued: select by loss"):
+        train("sine", tmp_path / "sine", ModelConfig(units=4), TrainConfig(samples=100, epochs=1,
+                                                                           select_by="sequence_accuracy"), verbose=0)
+    assert not (tmp_path / "sine").exists()

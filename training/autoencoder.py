@@ -28,5 +28,6 @@ def build_autoencoder(cfg: AutoencoderConfig, window: int, features: int) -> ker
     x = layers.RepeatVector(window, name="repeat")(x)  # (batch, window, latent)
     for k, units in enumerate(reversed(cfg.units)):
         x = recurrent_layer(cfg.cell, units, cfg.activation, f"decoder_rnn_{k}", return_sequences=True)(x)
-    output = layers.TimeDistributed(layers.Dense(features), name="output")(x)  # (batch, window, features)
+    output = layers.TimeDistributed(layers.Dense(features, dtype="float32"), name="output",
+                                    dtype="float32")(x)  # (batch, window, features)
     return keras.Model(source, output, name="autoencoder")

@@ -23,7 +23,7 @@ from .recipes import QUALITY_FILE, match_recipe
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits
 
-__all__ = ["train", "mean_predictor_loss", "token_loss"]
+__all__ = ["train", "mean_predictor_loss", "token_loss", "sequence_accuracy"]
 
 
 @dataclass
@@ -39,6 +39,7 @@ class _Plan:
     normalisation: dict | None = None
     vocabularies: tuple | None = None
     baseline: float | None = None  # validation loss of predicting the training mean (real-valued targets)
+    build: Callable[[], Any] | None = None  # builds ``net`` again (a float32 copy of a mixed-precision net)
 
 
 def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = ModelConfig(),
@@ -75,19 +76,28 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         splits = make_splits(task, train)
         keras.utils.set_random_seed(train.seed)
         feed = _feeder(strategy, multi)
-        plan = (_autoencoder_plan(splits, model, train, feed) if family == "autoencoder"
-                else _seq2seq_plan(splits, model, train, feed))
-        plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss)
+        with _dtype_policy(train.precision):  # layers take the policy in force when they are built
+            plan = (_autoencoder_plan(splits, model, train, feed) if family == "autoencoder"
+                    else _seq2seq_plan(splits, model, train, feed))
+        tokens = plan.vocabularies is not None
+        if train.select_by == "sequence_accuracy" and not tokens:
+            raise ConfigError("select_by='sequence_accuracy' scores token targets; this task's targets are "
+                              "real-valued: select by loss")
+        metrics = [keras.metrics.MeanMetricWrapper(sequence_accuracy, name="sequence_accuracy")] if tokens else None
+        plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss,
+                         metrics=metrics)
         if multi:
             fit_multi_worker(plan.net, strategy)
         workers = strategy if multi else None
         callbacks = [_TimeBudget(train.max_minutes, workers)] if train.max_minutes else []
         patient = []
+        watch = {"monitor": f"val_{train.select_by}", "mode": "min" if train.select_by == "loss" else "max"}
         if train.lr_patience:
             patient.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=train.lr_patience,
-                                                             min_lr=train.learning_rate / 64))
+                                                             min_lr=train.learning_rate / 64, **watch))
         if train.patience:
-            patient.append(keras.callbacks.EarlyStopping(patience=train.patience, restore_best_weights=True))
+            patient.append(keras.callbacks.EarlyStopping(patience=train.patience, restore_best_weights=True,
+                                                         **watch))
         if patient and plan.baseline is not None:
             callbacks.append(_PastBaseline(plan.baseline, patient))
         else:
@@ -99,7 +109,8 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         history = plan.net.fit(plan.x, plan.y, validation_data=plan.val, epochs=train.epochs, callbacks=callbacks,
                                verbose=shown, **batching)
         seconds = time.perf_counter() - started
-        plan.net.save(tmp / MODEL_FILE)  # every worker saves (the chief's copy is the run's), as tf.distribute asks
+        net = plan.net if train.precision == "float32" else _float32_copy(plan)
+        net.save(tmp / MODEL_FILE)  # every worker saves (the chief's copy is the run's), as tf.distribute asks
         if not chief:
             return None
         RunConfig(task, model, train, plan.sides, plan.normalisation).save(tmp / CONFIG_FILE)
@@ -114,6 +125,28 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         if recipe is not None:  # a documented recipe: its floors travel with the run (evaluate --check)
             (tmp / QUALITY_FILE).write_text(json.dumps(recipe.record(), indent=1) + "\n", encoding="utf-8")
     return RunDir(Path(out))
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str) -> Iterator[None]:
+    """Keras's global dtype policy set to ``name`` while models are built, then restored."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _float32_copy(plan: _Plan):
+    """The trained mixed-precision net as a float32 model (same layers, same weights): what is saved, exported
+    and run. Its variables were float32 all along; only the layers' compute dtype changes."""
+    with _dtype_policy("float32"):
+        net = plan.build()
+    net.set_weights(plan.net.get_weights())
+    return net
 
 
 @contextlib.contextmanager
@@ -260,17 +293,19 @@ def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: 
         sides = Sides("features", fit.source.shape[-1], "features", fit.target.shape[-1], fit.target.shape[1])
         loss = "mse"
     net = build_training_model(cfg, sides)
+    build = lambda: build_training_model(cfg, sides)  # noqa: E731
     baseline = None if vocabs else mean_predictor_loss(fit.target, val.target)
     if vocabs:  # token sequences: pad per batch, batches of similar lengths
         read = feed or (lambda make: make(1, None))  # one process: the whole batches
         return _Plan(net, loss, read(lambda r, m: bucketed_batches(fit, train.batch_size, train.seed, r, m)), None,
                      read(lambda r, m: bucketed_batches(val, train.batch_size, train.seed, r, m)), sides, stats,
-                     vocabs)
+                     vocabs, build=build)
     inputs = lambda a: {"source": a.source, "target_input": a.target_input}  # noqa: E731
     if feed:
         return _Plan(net, loss, *_dealt(feed, inputs(fit), fit.target, inputs(val), val.target, train), sides,
-                     stats, vocabs, baseline)
-    return _Plan(net, loss, inputs(fit), fit.target, (inputs(val), val.target), sides, stats, vocabs, baseline)
+                     stats, vocabs, baseline, build)
+    return _Plan(net, loss, inputs(fit), fit.target, (inputs(val), val.target), sides, stats, vocabs, baseline,
+                 build)
 
 
 def _dealt(feed: Callable, x, y, val_x, val_y, train: TrainConfig) -> tuple:
@@ -292,7 +327,8 @@ def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderCon
     sides = Sides("features", features, "features", features, window)
     data = _dealt(feed, fit, fit, val, val, train) if feed else (fit, fit, (val, val))
     return _Plan(build_autoencoder(cfg, window, features), "mse", *data, sides,
-                 {"source": stats, "target": stats}, baseline=mean_predictor_loss(fit, val))
+                 {"source": stats, "target": stats}, baseline=mean_predictor_loss(fit, val),
+                 build=lambda: build_autoencoder(cfg, window, features))
 
 
 def token_loss(smoothing: float = 0.0):
@@ -317,6 +353,16 @@ def token_loss(smoothing: float = 0.0):
         return loss * real * ops.cast(ops.size(real), loss.dtype) / ops.maximum(ops.sum(real), 1.0)
 
     return smoothed_token_loss
+
+
+def sequence_accuracy(y_true, y_pred):
+    """Per row, 1.0 when every real target position's argmax is the target id (padding, id 0, ignored), else 0.0:
+    under teacher forcing, exactly the rows that greedy decoding reproduces. (batch, steps), (batch, steps, vocab)."""
+    from keras import ops
+
+    ids = ops.cast(y_true, "int32")
+    right = ops.logical_or(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), ids), ops.equal(ids, 0))
+    return ops.cast(ops.all(right, axis=-1), "float32")
 
 
 def mean_predictor_loss(train: np.ndarray, held_out: np.ndarray) -> float:

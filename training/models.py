@@ -80,6 +80,8 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
     With ``cfg.dropout``, Dropout layers sit on every non-recurrent connection
     (inputs of each recurrent layer, and the output layer's input); they are
     identities at inference, so the inference models simply leave them out.
+    The output layer computes in float32 under a mixed-precision policy too
+    (logits feed a softmax and the loss).
     """
     drop = (lambda t: layers.Dropout(cfg.dropout)(t)) if cfg.dropout else (lambda t: t)
     if cfg.attention and sides.source_kind != "tokens":
@@ -103,13 +105,14 @@ def build_training_model(cfg: ModelConfig, sides: Sides) -> keras.Model:
         decoder = InputFedDecoder(cfg.cell, cfg.units, cfg.layers, cfg.activation, cfg.attention,
                                   name=INPUT_FED_DECODER)
         y = decoder([drop(y), keys, memory, mask] + [t for state in states for t in state])[0]
-        output = layers.Dense(sides.target_size, name="output")(drop(y))
+        output = layers.Dense(sides.target_size, name="output", dtype="float32")(drop(y))
         return keras.Model([source, target_input], output, name="seq2seq")
     for k in range(cfg.layers):
         y, *_ = _rnn(cfg, f"decoder_rnn_{k}")(drop(y), initial_state=states[k])  # (batch, steps, units)
     if cfg.attention:
         y, _ = _attentional(cfg, y, keys, memory, mask)
-    output = layers.Dense(sides.target_size, name="output")(drop(y))  # (batch, steps, vocab or features)
+    # (batch, steps, vocab or features)
+    output = layers.Dense(sides.target_size, name="output", dtype="float32")(drop(y))
     return keras.Model([source, target_input], output, name="seq2seq")
 
 

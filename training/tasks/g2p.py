@@ -8,8 +8,8 @@ several pronunciations keeps them all in its split, and a prediction counts as
 correct when it matches any of them (``references``).
 
 Spellings are fed last-first (``reverse_source``; the manifest's vocabulary
-says so and the runtime reverses inputs itself). ``samples`` caps the number of words (the dictionary has about 117,000 usable
-ones): pass a large value to train on all of them.
+says so and the runtime reverses inputs itself). ``samples`` caps the number of words (the
+dictionary has about 117,000 usable ones): pass a large value to train on all of them.
 """
 
 from __future__ import annotations
