@@ -75,6 +75,27 @@ def test_input_feeding_is_a_flag(tmp_path):
     assert (model.attention, model.input_feeding, config.label_smoothing) == ("luong", True, 0.1)
 
 
+def test_documented_recipes_parse_to_their_own_configuration():
+    """Each full recipe's command line, read by the CLI, builds the configuration the recipe matches (so a run
+    of the README's command records the recipe's floors), and the README shows that command."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from seq2seq_edge.cli.commands import _parser, _pick
+    from seq2seq_edge.training.config import AutoencoderConfig
+    from seq2seq_edge.training.recipes import RECIPES, match_recipe
+
+    readme = re.sub(r"\\\n\s+", "", (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8"))
+    full = [r for r in RECIPES if not r.name.endswith("-quick")]
+    assert {r.name for r in full} >= {"g2p", "g2p-attention", "g2p-attention-512"}
+    for recipe in full:
+        args = _parser().parse_args(shlex.split(recipe.command)[1:])
+        model = _pick(AutoencoderConfig if recipe.task in ("ecg", "kdd135") else ModelConfig, args)
+        assert match_recipe(recipe.task, model, _pick(TrainConfig, args)) is recipe, recipe.name
+        assert recipe.command.split(" --out ")[1].split(" ", 1)[1] in readme, recipe.name
+
+
 def _train_output(tmp_path, terminal: bool) -> str:
     """What `seq2seq-edge train` prints for two tiny epochs, to a pseudo-terminal or to a pipe."""
     import os
@@ -123,6 +144,7 @@ def test_progress_is_a_bar_per_epoch_on_a_terminal_and_lines_in_a_pipe(tmp_path)
 
 @pytest.mark.parametrize("task, model", [
     ("dates", ModelConfig(units=16, embedding_dim=8, attention="luong", input_feeding=True)),
+    ("dates", ModelConfig(units=16, embedding_dim=8, layers=2, bidirectional=True, attention="bahdanau")),
     ("ecg", None),
 ])
 def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(tmp_path, monkeypatch, task, model):
@@ -135,11 +157,13 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(tmp_path, monkeypat
     from seq2seq_edge.training.attention import Attend  # noqa: F401  (registers the layers for load_model)
 
     model = model or AutoencoderConfig(cell="gru", units=(8,))
-    fitted, fit = [], keras.Model.fit
+    fitted, trained, fit = [], [], keras.Model.fit
 
-    def spy(net, *args, **kwargs):  # the policies of the net that train() fits
+    def spy(net, *args, **kwargs):  # the policies of the net that train() fits, and its weights after fitting
         fitted.append({layer.name: layer.dtype_policy.name for layer in net.layers})
-        return fit(net, *args, **kwargs)
+        result = fit(net, *args, **kwargs)
+        trained.append(net.get_weights())
+        return result
 
     monkeypatch.setattr(keras.Model, "fit", spy)
     losses = {}
@@ -154,6 +178,9 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(tmp_path, monkeypat
     assert np.allclose(losses["float32"], losses["mixed_bfloat16"], rtol=0.1)  # the same training, rounded
     saved = keras.saving.load_model(run.path / "model.keras")
     assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    assert len(saved.get_weights()) == len(trained[1])  # the float32 copy holds the trained weights, in order
+    for copy, weights in zip(saved.get_weights(), trained[1]):
+        np.testing.assert_array_equal(copy, weights)
     export_run(run.path, tmp_path / "bundle", parity_samples=32)  # raises unless the graphs match Keras
 
 
@@ -167,15 +194,24 @@ def test_sequence_accuracy_counts_rows_whose_every_real_token_is_the_argmax():
     np.testing.assert_array_equal(np.asarray(sequence_accuracy(y_true, logits)), [1.0, 0.0, 1.0])
 
 
-def test_select_by_sequence_accuracy_is_the_greedy_exact_match(tmp_path):
+def test_select_by_sequence_accuracy_is_the_greedy_exact_match(tmp_path, monkeypatch):
     """The validation sequence accuracy of the kept epoch is the share of validation pairs that greedy
     decoding of the saved model reproduces; the callbacks watch it (a real-valued task refuses it)."""
     from seq2seq_edge.training.config import ConfigError
     from seq2seq_edge.training.data import token_arrays
     from seq2seq_edge.training.tasks import make_splits
 
+    import keras
+
+    watched = []
+    for name in ("EarlyStopping", "ReduceLROnPlateau"):
+        original = getattr(keras.callbacks, name)
+        monkeypatch.setattr(keras.callbacks, name, lambda *a, _cls=original, **k: watched.append(
+            (_cls.__name__, k.get("monitor"), k.get("mode"))) or _cls(*a, **k))
     config = TrainConfig(samples=8000, epochs=6, batch_size=32, seed=4, patience=2, select_by="sequence_accuracy")
     run = train("dates", tmp_path / "run", ModelConfig(units=64, embedding_dim=16), config, verbose=0)
+    assert sorted(watched) == [("EarlyStopping", "val_sequence_accuracy", "max"),
+                               ("ReduceLROnPlateau", "val_sequence_accuracy", "max")]
     history = json.loads((run.path / "history.json").read_text())
     best = max(history["val_sequence_accuracy"])
     assert 0.0 < best < 1.0 and len(history["sequence_accuracy"]) == history["epochs_run"]
@@ -187,7 +223,7 @@ def test_select_by_sequence_accuracy_is_the_greedy_exact_match(tmp_path):
     exact = np.mean([len(d) + 1 == len(w) and np.array_equal(d, w[:-1]) for d, w in zip(decoded, wanted)])
     assert abs(exact - best) <= 1 / len(wanted) + 1e-9  # at most one near-tie apart
     with pytest.raises(ConfigError, match=r"select_by='sequence_accuracy' scores token targets; this task's "
-                                          r"targets are real-valued: select by loss"):
+                                          r"targets are real-valued: select by loss \(--select-by loss, the default\)"):
         train("sine", tmp_path / "sine", ModelConfig(units=4), TrainConfig(samples=100, epochs=1,
                                                                            select_by="sequence_accuracy"), verbose=0)
     assert not (tmp_path / "sine").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ class TrainConfig:
     """How to fit: data size and split, epochs, batch size, optimiser, seed, early stopping.
 
     ``lr_patience``: halve the learning rate after this many epochs without a
-    better validation loss, down to 1/64 of ``learning_rate`` (0 keeps it
+    better validation loss (or ``select_by`` figure), down to 1/64 of ``learning_rate`` (0 keeps it
     constant); ``patience``: stop after this
     many, keeping the best weights (0 trains every epoch). ``label_smoothing``
     (token targets): train towards (1 - e) one-hot + e uniform instead of one-hot.
@@ -136,8 +136,11 @@ class TrainConfig:
     seed: int = 0
     max_minutes: float = 0.0  # stop before an epoch that would end past this wall-clock budget; 0: no limit
     label_smoothing: float = 0.0  # token targets: weight of the uniform distribution mixed into each target
-    precision: str = "float32"  # or "mixed_bfloat16": bfloat16 arithmetic in training; weights stay float32
-    select_by: str = "loss"  # the validation figure that keeps the best epoch: loss or sequence_accuracy (tokens)
+    precision: str = field(default="float32", metadata={
+        "help": "float32 or mixed_bfloat16 (bfloat16 arithmetic, float32 weights; fast on AVX512_BF16 CPUs)"})
+    select_by: str = field(default="loss", metadata={
+        "help": "the validation figure that keeps the best epoch, stops and halves: loss or sequence_accuracy "
+                "(token targets)"})
 
     def __post_init__(self) -> None:
         _positive(self, "samples", "epochs", "batch_size")

@@ -82,7 +82,7 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         tokens = plan.vocabularies is not None
         if train.select_by == "sequence_accuracy" and not tokens:
             raise ConfigError("select_by='sequence_accuracy' scores token targets; this task's targets are "
-                              "real-valued: select by loss")
+                              "real-valued: select by loss (--select-by loss, the default)")
         metrics = [keras.metrics.MeanMetricWrapper(sequence_accuracy, name="sequence_accuracy")] if tokens else None
         plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss,
                          metrics=metrics)

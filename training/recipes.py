@@ -98,7 +98,7 @@ RECIPES: tuple[Recipe, ...] = (
            {"greedy.wer": ("<=", 0.31), "beam5.wer": ("<=", 0.31), "greedy.per": ("<=", 0.08)}),
     # README, "With attention": 27.32% WER greedy and with a beam of 5, PER 6.43% / 6.41%.
     Recipe("g2p-attention", "g2p",
-           "seq2seq-edge train g2p --out runs/g2p_att --samples 200000 --units 384 --layers 2 --embedding-dim 64 "
+           "seq2seq-edge train g2p --out runs/g2p_att384 --samples 200000 --units 384 --layers 2 --embedding-dim 64 "
            "--dropout 0.3 --batch-size 128 --epochs 100 --patience 3 --lr-patience 1 --max-minutes 50 "
            "--attention luong --bidirectional",
            {"cell": "lstm", "units": 384, "layers": 2, "embedding_dim": 64, "dropout": 0.3, "attention": "luong",
