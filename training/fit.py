@@ -292,8 +292,8 @@ def _seq2seq_plan(splits: TokenSplits | FeatureSplits, cfg: ModelConfig, train: 
         fit, val = (feature_arrays(s, stats) for s in (splits.train, splits.validation))
         sides = Sides("features", fit.source.shape[-1], "features", fit.target.shape[-1], fit.target.shape[1])
         loss = "mse"
-    net = build_training_model(cfg, sides)
     build = lambda: build_training_model(cfg, sides)  # noqa: E731
+    net = build()
     baseline = None if vocabs else mean_predictor_loss(fit.target, val.target)
     if vocabs:  # token sequences: pad per batch, batches of similar lengths
         read = feed or (lambda make: make(1, None))  # one process: the whole batches
@@ -326,9 +326,9 @@ def _autoencoder_plan(splits: AnomalySplits | FeatureSplits, cfg: AutoencoderCon
     window, features = fit.shape[1:]
     sides = Sides("features", features, "features", features, window)
     data = _dealt(feed, fit, fit, val, val, train) if feed else (fit, fit, (val, val))
-    return _Plan(build_autoencoder(cfg, window, features), "mse", *data, sides,
-                 {"source": stats, "target": stats}, baseline=mean_predictor_loss(fit, val),
-                 build=lambda: build_autoencoder(cfg, window, features))
+    build = lambda: build_autoencoder(cfg, window, features)  # noqa: E731
+    return _Plan(build(), "mse", *data, sides, {"source": stats, "target": stats},
+                 baseline=mean_predictor_loss(fit, val), build=build)
 
 
 def token_loss(smoothing: float = 0.0):
