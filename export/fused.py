@@ -363,7 +363,8 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
                               "source_length" if tokens else ""], outputs=2, hidden_size=w.units,
                       activations=["Sigmoid", ACTIVATIONS[w.activation]], linear_before_reset=1)
         g.op("Squeeze", [h, zero], outputs=[f"h{k}"])
-        y = g.op("Squeeze", [seq, one], "y")  # (time, batch, units)
+        if k + 1 < len(layers) or attention_keys is not None:  # the sequence feeds the next layer or the memory
+            y = g.op("Squeeze", [seq, one], "y")  # (time, batch, units)
     vi = helper.make_tensor_value_info
     inputs = ([vi("source", TensorProto.INT32, ["batch", "time"]), vi("source_length", TensorProto.INT32, ["batch"])]
               if tokens else [vi("source", TensorProto.FLOAT, ["batch", "time", features])])
@@ -388,12 +389,19 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
 
 
 def quantize_model(proto):
-    """int8 dynamic quantisation of a plain graph (the encoder: LSTM -> DynamicQuantizeLSTM)."""
+    """int8 dynamic quantisation of a plain graph (the encoder: LSTM -> DynamicQuantizeLSTM, MatMul ->
+    MatMulInteger). GRU ops, which onnxruntime cannot quantise, are first written out as a Scan of MatMul
+    steps (export/gru_scan.py) whose body is quantised too."""
+    import copy
     import tempfile
     from pathlib import Path
 
     import onnx
 
+    from .gru_scan import gru_ops_as_scans
+
+    proto = copy.deepcopy(proto)
+    gru_ops_as_scans(proto, quantize_body=_quantize_subgraph)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model_int8.onnx"
         onnx.save(proto, str(src))
@@ -413,12 +421,10 @@ def _quantize_file(src, dst) -> None:
         logging.disable(logging.NOTSET)
 
 
-def quantize_loop(proto):
-    """int8 dynamic quantisation of the loop body (LSTM -> DynamicQuantizeLSTM, MatMul -> MatMulInteger).
-
-    onnxruntime's quantize_dynamic leaves Loop bodies alone, so the body is
-    quantised as a model of its own and put back.
-    """
+def _quantize_subgraph(graph, opset_imports):
+    """A Loop or Scan body, int8-quantised as a model of its own (quantize_dynamic leaves subgraphs alone):
+    returns (graph, opset_imports). Names the body reads from the enclosing graph (attention constants) are
+    inputs of the standalone model while it is quantised, and are taken out again afterwards."""
     import copy
     import tempfile
     from pathlib import Path
@@ -426,27 +432,37 @@ def quantize_loop(proto):
     import onnx
     from onnx import helper
 
-    model = copy.deepcopy(proto)
-    loop = next(n for n in model.graph.node if n.op_type == "Loop")
-    body = next(a for a in loop.attribute if a.name == "body")
-    # Names the body reads from the enclosing graph (attention constants) become inputs of the
-    # standalone body while it is quantised, and are taken out again afterwards.
-    defined = ({i.name for i in body.g.input} | {i.name for i in body.g.initializer}
-               | {o for n in body.g.node for o in n.output})
-    outer = sorted({i for n in body.g.node for i in n.input if i and i not in defined})
-    standalone = copy.deepcopy(body.g)
+    defined = ({i.name for i in graph.input} | {i.name for i in graph.initializer}
+               | {o for n in graph.node for o in n.output})
+    outer = sorted({i for n in graph.node for i in n.input if i and i not in defined})
+    standalone = copy.deepcopy(graph)
     standalone.input.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in outer)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "body.onnx", Path(tmp) / "body_int8.onnx"
-        onnx.save(helper.make_model(standalone, opset_imports=model.opset_import), str(src))
+        onnx.save(helper.make_model(standalone, opset_imports=opset_imports), str(src))
         _quantize_file(src, dst)
         quantized = onnx.load(str(dst))
     inputs = [i for i in quantized.graph.input if i.name not in outer]
     del quantized.graph.input[:]
     quantized.graph.input.extend(inputs)
-    body.g.CopyFrom(quantized.graph)
+    return quantized.graph, list(quantized.opset_import)
+
+
+def quantize_loop(proto):
+    """int8 dynamic quantisation of the loop body (LSTM -> DynamicQuantizeLSTM, MatMul -> MatMulInteger).
+
+    onnxruntime's quantize_dynamic leaves Loop bodies alone, so the body is
+    quantised as a model of its own and put back.
+    """
+    import copy
+
+    model = copy.deepcopy(proto)
+    loop = next(n for n in model.graph.node if n.op_type == "Loop")
+    body = next(a for a in loop.attribute if a.name == "body")
+    graph, opsets = _quantize_subgraph(body.g, model.opset_import)
+    body.g.CopyFrom(graph)
     domains = {o.domain for o in model.opset_import}
-    for opset in quantized.opset_import:
+    for opset in opsets:
         if opset.domain not in domains:
             model.opset_import.append(opset)
     return model

@@ -100,6 +100,31 @@ def test_fused_modes(cell_bundle):
     assert int8["tokens_identical"] == (int8["sequences_differing"] == 0)
 
 
+def test_int8_encoder_quantises_the_recurrent_layers(cell_bundle):
+    """fused-int8's encoder has no float32 recurrent op left: LSTM ops become DynamicQuantizeLSTM, GRU ops a
+    Scan whose step multiplies in int8 (onnxruntime has no quantised GRU op); and a row alone encodes as in
+    a padded batch, within int8 rounding (dynamic quantisation scales by the whole batch's range; a row that
+    read its padding would differ by a whole step's change)."""
+    import onnx
+
+    run, result = cell_bundle
+    graph = onnx.load(str(result.path / "encoder_int8.onnx")).graph
+    ops = {n.op_type for n in graph.node}
+    assert not ops & {"LSTM", "GRU"}
+    if run.config.model.cell == "gru":
+        body = {m.op_type for n in graph.node if n.op_type == "Scan" for a in n.attribute for m in a.g.node}
+        assert "MatMulInteger" in body and "MatMulInteger" in ops  # the recurrent and the input products
+    else:
+        assert "DynamicQuantizeLSTM" in ops
+    model = load(result.path)
+    ids, lengths = model.source_vocab.encode_batch(TEXTS)
+    batch = model._encode(ids, lengths, "fused-int8")
+    for i in range(len(TEXTS)):
+        alone = model._encode(ids[i:i + 1, :lengths[i]], lengths[i:i + 1], "fused-int8")
+        for name in alone:
+            np.testing.assert_allclose(alone[name][0], batch[name][i], atol=0.03)
+
+
 def test_runtime_equals_keras(cell_bundle):
     run, result = cell_bundle
     keras_ref, model = KerasSeq2Seq.from_run(run.load_model(), run.config), load(result.path)

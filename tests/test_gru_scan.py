@@ -1,0 +1,99 @@
+"""GRU ops written out as a Scan (export/gru_scan.py): the same numbers as ONNX's GRU op, and int8 reaches them."""
+
+import copy
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from seq2seq_edge.export.fused import RecurrentWeights, build_gru_encoder, quantize_model
+from seq2seq_edge.export.gru_scan import gru_ops_as_scans
+
+RNG = np.random.default_rng(0)
+
+
+def _layer(inputs: int, units: int, activation: str = "tanh") -> RecurrentWeights:
+    def w(*shape):
+        return RNG.normal(0, 0.3, shape).astype(np.float32)
+
+    return RecurrentWeights("gru", units, activation, w(inputs, 3 * units), w(units, 3 * units), w(2, 3 * units))
+
+
+def _run(proto, feeds):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(proto.SerializeToString(), options).run(None, feeds)
+
+
+def _ops(proto) -> set[str]:
+    return {n.op_type for n in proto.graph.node}
+
+
+def _scan_body_ops(proto) -> set[str]:
+    return {m.op_type for n in proto.graph.node if n.op_type == "Scan" for a in n.attribute if a.name == "body"
+            for m in a.g.node}
+
+
+@pytest.mark.parametrize("attention", [False, True], ids=["states", "attention-constants"])
+def test_token_encoder_as_scans_equals_the_gru_op_row_by_row(attention):
+    """Two layers (tanh, relu) over padded rows of different lengths: every output (final states; memory, zero
+    past each row's end; keys; mask) equals the native op's within float rounding."""
+    embedding = RNG.normal(0, 1, (20, 8)).astype(np.float32)
+    keys = (RNG.normal(0, 0.3, (12, 12)).astype(np.float32), None) if attention else None
+    encoder = build_gru_encoder(embedding, (_layer(8, 16), _layer(16, 12, "relu")), None, 18, attention_keys=keys)
+    rewritten = copy.deepcopy(encoder)
+    assert gru_ops_as_scans(rewritten) == 2
+    assert "GRU" not in _ops(rewritten) and "Scan" in _ops(rewritten)
+    lengths = np.array([9, 3, 1, 6, 9], np.int32)
+    source = RNG.integers(1, 20, (5, 9)).astype(np.int32)
+    source[np.arange(9)[None] >= lengths[:, None]] = 0
+    feeds = {"source": source, "source_length": lengths}
+    want, got = _run(encoder, feeds), _run(rewritten, feeds)
+    assert len(got) == (5 if attention else 2)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g, w, atol=1e-6)
+    # each row alone (no padding) gives what it gave in the padded batch
+    for row in range(5):
+        alone = _run(rewritten, {"source": source[row:row + 1, :lengths[row]], "source_length": lengths[row:row + 1]})
+        np.testing.assert_allclose(alone[1], got[1][row:row + 1], atol=1e-6)
+
+
+def test_feature_encoder_without_lengths():
+    """Real-valued sources have no lengths: two layers, the first one's sequence feeding the second."""
+    encoder = build_gru_encoder(None, (_layer(3, 16), _layer(16, 8)), 3, 18)
+    rewritten = copy.deepcopy(encoder)
+    assert gru_ops_as_scans(rewritten) == 2
+    source = RNG.normal(0, 1, (4, 7, 3)).astype(np.float32)
+    for w, g in zip(_run(encoder, {"source": source}), _run(rewritten, {"source": source}), strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-6)
+
+
+def test_int8_encoder_quantises_both_products_of_a_gru():
+    """quantize_model used to leave GRU ops in float32; now the input product (outside the Scan) and the
+    recurrent one (in its body) run as MatMulInteger, within int8 rounding of float32."""
+    embedding = RNG.normal(0, 1, (20, 8)).astype(np.float32)
+    encoder = build_gru_encoder(embedding, (_layer(8, 32),), None, 18)
+    int8 = quantize_model(encoder)
+    assert "GRU" not in _ops(int8) and "MatMulInteger" in _ops(int8) and "MatMulInteger" in _scan_body_ops(int8)
+    assert "GRU" in _ops(encoder)  # the float32 graph is left as it was
+    source = RNG.integers(1, 20, (6, 8)).astype(np.int32)
+    feeds = {"source": source, "source_length": np.full(6, 8, np.int32)}
+    (want,), (got,) = _run(encoder, feeds), _run(int8, feeds)
+    error = np.abs(got - want).max()
+    assert 0 < error < 0.05, error
+
+
+def test_other_gru_ops_are_left_alone():
+    """A bidirectional GRU (not the forward pattern) stays a GRU op: nothing is rewritten."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    units = 4
+    w = [numpy_helper.from_array(RNG.normal(0, 0.3, shape).astype(np.float32), name)
+         for name, shape in (("W", (2, 3 * units, 3)), ("R", (2, 3 * units, units)), ("B", (2, 6 * units)))]
+    node = helper.make_node("GRU", ["x", "W", "R", "B"], ["y", "y_h"], hidden_size=units, direction="bidirectional",
+                            linear_before_reset=1)
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([node], "g", [vi("x", TensorProto.FLOAT, [5, 1, 3])],
+                              [vi("y_h", TensorProto.FLOAT, [2, 1, units])], initializer=w)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    assert gru_ops_as_scans(proto) == 0 and _ops(proto) == {"GRU"}
