@@ -184,6 +184,55 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(tmp_path, monkeypat
     export_run(run.path, tmp_path / "bundle", parity_samples=32)  # raises unless the graphs match Keras
 
 
+def test_budget_schedule_falls_linearly_over_the_time_budget():
+    """lr_schedule='budget': before each batch the rate is the first rate times the share of the budget left,
+    never under 1/64 of it (a fake clock: 0, 30, 60 and 90 seconds of a one-minute budget)."""
+    import keras
+
+    from seq2seq_edge.training.fit import _BudgetSchedule
+
+    now = [0.0]
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    net.compile(optimizer=keras.optimizers.Adam(0.004), loss="mse")
+    schedule = _BudgetSchedule(0.004, 1.0, clock=lambda: now[0])
+    schedule.set_model(net)
+    schedule.on_train_begin()
+    rates = []
+    for now[0] in (0.0, 30.0, 60.0, 90.0):
+        schedule.on_train_batch_begin(0)
+        rates.append(float(np.asarray(net.optimizer.learning_rate)))
+    np.testing.assert_allclose(rates, [0.004, 0.002, 0.004 / 64, 0.004 / 64], rtol=1e-6)
+    logs = {}
+    schedule.on_epoch_end(0, logs)
+    assert logs == {"learning_rate": pytest.approx(0.004 / 64)}
+
+
+def test_budget_schedule_in_training(tmp_path, monkeypatch):
+    """A run with lr_schedule='budget' halves nothing on a plateau (no ReduceLROnPlateau), records a rate
+    that falls every epoch, and the configuration refuses the schedule without a time budget."""
+    import keras
+
+    from seq2seq_edge.training.config import ConfigError
+
+    built = []
+    original = keras.callbacks.ReduceLROnPlateau
+    monkeypatch.setattr(keras.callbacks, "ReduceLROnPlateau", lambda *a, **k: built.append(k) or original(*a, **k))
+    config = TrainConfig(samples=1000, epochs=3, batch_size=32, seed=2, lr_schedule="budget", max_minutes=5.0,
+                         learning_rate=0.004)
+    run = train("dates", tmp_path / "run", ModelConfig(units=8, embedding_dim=4), config, verbose=0)
+    history = json.loads((run.path / "history.json").read_text())
+    rates, seconds = history["learning_rate"], history["seconds"]
+    assert not built and len(rates) == 3
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert 0.004 * (1 - seconds / 300) - 1e-6 <= rates[-1] < 0.004
+    assert json.loads((run.path / "config.json").read_text())["train"]["lr_schedule"] == "budget"
+    with pytest.raises(ConfigError, match=r"^lr_schedule='budget' falls over the training time budget: set "
+                                          r"max_minutes too \(--max-minutes\)$"):
+        TrainConfig(lr_schedule="budget")
+    with pytest.raises(ConfigError, match=r"^lr_schedule must be one of plateau, budget, got 'cosine'$"):
+        TrainConfig(lr_schedule="cosine", max_minutes=1)
+
+
 def test_sequence_accuracy_counts_rows_whose_every_real_token_is_the_argmax():
     from seq2seq_edge.training.fit import sequence_accuracy
 

@@ -26,6 +26,7 @@ def _positive(obj: Any, *names: str) -> None:
 CELLS, ACTIVATIONS = ("lstm", "gru"), ("tanh", "relu")
 PRECISIONS = ("float32", "mixed_bfloat16")
 SELECT_BY = ("loss", "sequence_accuracy")
+LR_SCHEDULES = ("plateau", "budget")
 
 
 def _check_cell(cell: str, activation: str) -> None:
@@ -123,6 +124,10 @@ class TrainConfig:
     teacher-forced argmax is the target token, which is exactly the share that
     greedy decoding reproduces (the loss may rise from overconfidence while
     greedy decoding still improves).
+    ``lr_schedule``: ``plateau`` (halve as ``lr_patience`` says), or ``budget``: the
+    learning rate falls linearly with the share of ``max_minutes`` spent, from
+    ``learning_rate`` to 1/64 of it at the end of the budget (``lr_patience`` is
+    then unused), so a run stopped by its time budget ends at a low rate.
     """
 
     samples: int = 20000
@@ -141,6 +146,9 @@ class TrainConfig:
     select_by: str = field(default="loss", metadata={
         "help": "the validation figure that keeps the best epoch, stops and halves: loss or sequence_accuracy "
                 "(token targets)"})
+    lr_schedule: str = field(default="plateau", metadata={
+        "help": "plateau (halve after --lr-patience epochs without a better validation figure) or budget (fall "
+                "linearly over --max-minutes, to 1/64 at its end)"})
 
     def __post_init__(self) -> None:
         _positive(self, "samples", "epochs", "batch_size")
@@ -152,6 +160,11 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.select_by not in SELECT_BY:
             raise ConfigError(f"select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "budget" and not self.max_minutes:
+            raise ConfigError("lr_schedule='budget' falls over the training time budget: set max_minutes too "
+                              "(--max-minutes)")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
         for name in ("validation_split", "test_split"):

@@ -80,6 +80,9 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
             plan = (_autoencoder_plan(splits, model, train, feed) if family == "autoencoder"
                     else _seq2seq_plan(splits, model, train, feed))
         tokens = plan.vocabularies is not None
+        if multi and train.lr_schedule == "budget":
+            raise ConfigError("lr_schedule='budget' follows one process's clock and the workers' clocks differ: "
+                              "a multi-worker run uses lr_schedule='plateau' (the default)")
         if train.select_by == "sequence_accuracy" and not tokens:
             raise ConfigError("select_by='sequence_accuracy' scores token targets; this task's targets are "
                               "real-valued: select by loss (--select-by loss, the default)")
@@ -90,11 +93,13 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
             fit_multi_worker(plan.net, strategy)
         workers = strategy if multi else None
         callbacks = [_TimeBudget(train.max_minutes, workers)] if train.max_minutes else []
+        if train.lr_schedule == "budget":
+            callbacks.append(_BudgetSchedule(train.learning_rate, train.max_minutes))
         patient = []
         watch = {"monitor": f"val_{train.select_by}", "mode": "min" if train.select_by == "loss" else "max"}
-        if train.lr_patience:
+        if train.lr_patience and train.lr_schedule == "plateau":
             patient.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=train.lr_patience,
-                                                             min_lr=train.learning_rate / 64, **watch))
+                                                             min_lr=train.learning_rate * BUDGET_FLOOR, **watch))
         if train.patience:
             patient.append(keras.callbacks.EarlyStopping(patience=train.patience, restore_best_weights=True,
                                                          **watch))
@@ -201,6 +206,31 @@ def _TimeBudget(minutes: float, workers=None):
             self.last = now
 
     return TimeBudget()
+
+
+# The budget schedule's last learning rate, as a share of the first (ReduceLROnPlateau's min_lr too).
+BUDGET_FLOOR = 1 / 64
+
+
+def _BudgetSchedule(rate: float, minutes: float, clock: Callable[[], float] = time.perf_counter):
+    """Before each batch, set the learning rate to ``rate`` times the share of ``minutes`` still to run
+    (at least BUDGET_FLOOR of it): a linear decay over the training time budget ("budgeted training",
+    Li et al., ICLR 2020), so a run that the budget stops ends on small steps."""
+    import keras
+
+    class BudgetSchedule(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None) -> None:
+            self.started = clock()
+
+        def on_train_batch_begin(self, batch, logs=None) -> None:
+            left = 1.0 - (clock() - self.started) / (minutes * 60)
+            self.model.optimizer.learning_rate = rate * max(BUDGET_FLOOR, left)
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            if logs is not None:  # the history keeps each epoch's last rate
+                logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+
+    return BudgetSchedule()
 
 
 def _check_output_together(strategy, out: Path, force: bool, chief: bool) -> None:
