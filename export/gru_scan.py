@@ -25,39 +25,63 @@ _ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 
 def gru_ops_as_scans(proto, quantize_body=None) -> int:
     """Rewrite ``proto``'s GRU nodes that follow the pattern above in place; returns how many were rewritten
-    (others, such as bidirectional ones, stay as they are). ``quantize_body(graph, opset_imports) -> (graph,
-    opset_imports)`` quantises each Scan body."""
+    (others, such as bidirectional ones or any in a graph older than opset 13, stay as they are).
+    ``quantize_body(graph, opset_imports) -> (graph, opset_imports)`` quantises each Scan body."""
     from onnx import numpy_helper
 
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:  # Split and Unsqueeze take their sizes and axes as inputs from opset 13
+        return 0
     inits = {i.name: i for i in proto.graph.initializer}
-    consumed = {i for n in proto.graph.node for i in n.input} | {o.name for o in proto.graph.output}
-    nodes, rewritten = [], 0
+    consumed = _names_read(proto.graph)
+    nodes, rewritten, weights = [], 0, set()
     for node in proto.graph.node:
-        weights = _plain_gru(node, inits)
-        if weights is None:
+        acts = _plain_gru(node, inits)
+        if acts is None:
             nodes.append(node)
             continue
         W, R, B = (numpy_helper.to_array(inits[name]) for name in node.input[1:4])
-        new_nodes, new_inits, body_opsets = _scan_nodes(node, W[0], R[0], B[0], weights, proto.opset_import,
+        new_nodes, new_inits, body_opsets = _scan_nodes(node, W[0], R[0], B[0], acts, proto.opset_import,
                                                          quantize_body, rewritten, consumed)
         nodes.extend(new_nodes)
         proto.graph.initializer.extend(new_inits)
-        for opset in body_opsets:
-            if opset.domain not in {o.domain for o in proto.opset_import}:
-                proto.opset_import.append(opset)
+        for body_opset in body_opsets:
+            if body_opset.domain not in {o.domain for o in proto.opset_import}:
+                proto.opset_import.append(body_opset)
+        weights.update(node.input[1:4])
         rewritten += 1
     if rewritten:
         del proto.graph.node[:]
         proto.graph.node.extend(nodes)
-        used = {i for n in proto.graph.node for i in n.input}
-        kept = [i for i in proto.graph.initializer if i.name in used]
-        del proto.graph.initializer[:]
-        proto.graph.initializer.extend(kept)
+        unread = weights - _names_read(proto.graph)  # the GRUs' own weights, unless something else reads them
+        produced = ({i.name for i in proto.graph.input} | {i.name for i in proto.graph.initializer}
+                    | {o for n in proto.graph.node for o in n.output})
+        for field, drop in ((proto.graph.initializer, unread), (proto.graph.input, unread),
+                            (proto.graph.value_info, None)):
+            kept = [v for v in field if (v.name not in drop if drop is not None else v.name in produced)]
+            del field[:]
+            field.extend(kept)
     return rewritten
+
+
+def _names_read(graph) -> set[str]:
+    """Every name that ``graph``'s nodes (and the graphs inside them: Loop, Scan and If bodies) read, and its
+    outputs."""
+    from onnx import AttributeProto
+
+    names = {o.name for o in graph.output}
+    for node in graph.node:
+        names.update(node.input)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == AttributeProto.GRAPH else attr.graphs):
+                names |= _names_read(sub)
+    return names
 
 
 def _plain_gru(node, inits: dict) -> tuple[str, str] | None:
     """(gate activation, candidate activation) for a GRU node this module rewrites, else None."""
+    from onnx import TensorProto
+
     if node.op_type != "GRU" or node.domain not in ("", "ai.onnx"):
         return None
     attrs = {a.name: a for a in node.attribute}
@@ -67,8 +91,8 @@ def _plain_gru(node, inits: dict) -> tuple[str, str] | None:
     acts = [a.decode().lower() for a in attrs["activations"].strings] if "activations" in attrs else ["sigmoid", "tanh"]
     inputs = list(node.input) + [""] * (6 - len(node.input))
     if (direction != "forward" or linear != 1 or layout != 0 or "clip" in attrs or inputs[5]
-            or any(name not in inits for name in inputs[1:4]) or acts[0] != "sigmoid"
-            or acts[1] not in _ACTIVATIONS):
+            or any(name not in inits or inits[name].data_type != TensorProto.FLOAT for name in inputs[1:4])
+            or acts[0] != "sigmoid" or acts[1] not in _ACTIVATIONS):
         return None
     return acts[0], acts[1]
 
@@ -104,7 +128,7 @@ def _scan_nodes(node, W: np.ndarray, R: np.ndarray, B: np.ndarray, acts: tuple[s
               helper.make_node("Less", [p + "steps_column", p + "lengths_row"], [p + "within"]),
               helper.make_node("Unsqueeze", [p + "within", p + "axis2"], [p + "mask"])]
         scan_inputs.append(p + "mask")
-    body, body_opsets = _body(R, B[3 * units:], units, acts[1], bool(lengths), bool(y), opsets, quantize_body)
+    body, body_opsets = _body(R, B[3 * units:], units, acts[1], bool(lengths), bool(y), opsets, quantize_body, p)
     n.append(helper.make_node("Scan", [p + "h0"] + scan_inputs, [p + "h_last"] + ([p + "ys"] if y else []),
                               body=body, num_scan_inputs=len(scan_inputs), name=p + "scan"))
     if y:
@@ -115,16 +139,18 @@ def _scan_nodes(node, W: np.ndarray, R: np.ndarray, B: np.ndarray, acts: tuple[s
 
 
 def _body(R: np.ndarray, Rb: np.ndarray, units: int, act: str, masked: bool, sequence: bool, opsets,
-          quantize_body):
+          quantize_body, prefix: str):
     """The Scan body: state h (batch, units); scanned xw (batch, 3 units)[, mask (batch, 1) bool]; outputs the
-    next h[, and y (batch, units) when the GRU's sequence output is used]."""
+    next h[, and y (batch, units) when the GRU's sequence output is used]. Its names start with ``prefix``, so
+    that none shadows a name of the enclosing graph."""
     from onnx import TensorProto, helper, numpy_helper
 
     vi = helper.make_tensor_value_info
     f = TensorProto.FLOAT
     inits = [numpy_helper.from_array(R.T.astype(np.float32), "R_t"),
              numpy_helper.from_array(Rb.astype(np.float32), "Rb"),
-             numpy_helper.from_array(np.array([2 * units, units], np.int64), "sizes")]
+             numpy_helper.from_array(np.array([2 * units, units], np.int64), "sizes"),
+             numpy_helper.from_array(np.array([units, units], np.int64), "halves")]
     last = "h_out" if masked or not sequence else "h_new"  # unmasked with y: h_new is y, h_out a copy
     n = [helper.make_node("MatMul", ["h", "R_t"], ["hr_raw"]),
          helper.make_node("Add", ["hr_raw", "Rb"], ["hr"]),
@@ -132,7 +158,7 @@ def _body(R: np.ndarray, Rb: np.ndarray, units: int, act: str, masked: bool, seq
          helper.make_node("Split", ["hr", "sizes"], ["h_zr", "h_n"], axis=1),
          helper.make_node("Add", ["x_zr", "h_zr"], ["zr_in"]),
          helper.make_node("Sigmoid", ["zr_in"], ["zr"]),
-         helper.make_node("Split", ["zr"], ["z", "r"], axis=1, num_outputs=2),
+         helper.make_node("Split", ["zr", "halves"], ["z", "r"], axis=1),
          helper.make_node("Mul", ["r", "h_n"], ["rh"]),
          helper.make_node("Add", ["x_n", "rh"], ["n_in"]),
          helper.make_node(_ACTIVATIONS[act], ["n_in"], ["n"]),
@@ -152,6 +178,11 @@ def _body(R: np.ndarray, Rb: np.ndarray, units: int, act: str, masked: bool, seq
     if sequence:
         outputs.append(vi("y" if masked else "h_new", f, ["batch", units]))
     graph = helper.make_graph(n, "gru_step", inputs, outputs, initializer=inits)
+    for value in list(graph.input) + list(graph.output) + list(graph.initializer):
+        value.name = prefix + value.name
+    for node in graph.node:
+        node.input[:] = [prefix + name for name in node.input]
+        node.output[:] = [prefix + name for name in node.output]
     if quantize_body is None:
         return graph, []
     return quantize_body(graph, opsets)

@@ -83,17 +83,64 @@ def test_int8_encoder_quantises_both_products_of_a_gru():
     assert 0 < error < 0.05, error
 
 
-def test_other_gru_ops_are_left_alone():
-    """A bidirectional GRU (not the forward pattern) stays a GRU op: nothing is rewritten."""
+def test_int8_attention_encoder_with_padding():
+    """The quantised Scan body honours lengths: memory is exactly 0 past each row's end, and the states, memory
+    and keys are within int8 rounding of the float32 graph's."""
+    embedding = RNG.normal(0, 1, (20, 8)).astype(np.float32)
+    keys = (RNG.normal(0, 0.3, (16, 16)).astype(np.float32), None)
+    encoder = build_gru_encoder(embedding, (_layer(8, 16), _layer(16, 16)), None, 18, attention_keys=keys)
+    lengths = np.array([7, 2, 5], np.int32)
+    source = RNG.integers(1, 20, (3, 7)).astype(np.int32)
+    source[np.arange(7)[None] >= lengths[:, None]] = 0
+    feeds = {"source": source, "source_length": lengths}
+    want, got = _run(encoder, feeds), _run(quantize_model(encoder), feeds)
+    memory = got[2]
+    assert not memory[np.arange(7)[None] >= lengths[:, None]].any()
+    for w, g in zip(want, got, strict=True):
+        assert np.abs(g - w).max() < 0.06
+
+
+def _gru_model(opset: int = 18, direction: str = "forward", linear_before_reset: int = 1, initial_h: bool = False,
+               weights_as_inputs: bool = False):
     from onnx import TensorProto, helper, numpy_helper
 
-    units = 4
+    units, directions = 4, 2 if direction == "bidirectional" else 1
     w = [numpy_helper.from_array(RNG.normal(0, 0.3, shape).astype(np.float32), name)
-         for name, shape in (("W", (2, 3 * units, 3)), ("R", (2, 3 * units, units)), ("B", (2, 6 * units)))]
-    node = helper.make_node("GRU", ["x", "W", "R", "B"], ["y", "y_h"], hidden_size=units, direction="bidirectional",
-                            linear_before_reset=1)
+         for name, shape in (("W", (directions, 3 * units, 3)), ("R", (directions, 3 * units, units)),
+                             ("B", (directions, 6 * units)))]
     vi = helper.make_tensor_value_info
-    graph = helper.make_graph([node], "g", [vi("x", TensorProto.FLOAT, [5, 1, 3])],
-                              [vi("y_h", TensorProto.FLOAT, [2, 1, units])], initializer=w)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    assert gru_ops_as_scans(proto) == 0 and _ops(proto) == {"GRU"}
+    inputs = [vi("x", TensorProto.FLOAT, [5, 1, 3])] + ([vi("h0", TensorProto.FLOAT, [directions, 1, units])]
+                                                        if initial_h else [])
+    if weights_as_inputs:  # weights fed at run time, not stored in the graph
+        inputs += [vi(t.name, TensorProto.FLOAT, list(t.dims)) for t in w]
+        w = []
+    node = helper.make_node("GRU", ["x", "W", "R", "B", "", "h0" if initial_h else ""], ["y", "y_h"],
+                            hidden_size=units, direction=direction, linear_before_reset=linear_before_reset)
+    graph = helper.make_graph([node], "g", inputs, [vi("y_h", TensorProto.FLOAT, [directions, 1, units])],
+                              initializer=w)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("kind", [{"direction": "bidirectional"}, {"linear_before_reset": 0}, {"initial_h": True},
+                                  {"weights_as_inputs": True}, {"opset": 12}], ids=lambda k: next(iter(k)))
+def test_other_gru_ops_are_left_alone(kind):
+    """GRU ops outside the pattern (a bidirectional one, reset before the product, an initial state, weights
+    that are inputs, a graph older than opset 13) stay GRU ops: nothing is rewritten."""
+    proto = _gru_model(**kind)
+    before = proto.SerializeToString()
+    assert gru_ops_as_scans(proto) == 0 and proto.SerializeToString() == before
+
+
+def test_rewrite_keeps_weights_that_something_else_reads():
+    """Only the rewritten GRU's own weights leave the graph: an initializer that another node also reads
+    (here the recurrent weights, read again by an Identity) stays."""
+    from onnx import TensorProto, helper
+
+    proto = _gru_model()
+    proto.graph.node.append(helper.make_node("Identity", ["R"], ["r_copy"]))
+    proto.graph.output.append(helper.make_tensor_value_info("r_copy", TensorProto.FLOAT, None))
+    assert gru_ops_as_scans(proto) == 1
+    names = {i.name for i in proto.graph.initializer}
+    assert "R" in names and not {"W", "B"} & names
+    x = RNG.normal(0, 1, (5, 1, 3)).astype(np.float32)
+    assert _run(proto, {"x": x})[0].shape == (1, 1, 4)

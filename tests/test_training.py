@@ -231,6 +231,13 @@ def test_budget_schedule_in_training(tmp_path, monkeypatch):
         TrainConfig(lr_schedule="budget")
     with pytest.raises(ConfigError, match=r"^lr_schedule must be one of plateau, budget, got 'cosine'$"):
         TrainConfig(lr_schedule="cosine", max_minutes=1)
+    from seq2seq_edge.training.distribute import Distribution
+
+    workers = Distribution("multi-worker", workers=("127.0.0.1:1", "127.0.0.1:2"), worker_index=0)
+    with pytest.raises(ConfigError, match=r"^lr_schedule='budget' follows one process's clock and the workers' "
+                                          r"clocks differ: a multi-worker run uses lr_schedule='plateau'"):
+        train("dates", tmp_path / "multi", ModelConfig(units=8), config, distribute=workers, verbose=0)
+    assert not (tmp_path / "multi").exists()
 
 
 def test_sequence_accuracy_counts_rows_whose_every_real_token_is_the_argmax():

@@ -64,6 +64,9 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         raise ConfigError(f"task {task!r} trains {' or '.join(FAMILIES[task])} models, not {family}")
     chief = dist is None or dist.is_chief()
     multi = dist is not None and dist.strategy == "multi-worker"
+    if multi and train.lr_schedule == "budget":
+        raise ConfigError("lr_schedule='budget' follows one process's clock and the workers' clocks differ: "
+                          "a multi-worker run uses lr_schedule='plateau' (the default)")
     if chief and not multi:
         check_output_path(Path(out), force, directory=True)
     strategy = dist.make_strategy() if dist else None  # before TensorFlow runs anything else
@@ -80,9 +83,6 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
             plan = (_autoencoder_plan(splits, model, train, feed) if family == "autoencoder"
                     else _seq2seq_plan(splits, model, train, feed))
         tokens = plan.vocabularies is not None
-        if multi and train.lr_schedule == "budget":
-            raise ConfigError("lr_schedule='budget' follows one process's clock and the workers' clocks differ: "
-                              "a multi-worker run uses lr_schedule='plateau' (the default)")
         if train.select_by == "sequence_accuracy" and not tokens:
             raise ConfigError("select_by='sequence_accuracy' scores token targets; this task's targets are "
                               "real-valued: select by loss (--select-by loss, the default)")
