@@ -354,7 +354,7 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
     tokens = embedding is not None
     x = g.op("Gather", [g.const(embedding, "embedding"), "source"]) if tokens else "source"
     y = g.op("Transpose", [x], "time_major", perm=[1, 0, 2])  # (time, batch, dim)
-    zero, one = g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64))
+    zero = g.const(np.array([0], np.int64))
     for k, w in enumerate(layers):
         if w.cell != "gru" or not w.reset_after:
             raise ExportError("build_gru_encoder takes GRU layers with reset_after=True")
@@ -364,7 +364,7 @@ def build_gru_encoder(embedding: np.ndarray | None, layers: tuple[RecurrentWeigh
                       activations=["Sigmoid", ACTIVATIONS[w.activation]], linear_before_reset=1)
         g.op("Squeeze", [h, zero], outputs=[f"h{k}"])
         if k + 1 < len(layers) or attention_keys is not None:  # the sequence feeds the next layer or the memory
-            y = g.op("Squeeze", [seq, one], "y")  # (time, batch, units)
+            y = g.op("Squeeze", [seq, g.const(np.array([1], np.int64))], "y")  # (time, batch, units)
     vi = helper.make_tensor_value_info
     inputs = ([vi("source", TensorProto.INT32, ["batch", "time"]), vi("source_length", TensorProto.INT32, ["batch"])]
               if tokens else [vi("source", TensorProto.FLOAT, ["batch", "time", features])])

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from seq2seq_edge.export.fused import RecurrentWeights, build_gru_encoder, quantize_model
-from seq2seq_edge.export.gru_scan import gru_ops_as_scans
+from seq2seq_edge.export.gru_scan import _names_read, gru_ops_as_scans
 
 RNG = np.random.default_rng(0)
 
@@ -66,6 +66,21 @@ def test_feature_encoder_without_lengths():
     source = RNG.normal(0, 1, (4, 7, 3)).astype(np.float32)
     for w, g in zip(_run(encoder, {"source": source}), _run(rewritten, {"source": source}), strict=True):
         np.testing.assert_allclose(g, w, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers, attention", [(1, False), (2, False), (1, True)])
+def test_every_initializer_is_read(layers, attention):
+    """No graph that export writes carries an initializer nothing reads (onnxruntime warns about each one
+    when a user loads the bundle): the GRU encoder, its Scan rewrite and its int8 form."""
+    embedding = RNG.normal(0, 1, (20, 8)).astype(np.float32)
+    keys = (RNG.normal(0, 0.3, (16, 16)).astype(np.float32), None) if attention else None
+    stack = (_layer(8, 16),) + (_layer(16, 16),) * (layers - 1)
+    encoder = build_gru_encoder(embedding, stack, None, 18, attention_keys=keys)
+    rewritten = copy.deepcopy(encoder)
+    gru_ops_as_scans(rewritten)
+    for proto in (encoder, rewritten, quantize_model(encoder)):
+        unread = {i.name for i in proto.graph.initializer} - _names_read(proto.graph)
+        assert not unread
 
 
 def test_int8_encoder_quantises_both_products_of_a_gru():
