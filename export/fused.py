@@ -421,10 +421,11 @@ def _quantize_file(src, dst) -> None:
         logging.disable(logging.NOTSET)
 
 
-def _quantize_subgraph(graph, opset_imports):
-    """A Loop or Scan body, int8-quantised as a model of its own (quantize_dynamic leaves subgraphs alone):
-    returns (graph, opset_imports). Names the body reads from the enclosing graph (attention constants) are
-    inputs of the standalone model while it is quantised, and are taken out again afterwards."""
+def _quantize_subgraph(graph, model):
+    """A Loop or Scan body of ``model``, int8-quantised as a model of its own (quantize_dynamic leaves
+    subgraphs alone): returns the quantised graph and adds the opsets it needs (com.microsoft) to ``model``.
+    Names the body reads from the enclosing graph (attention constants) are inputs of the standalone model
+    while it is quantised, and are taken out again afterwards."""
     import copy
     import tempfile
     from pathlib import Path
@@ -439,13 +440,15 @@ def _quantize_subgraph(graph, opset_imports):
     standalone.input.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in outer)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "body.onnx", Path(tmp) / "body_int8.onnx"
-        onnx.save(helper.make_model(standalone, opset_imports=opset_imports), str(src))
+        onnx.save(helper.make_model(standalone, opset_imports=model.opset_import), str(src))
         _quantize_file(src, dst)
         quantized = onnx.load(str(dst))
     inputs = [i for i in quantized.graph.input if i.name not in outer]
     del quantized.graph.input[:]
     quantized.graph.input.extend(inputs)
-    return quantized.graph, list(quantized.opset_import)
+    domains = {o.domain for o in model.opset_import}
+    model.opset_import.extend(o for o in quantized.opset_import if o.domain not in domains)
+    return quantized.graph
 
 
 def quantize_loop(proto):
@@ -459,12 +462,7 @@ def quantize_loop(proto):
     model = copy.deepcopy(proto)
     loop = next(n for n in model.graph.node if n.op_type == "Loop")
     body = next(a for a in loop.attribute if a.name == "body")
-    graph, opsets = _quantize_subgraph(body.g, model.opset_import)
-    body.g.CopyFrom(graph)
-    domains = {o.domain for o in model.opset_import}
-    for opset in opsets:
-        if opset.domain not in domains:
-            model.opset_import.append(opset)
+    body.g.CopyFrom(_quantize_subgraph(body.g, model))
     return model
 
 

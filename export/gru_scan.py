@@ -26,7 +26,7 @@ _ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 def gru_ops_as_scans(proto, quantize_body=None) -> int:
     """Rewrite ``proto``'s GRU nodes that follow the pattern above in place; returns how many were rewritten
     (others, such as bidirectional ones or any in a graph older than opset 13, stay as they are).
-    ``quantize_body(graph, opset_imports) -> (graph, opset_imports)`` quantises each Scan body."""
+    ``quantize_body(graph, model) -> graph`` quantises each Scan body (adding the opsets it needs to ``model``)."""
     from onnx import numpy_helper
 
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -41,13 +41,9 @@ def gru_ops_as_scans(proto, quantize_body=None) -> int:
             nodes.append(node)
             continue
         W, R, B = (numpy_helper.to_array(inits[name]) for name in node.input[1:4])
-        new_nodes, new_inits, body_opsets = _scan_nodes(node, W[0], R[0], B[0], acts, proto.opset_import,
-                                                         quantize_body, rewritten, consumed)
+        new_nodes, new_inits = _scan_nodes(node, W[0], R[0], B[0], acts, proto, quantize_body, rewritten, consumed)
         nodes.extend(new_nodes)
         proto.graph.initializer.extend(new_inits)
-        for body_opset in body_opsets:
-            if body_opset.domain not in {o.domain for o in proto.opset_import}:
-                proto.opset_import.append(body_opset)
         weights.update(node.input[1:4])
         rewritten += 1
     if rewritten:
@@ -97,7 +93,7 @@ def _plain_gru(node, inits: dict) -> tuple[str, str] | None:
     return acts[0], acts[1]
 
 
-def _scan_nodes(node, W: np.ndarray, R: np.ndarray, B: np.ndarray, acts: tuple[str, str], opsets, quantize_body,
+def _scan_nodes(node, W: np.ndarray, R: np.ndarray, B: np.ndarray, acts: tuple[str, str], model, quantize_body,
                 index: int, consumed: set[str]):
     """The nodes and initializers that replace one GRU node (its outputs that nothing reads are left out)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -128,17 +124,17 @@ def _scan_nodes(node, W: np.ndarray, R: np.ndarray, B: np.ndarray, acts: tuple[s
               helper.make_node("Less", [p + "steps_column", p + "lengths_row"], [p + "within"]),
               helper.make_node("Unsqueeze", [p + "within", p + "axis2"], [p + "mask"])]
         scan_inputs.append(p + "mask")
-    body, body_opsets = _body(R, B[3 * units:], units, acts[1], bool(lengths), bool(y), opsets, quantize_body, p)
+    body = _body(R, B[3 * units:], units, acts[1], bool(lengths), bool(y), model, quantize_body, p)
     n.append(helper.make_node("Scan", [p + "h0"] + scan_inputs, [p + "h_last"] + ([p + "ys"] if y else []),
                               body=body, num_scan_inputs=len(scan_inputs), name=p + "scan"))
     if y:
         n.append(helper.make_node("Unsqueeze", [p + "ys", p + "axis1"], [y]))  # (time, 1, batch, units)
     if y_h:
         n.append(helper.make_node("Unsqueeze", [p + "h_last", p + "axis0"], [y_h]))  # (1, batch, units)
-    return n, inits, body_opsets
+    return n, inits
 
 
-def _body(R: np.ndarray, Rb: np.ndarray, units: int, act: str, masked: bool, sequence: bool, opsets,
+def _body(R: np.ndarray, Rb: np.ndarray, units: int, act: str, masked: bool, sequence: bool, model,
           quantize_body, prefix: str):
     """The Scan body: state h (batch, units); scanned xw (batch, 3 units)[, mask (batch, 1) bool]; outputs the
     next h[, and y (batch, units) when the GRU's sequence output is used]. Its names start with ``prefix``, so
@@ -183,6 +179,4 @@ def _body(R: np.ndarray, Rb: np.ndarray, units: int, act: str, masked: bool, seq
     for node in graph.node:
         node.input[:] = [prefix + name for name in node.input]
         node.output[:] = [prefix + name for name in node.output]
-    if quantize_body is None:
-        return graph, []
-    return quantize_body(graph, opsets)
+    return graph if quantize_body is None else quantize_body(graph, model)
