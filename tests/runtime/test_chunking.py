@@ -58,3 +58,67 @@ def test_chunked_results_equal_one_batch(dates_bundle, monkeypatch):
     assert [[h[0] for h in row] for row in model.decode_text(texts, beam)] == \
         [[model.target_vocab.decode(h.tokens) for h in row] for row in whole]
     assert len(list(length_chunks([len(model.source_vocab.encode(t)) for t in texts], 40))) >= 10
+
+
+# -- the encoder's chunks: rows of very different lengths encode in length-sorted chunks -----------------------
+
+def test_encoder_chunks_rule():
+    from seq2seq_edge.runtime.model import encoder_chunks
+
+    mixed = np.array([8 + (i * 7) % 17 for i in range(32)])  # 8..24
+    chunks = encoder_chunks(mixed)
+    assert [len(c) for c in chunks] == [8, 8, 8, 8]
+    flat = np.concatenate(chunks)
+    assert sorted(flat.tolist()) == list(range(32)) and (np.diff(mixed[flat]) >= 0).all()
+    assert [len(c) for c in encoder_chunks(np.resize(mixed, 200))] == [25] * 8  # at most eight calls
+    assert encoder_chunks(mixed[:15]) is None  # fewer than two chunks of eight rows
+    assert encoder_chunks(np.full(32, 12)) is None  # nothing to save
+    assert encoder_chunks(np.array([10] * 31 + [9])) is None  # under 10% to save
+
+
+class _Counting:
+    """An onnxruntime session that counts its calls and the batch of each."""
+
+    def __init__(self, session):
+        self.session, self.batches = session, []
+
+    def run(self, names, feed):
+        self.batches.append(next(iter(feed.values())).shape[0])
+        return self.session.run(names, feed)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+@pytest.mark.parametrize("fixture", ["dates_bundle", "attention_bundle"])
+def test_chunked_encoder_equals_one_call(fixture, request, monkeypatch):
+    import seq2seq_edge.runtime.model as model_module
+
+    model = load(request.getfixturevalue(fixture), threads=1)
+    texts = [f"{d} {m} {y}" for d, m, y in zip(range(1, 41), ["May", "juillet", "Juli", "mei", "September"] * 8,
+                                                range(1950, 2040, 2))]
+    texts[3] = "Saturday 1 September 1984"
+    ids, lengths = model.source_vocab.encode_batch(texts)
+    ids = np.pad(ids, ((0, 0), (0, 3)), constant_values=model.source_vocab.pad_id)  # wider than the longest row
+    assert model_module.encoder_chunks(lengths) is not None
+    assert load(request.getfixturevalue(fixture))._chunk_encoder is False  # onnxruntime's threads: no chunks
+    for mode in model.modes:
+        name = model.manifest.modes[mode]["encoder"]
+        counting = _Counting(model.bundle.sessions[name])
+        monkeypatch.setitem(model.bundle.sessions, name, counting)
+        chunked = model._encode(ids, lengths, mode)
+        tokens = model.generate(ids, lengths=lengths, mode=mode)
+        assert counting.batches[:5] == [8, 8, 8, 8, 8], mode
+        monkeypatch.setattr(model_module, "encoder_chunks", lambda lengths: None)
+        whole = model._encode(ids, lengths, mode)
+        assert counting.batches[-1] == 40
+        tolerance = 0.05 if mode.endswith("int8") else 1e-6  # int8: each call quantises its own rows
+        for key, value in whole.items():
+            assert chunked[key].shape == value.shape, key
+            np.testing.assert_allclose(chunked[key], value, atol=tolerance, err_msg=f"{mode} {key}")
+        for c in model.manifest.constants:  # zeros past each row's length, as one call leaves them
+            past = np.arange(ids.shape[1])[None, :] >= lengths[:, None]
+            assert not chunked[c.name][past].any(), c.name
+        if not mode.endswith("int8"):
+            assert all((a == b).all() for a, b in zip(tokens, model.generate(ids, lengths=lengths, mode=mode)))
+        monkeypatch.undo()
