@@ -33,7 +33,7 @@ function deepFreeze(value) {
  */
 async function load(dir, { threads = 1 } = {}) {
   const { manifest, sessions } = await openBundle(String(dir), threads);
-  return new Model(manifest, sessions, deepFreeze(py.toPlain(manifest.raw)));
+  return new Model(manifest, sessions, deepFreeze(py.toPlain(manifest.raw)), { threads });
 }
 
 module.exports = { load, Model, BundleError, InputError, UnknownTokenError, Seq2SeqEdgeError };

@@ -13,6 +13,12 @@ const py = require('./py');
 const { zeros, takeRows, putRows, putPadded, argmaxRows, maskLengths } = require('./tensors');
 
 const TOKEN_BUDGET = 1 << 16; // padded source ids per decode chunk (rows x longest row)
+// As runtime/model.py: with one thread, encoders that take lengths run rows of very different lengths in
+// length-sorted chunks of 8 or more rows (at most 8 calls), since onnxruntime's recurrent ops step every row
+// of a call to its longest row.
+const ENCODE_CHUNK_ROWS = 8;
+const ENCODE_MAX_CHUNKS = 8;
+const ENCODE_MIN_SAVING = 0.1;
 
 /**
  * Indices of `lengths` sorted by length, cut into chunks whose rows x longest row stays within `budget`.
@@ -30,6 +36,23 @@ function lengthChunks(lengths, budget) {
     start = end;
   }
   return chunks;
+}
+
+/**
+ * runtime/model.py's encoder_chunks: row indices sorted by length, in chunks of equal size, when that cuts
+ * the padded row-steps by ENCODE_MIN_SAVING or more; else null.
+ * @param {Int32Array | number[]} lengths
+ * @returns {number[][] | null}
+ */
+function encoderChunks(lengths) {
+  const batch = lengths.length;
+  if (batch < 2 * ENCODE_CHUNK_ROWS) return null;
+  const order = Array.from(lengths, (_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const size = Math.max(ENCODE_CHUNK_ROWS, Math.ceil(batch / ENCODE_MAX_CHUNKS));
+  const chunks = [];
+  for (let i = 0; i < batch; i += size) chunks.push(order.slice(i, i + size));
+  const padded = chunks.reduce((n, c) => n + c.length * lengths[c[c.length - 1]], 0);
+  return padded <= (1 - ENCODE_MIN_SAVING) * batch * Math.max(...lengths) ? chunks : null;
 }
 
 /** The texts, checked as runtime/inputs.py's check_texts checks them. */
@@ -50,10 +73,12 @@ class Model {
    * @param {import('./manifest').Manifest} manifest
    * @param {Map<string, ort.InferenceSession>} sessions
    * @param {unknown} raw manifest.json as plain JSON
+   * @param {{threads?: number}} [options] the sessions' intra-op threads (one: the encoder runs in chunks)
    */
-  constructor(manifest, sessions, raw) {
+  constructor(manifest, sessions, raw, { threads = 1 } = {}) {
     this.spec = manifest;
     this.sessions = sessions;
+    this.chunkEncoder = threads === 1;
     /** manifest.json, as plain JSON. */
     this.manifest = raw;
     const m = manifest;
@@ -195,6 +220,8 @@ class Model {
     const encoder = this.sessions.get(m.modes.get(mode).encoder);
     const { ids, lengths } = this.pad(rows);
     if (m.io.padding === 'lengths') {
+      const chunks = this.chunkEncoder ? encoderChunks(lengths) : null;
+      if (chunks !== null) return this.encodeChunked(encoder, rows, chunks);
       const length = new ort.Tensor('int32', lengths, [rows.length]);
       return this.encodeFeed(encoder, { [m.io.source]: ids, [m.io.sourceLength]: length }, rows.length);
     }
@@ -213,17 +240,32 @@ class Model {
 
   /** Encoders that see padding as input: encode each group of equal-length rows unpadded. */
   async encodeByLength(encoder, rows) {
+    const groups = [...new Set(rows.map((r) => r.length))].sort((a, b) => a - b)
+      .map((length) => rows.map((r, i) => i).filter((i) => rows[i].length === length));
+    return this.encodeGroups(encoder, rows, groups, false);
+  }
+
+  /** Encoders that take lengths, with one thread: length-sorted chunks of rows (encoderChunks). */
+  async encodeChunked(encoder, rows, chunks) {
+    return this.encodeGroups(encoder, rows, chunks, true);
+  }
+
+  /** Each group of rows encoded alone, cut to its longest row; constants padded with zeros to the longest. */
+  async encodeGroups(encoder, rows, groups, withLengths) {
     const m = this.spec;
     const longest = Math.max(...rows.map((r) => r.length));
     const state = {};
     for (const s of m.state) state[s.name] = zeros([rows.length, s.size]);
     for (const c of m.constants) state[c.name] = zeros(c.size === null ? [rows.length, longest] : [rows.length, longest, c.size]);
-    for (const length of [...new Set(rows.map((r) => r.length))].sort((a, b) => a - b)) {
-      const group = rows.map((r, i) => i).filter((i) => rows[i].length === length);
-      const ids = new Int32Array(group.length * length);
+    for (const group of groups) {
+      const length = Math.max(...group.map((i) => rows[i].length));
+      const ids = new Int32Array(group.length * length).fill(m.source.vocabulary.padId ?? 0);
       group.forEach((i, k) => ids.set(rows[i], k * length));
-      const part = await this.encodeFeed(encoder, { [m.io.source]: new ort.Tensor('int32', ids, [group.length, length]) },
-        group.length);
+      const feed = { [m.io.source]: new ort.Tensor('int32', ids, [group.length, length]) };
+      if (withLengths) {
+        feed[m.io.sourceLength] = new ort.Tensor('int32', Int32Array.from(group, (i) => rows[i].length), [group.length]);
+      }
+      const part = await this.encodeFeed(encoder, feed, group.length);
       for (const [name, value] of Object.entries(part)) {
         if (!this.constantNames.has(name)) putRows(state[name], value, group);
         else putPadded(state[name], value, group);
@@ -317,4 +359,4 @@ class Model {
   }
 }
 
-module.exports = { Model, lengthChunks, TOKEN_BUDGET };
+module.exports = { encoderChunks, Model, lengthChunks, TOKEN_BUDGET };
