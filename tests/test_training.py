@@ -1,6 +1,7 @@
 """Training writes a complete run directory; the same seed gives the same data."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -283,3 +284,52 @@ def test_select_by_sequence_accuracy_is_the_greedy_exact_match(tmp_path, monkeyp
         train("sine", tmp_path / "sine", ModelConfig(units=4), TrainConfig(samples=100, epochs=1,
                                                                            select_by="sequence_accuracy"), verbose=0)
     assert not (tmp_path / "sine").exists()
+
+
+def test_averaged_weights_are_validated_kept_and_saved_when_the_budget_stops_early():
+    """ema: validation scores the averaged weights, and those are the model's weights at the end even when
+    training stops before its last epoch (Keras alone would leave the raw weights there)."""
+    import keras
+
+    from seq2seq_edge.training.fit import _AveragedWeights
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 4)).astype(np.float32)
+    y = x @ rng.normal(size=(4, 1)).astype(np.float32) + 0.1 * rng.normal(size=(256, 1)).astype(np.float32)
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
+    net.compile(optimizer=keras.optimizers.Adam(0.05, use_ema=True, ema_momentum=0.9), loss="mse")
+    seen = {}
+
+    class Record(keras.callbacks.Callback):  # after _AveragedWeights, as the epoch-judging callbacks are
+        def on_epoch_end(self, epoch, logs=None):
+            seen["averaged"] = [np.array(v) for v in self.model.trainable_variables]
+            seen["raw"] = [np.array(v) for v in self.model.optimizer._model_variables_moving_average]  # swapped
+            if epoch == 1:
+                self.model.stop_training = True  # as the time budget does
+
+    history = net.fit(x, y, batch_size=16, epochs=5, validation_data=(x[:64], y[:64]), verbose=0,
+                      callbacks=[_AveragedWeights(), Record()])
+    assert len(history.history["loss"]) == 2
+    final = [np.array(v) for v in net.trainable_variables]
+    for got, averaged in zip(final, seen["averaged"]):
+        np.testing.assert_array_equal(got, averaged)
+    assert max(np.abs(a - r).max() for a, r in zip(seen["averaged"], seen["raw"])) > 1e-3
+    assert history.history["val_loss"][-1] == pytest.approx(net.evaluate(x[:64], y[:64], verbose=0), rel=1e-5)
+
+
+def test_ema_in_training_and_its_refusals(tmp_path):
+    from seq2seq_edge.training.config import ConfigError
+
+    config = TrainConfig(samples=1000, epochs=2, batch_size=32, seed=2, ema=0.99, patience=0)
+    run = train("dates", tmp_path / "run", ModelConfig(units=8, embedding_dim=4), config, verbose=0)
+    assert json.loads((run.path / "config.json").read_text())["train"]["ema"] == 0.99
+    assert RunDir(run.path).config.train.ema == 0.99
+    for bad in (1.0, -0.5, True, "0.9"):
+        with pytest.raises(ConfigError, match="^" + re.escape(f"ema must be 0 (off) or a momentum in (0, 1) such "
+                                                              f"as 0.999, got {bad!r}") + "$"):
+            TrainConfig(ema=bad)
+    with pytest.raises(ConfigError, match=r"^ema averages the weights in one process; a mirrored run trains "
+                                          r"without it \(ema=0, the default\)$"):
+        train("dates", tmp_path / "mirrored", ModelConfig(units=8), config, distribute="mirrored", verbose=0)
+    assert not (tmp_path / "mirrored").exists()

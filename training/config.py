@@ -128,6 +128,10 @@ class TrainConfig:
     learning rate falls linearly with the share of ``max_minutes`` spent, from
     ``learning_rate`` to 1/64 of it at the end of the budget (``lr_patience`` is
     then unused), so a run stopped by its time budget ends at a low rate.
+    ``ema``: 0 (off), or the momentum of an exponential moving average of the
+    weights kept beside them (Polyak averaging; 0.999 averages over about the
+    last 1,000 batches): validation, the kept epoch and the saved model use the
+    averaged weights, training goes on from the raw ones. One process only.
     """
 
     samples: int = 20000
@@ -149,6 +153,9 @@ class TrainConfig:
     lr_schedule: str = field(default="plateau", metadata={
         "help": "plateau (halve after --lr-patience epochs without a better validation figure) or budget (fall "
                 "linearly over --max-minutes, to 1/64 at its end)"})
+    ema: float = field(default=0.0, metadata={
+        "help": "0 (off) or the momentum of a moving average of the weights that validation, the kept epoch "
+                "and the saved model use, e.g. 0.999"})
 
     def __post_init__(self) -> None:
         _positive(self, "samples", "epochs", "batch_size")
@@ -165,6 +172,8 @@ class TrainConfig:
         if self.lr_schedule == "budget" and not self.max_minutes:
             raise ConfigError("lr_schedule='budget' falls over the training time budget: set max_minutes too "
                               "(--max-minutes)")
+        if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be 0 (off) or a momentum in (0, 1) such as 0.999, got {self.ema!r}")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
         for name in ("validation_split", "test_split"):

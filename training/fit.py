@@ -67,6 +67,9 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
     if multi and train.lr_schedule == "budget":
         raise ConfigError("lr_schedule='budget' follows one process's clock and the workers' clocks differ: "
                           "a multi-worker run uses lr_schedule='plateau' (the default)")
+    if dist is not None and train.ema:
+        raise ConfigError(f"ema averages the weights in one process; a {dist.strategy} run trains without it "
+                          "(ema=0, the default)")
     if chief and not multi:
         check_output_path(Path(out), force, directory=True)
     strategy = dist.make_strategy() if dist else None  # before TensorFlow runs anything else
@@ -87,14 +90,17 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
             raise ConfigError("select_by='sequence_accuracy' scores token targets; this task's targets are "
                               "real-valued: select by loss (--select-by loss, the default)")
         metrics = [keras.metrics.MeanMetricWrapper(sequence_accuracy, name="sequence_accuracy")] if tokens else None
-        plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0), loss=plan.loss,
-                         metrics=metrics)
+        averaged = {"use_ema": True, "ema_momentum": train.ema} if train.ema else {}
+        plan.net.compile(optimizer=keras.optimizers.Adam(train.learning_rate, clipnorm=1.0, **averaged),
+                         loss=plan.loss, metrics=metrics)
         if multi:
             fit_multi_worker(plan.net, strategy)
         workers = strategy if multi else None
         callbacks = [_TimeBudget(train.max_minutes, workers)] if train.max_minutes else []
         if train.lr_schedule == "budget":
             callbacks.append(_BudgetSchedule(train.learning_rate, train.max_minutes))
+        if train.ema:  # before the callbacks that judge and keep epochs: they see the averaged weights
+            callbacks.append(_AveragedWeights())
         patient = []
         watch = {"monitor": f"val_{train.select_by}", "mode": "min" if train.select_by == "loss" else "max"}
         if train.lr_patience and train.lr_schedule == "plateau":
@@ -231,6 +237,31 @@ def _BudgetSchedule(rate: float, minutes: float, clock: Callable[[], float] = ti
                 logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
 
     return BudgetSchedule()
+
+
+def _AveragedWeights():
+    """Keras's SwapEMAWeights (the averaged weights in the model for validation and at each epoch's end, the
+    raw ones while training), and at the end of training the last epoch's averaged weights: Keras writes
+    its average slots into the model after the last epoch, and after an epoch that the time budget or
+    early stopping ended those slots hold the raw weights, swapped out. Early stopping, after this in the
+    callbacks, then restores its best epoch's (averaged) weights."""
+    import keras
+
+    class AveragedWeights(keras.callbacks.SwapEMAWeights):
+        def __init__(self) -> None:
+            super().__init__(swap_on_epoch=True)
+            self.last = None
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            super().on_epoch_end(epoch, logs)
+            self.last = [np.array(v) for v in self.model.trainable_variables]
+
+        def on_train_end(self, logs=None) -> None:
+            if self.last is not None:
+                for variable, value in zip(self.model.trainable_variables, self.last):
+                    variable.assign(value)
+
+    return AveragedWeights()
 
 
 def _check_output_together(strategy, out: Path, force: bool, chief: bool) -> None:

@@ -94,7 +94,7 @@ RECIPES: tuple[Recipe, ...] = (
             "bidirectional": False, "input_feeding": False},
            {"samples": 200000, "batch_size": 128, "epochs": 100, "patience": 3, "lr_patience": 1,
             "max_minutes": 55, "learning_rate": 0.003, "label_smoothing": 0.0, "precision": "float32",
-            "select_by": "loss", "lr_schedule": "plateau"},
+            "select_by": "loss", "lr_schedule": "plateau", "ema": 0.0},
            {"greedy.wer": ("<=", 0.31), "beam5.wer": ("<=", 0.31), "greedy.per": ("<=", 0.08)}),
     # README, "With attention": 27.32% WER greedy and with a beam of 5, PER 6.43% / 6.41%.
     Recipe("g2p-attention", "g2p",
@@ -105,7 +105,7 @@ RECIPES: tuple[Recipe, ...] = (
             "bidirectional": True, "input_feeding": False},
            {"samples": 200000, "batch_size": 128, "epochs": 100, "patience": 3, "lr_patience": 1,
             "max_minutes": 50, "learning_rate": 0.003, "label_smoothing": 0.0, "precision": "float32",
-            "select_by": "loss", "lr_schedule": "plateau"},
+            "select_by": "loss", "lr_schedule": "plateau", "ema": 0.0},
            {"greedy.wer": ("<=", 0.30), "beam5.wer": ("<=", 0.30), "greedy.per": ("<=", 0.075)}),
     # README, "With attention", the best measured: 26.10% WER greedy (fp32), 25.89% with a beam of 5, PER 6.14% / 6.09%.
     Recipe("g2p-attention-512", "g2p",
@@ -117,7 +117,7 @@ RECIPES: tuple[Recipe, ...] = (
             "bidirectional": True, "input_feeding": False},
            {"samples": 200000, "batch_size": 128, "epochs": 100, "patience": 4, "lr_patience": 1,
             "max_minutes": 55, "learning_rate": 0.003, "label_smoothing": 0.0, "precision": "mixed_bfloat16",
-            "select_by": "sequence_accuracy", "lr_schedule": "budget"},
+            "select_by": "sequence_accuracy", "lr_schedule": "budget", "ema": 0.0},
            {"greedy.wer": ("<=", 0.29), "beam5.wer": ("<=", 0.29), "greedy.per": ("<=", 0.07)}),
     # Trained by tests/test_anomaly.py on every CI run (measured: ratio 0.39 and 0.22).
     _quick("ecg", {"reconstruction_ratio": ("<=", 0.6), "event_recall": (">=", 1.0)}),
