@@ -318,11 +318,21 @@ def test_averaged_weights_are_validated_kept_and_saved_when_the_budget_stops_ear
     assert history.history["val_loss"][-1] == pytest.approx(net.evaluate(x[:64], y[:64], verbose=0), rel=1e-5)
 
 
-def test_ema_in_training_and_its_refusals(tmp_path):
+def test_ema_in_training_and_its_refusals(tmp_path, monkeypatch):
+    """A run that its time budget stops after the first of three epochs saves that epoch's averaged weights."""
+    import seq2seq_edge.training.fit as fit_module
     from seq2seq_edge.training.config import ConfigError
 
-    config = TrainConfig(samples=1000, epochs=2, batch_size=32, seed=2, ema=0.99, patience=0)
+    made = []
+    original = fit_module._AveragedWeights
+    monkeypatch.setattr(fit_module, "_AveragedWeights", lambda: made.append(original()) or made[-1])
+    config = TrainConfig(samples=1000, epochs=3, batch_size=32, seed=2, ema=0.99, patience=0, max_minutes=0.001)
     run = train("dates", tmp_path / "run", ModelConfig(units=8, embedding_dim=4), config, verbose=0)
+    assert json.loads((run.path / "history.json").read_text())["epochs_run"] == 1
+    saved = RunDir(run.path).load_model()
+    assert len(made) == 1 and len(made[0].last) == len(saved.trainable_weights)
+    for weights, averaged in zip(saved.trainable_weights, made[0].last):
+        np.testing.assert_array_equal(np.asarray(weights), averaged)
     assert json.loads((run.path / "config.json").read_text())["train"]["ema"] == 0.99
     assert RunDir(run.path).config.train.ema == 0.99
     for bad in (1.0, -0.5, True, "0.9"):

@@ -155,7 +155,7 @@ class TrainConfig:
                 "linearly over --max-minutes, to 1/64 at its end)"})
     ema: float = field(default=0.0, metadata={
         "help": "0 (off) or the momentum of a moving average of the weights that validation, the kept epoch "
-                "and the saved model use, e.g. 0.999"})
+                "and the saved model use, e.g. 0.999 (the average lags: on short runs keep it lower)"})
 
     def __post_init__(self) -> None:
         _positive(self, "samples", "epochs", "batch_size")
