@@ -221,7 +221,7 @@ class Model {
     const { ids, lengths } = this.pad(rows);
     if (m.io.padding === 'lengths') {
       const chunks = this.chunkEncoder ? encoderChunks(lengths) : null;
-      if (chunks !== null) return this.encodeChunked(encoder, rows, chunks);
+      if (chunks !== null) return this.encodeGroups(encoder, rows, chunks, true);
       const length = new ort.Tensor('int32', lengths, [rows.length]);
       return this.encodeFeed(encoder, { [m.io.source]: ids, [m.io.sourceLength]: length }, rows.length);
     }
@@ -245,12 +245,10 @@ class Model {
     return this.encodeGroups(encoder, rows, groups, false);
   }
 
-  /** Encoders that take lengths, with one thread: length-sorted chunks of rows (encoderChunks). */
-  async encodeChunked(encoder, rows, chunks) {
-    return this.encodeGroups(encoder, rows, chunks, true);
-  }
-
-  /** Each group of rows encoded alone, cut to its longest row; constants padded with zeros to the longest. */
+  /**
+   * Each group of rows encoded alone, cut to its longest row (with its lengths when `withLengths`: the
+   * length-sorted chunks of encoderChunks); constants padded with zeros to the longest row.
+   */
   async encodeGroups(encoder, rows, groups, withLengths) {
     const m = this.spec;
     const longest = Math.max(...rows.map((r) => r.length));
