@@ -238,12 +238,12 @@ def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None
     g = _Graph("body_")
     states = [[f"{n}_in" for n in names] for names in state_names]
     fed = f"{ATTENTIONAL}_in" if spec.attention is not None and spec.attention.input_feeding else None
-    x, done, scans = ("token_in" if tokens else "x_in"), "finished_in", []
+    x, scans, misses = ("token_in" if tokens else "x_in"), [], ["running_in"]
     for _ in range(unroll):
         out, states, fed = _step(g, spec, x, states, fed)
         if tokens:  # int64 ids, as ArgMax gives them and Gather takes them: no cast per step
             x = g.op("ArgMax", [out], "next", axis=1, keepdims=0)  # (batch,)
-            done = g.op("Or", [done, g.op("Equal", [x, g.const(np.array(end_id, np.int64))])])
+            misses.append(g.op("BitwiseXor", [x, g.const(np.array(end_id, np.int64), "end_id")], "miss"))
         else:
             x = out  # (batch, features): fed back as the next input
         scans.append(x)
@@ -251,9 +251,13 @@ def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None
     # steps once after the loop rather than unsqueezed at every step.
     scan = g.op("Concat", scans, "scan", axis=0) if unroll > 1 else g.op("Identity", [x], "scan")
     if tokens:
-        running = g.op("ReduceMax", [g.op("Cast", [g.op("Not", [done])], to=TensorProto.INT32)], keepdims=0)
-        cond = g.op("Cast", [running], "cond", to=TensorProto.BOOL)
-        carried = [x, done]
+        # id XOR end_id is 0 exactly at the end token and positive otherwise, so a row's running value (the
+        # minimum over its steps, carried) is 0 once it has ended; the loop goes on while some row's is not:
+        # one node per step and three per iteration (measured faster than Equal/Or per step and Not, Cast,
+        # ReduceMax, Cast per iteration).
+        running = g.op("Min", misses, "running")
+        cond = g.op("Cast", [g.op("ReduceMax", [running], keepdims=0)], "cond", to=TensorProto.BOOL)
+        carried = [x, running]
     else:
         cond, carried = g.op("Identity", ["cond_in"], "cond"), [x]
     carried += [t for layer in states for t in layer] + ([g.op("Identity", [fed], "fed_out")] if fed else [])
@@ -285,9 +289,9 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
         sizes[ATTENTIONAL] = spec.layers[-1].units
     width = spec.dense_kernel.shape[1]
     body, cond, carried, scan = _body(spec, state_names, end_id, unroll)
-    first_vi = [vi("token_in", i64, ["batch"]), vi("finished_in", boolean, ["batch"])] if tokens else \
+    first_vi = [vi("token_in", i64, ["batch"]), vi("running_in", i64, ["batch"])] if tokens else \
         [vi("x_in", f32, ["batch", width])]
-    carried_types = ([i64, boolean] if tokens else [f32]) + [f32] * len(flat)
+    carried_types = ([i64, i64] if tokens else [f32]) + [f32] * len(flat)
     body_graph = helper.make_graph(
         body.nodes, "decode_steps",
         [vi("iteration", i64, []), vi("cond_in", boolean, [])] + first_vi + [vi(f"{n}_in", f32, ["batch", sizes[n]])
@@ -314,8 +318,9 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
                          g.const(np.array(unroll, np.int64))], "trips")  # ceil(max_steps / unroll)
     loop_inputs = [trips, g.const(np.array(True), "true")]
     if tokens:
-        loop_inputs += [g.op("Cast", [LOOP_INPUT], "first_id", to=i64),
-                        g.op("Cast", [g.op("Mul", [LOOP_INPUT, g.const(np.array(0, np.int32))])], to=boolean)]
+        first = g.op("Cast", [LOOP_INPUT], "first_id", to=i64)
+        loop_inputs += [first, g.op("Add", [g.op("Mul", [first, g.const(np.array(0, np.int64))]),
+                                            g.const(np.array(1, np.int64))], "running0")]  # every row running
     else:
         loop_inputs.append(LOOP_INPUT)
     stacked = g.op("Loop", loop_inputs + flat, outputs=[g.name("final") for _ in carried] + [g.name("stacked")],
@@ -329,7 +334,8 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
     graph = helper.make_graph(
         g.nodes, "decode_loop",
         [vi(n, f32, ["batch", sizes[n]]) for n in flat] + constants
-        + [vi(LOOP_INPUT, i32, ["batch"]) if tokens else vi(LOOP_INPUT, f32, ["batch", width]), vi(LOOP_STEPS, i64, [])],
+        + [vi(LOOP_INPUT, i32, ["batch"]) if tokens else vi(LOOP_INPUT, f32, ["batch", width]),
+           vi(LOOP_STEPS, i64, [])],
         [vi(result, i32, ["steps", "batch"]) if tokens else vi(result, f32, ["steps", "batch", width])],
         initializer=g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge",

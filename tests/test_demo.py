@@ -99,6 +99,28 @@ def test_the_page_decodes_what_a_person_types(browser, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_fused_loops_export_writes_today_run_in_the_browser(browser, tmp_path):
+    """The committed bundles hold loops from earlier exports: this one is exported now (a seeded, untrained
+    character model, as the benchmark builds), so onnxruntime-web runs every op the loop builder writes today."""
+    from seq2seq_edge.cli.bench.models import BenchModel, make_char_run, sample_sources
+    from seq2seq_edge.export import export_run
+    from seq2seq_edge.training import RunDir
+
+    spec = BenchModel("browser-lstm", "lstm", 1, units=32)
+    run = make_char_run(spec, tmp_path / "run", max_steps=12)
+    texts = sample_sources(RunDir(run).vocabularies()[0], 6, seed=3)
+    bundle = export_run(run, tmp_path / "bundle", parity_inputs=texts, parity_samples=6).path
+    page = _open(browser, _serve(bundle))
+    for mode in ("fused", "fused-int8"):
+        got = page.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.seq2seqEdge.model.generateText(arguments[0], {mode: arguments[1]})"
+            ".then(done, e => done(e.message))",
+            texts, mode)
+        want = load(bundle, threads=1).generate_text(texts, mode=mode)
+        assert got == want and len(set(want)) > 1, mode
+
+
 def test_an_unknown_symbol_is_shown_with_the_runtime_s_message(browser):
     from seq2seq_edge.runtime import InputError
 
