@@ -79,6 +79,15 @@ def _type(browser, text: str) -> tuple[str, str]:
     return browser.find_element(By.ID, "output").text, browser.find_element(By.ID, "error").text
 
 
+def _generate(browser, texts: list[str], mode: str):
+    """The page's model.generateText(texts, {mode}): its outputs, or the error's message."""
+    return browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.seq2seqEdge.model.generateText(arguments[0], {mode: arguments[1]})"
+        ".then(done, e => done(e.message))",
+        texts, mode)
+
+
 def test_the_page_decodes_what_a_person_types(browser, tmp_path):
     bundle = DATA / "dates_tiny"
     page = _open(browser, _serve(bundle))
@@ -88,12 +97,7 @@ def test_the_page_decodes_what_a_person_types(browser, tmp_path):
     # every decode mode in the browser gives the Python runtime's outputs
     texts = ["1 May 2000", "Sunday, 31 December 2049", "5 de fevereiro de 2036"]
     for mode in ("step", "fused", "fused-int8"):
-        got = page.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "window.seq2seqEdge.model.generateText(arguments[0], {mode: arguments[1]})"
-            ".then(done, e => done(e.message))",
-            texts, mode)
-        assert got == load(bundle, threads=1).generate_text(texts, mode=mode), mode
+        assert _generate(page, texts, mode) == load(bundle, threads=1).generate_text(texts, mode=mode), mode
     shot = tmp_path / "demo.png"
     page.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -129,12 +133,7 @@ def test_the_fused_loops_export_writes_today_run_in_the_browser(browser, tmp_pat
         pytest.fail(f"no end-token bias gave rows that end early beside rows that do not: {lengths}")
     page = _open(browser, _serve(bundle))
     for mode in ("fused", "fused-int8"):
-        got = page.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "window.seq2seqEdge.model.generateText(arguments[0], {mode: arguments[1]})"
-            ".then(done, e => done(e.message))",
-            texts, mode)
-        assert got == load(bundle, threads=1).generate_text(texts, mode=mode), mode
+        assert _generate(page, texts, mode) == load(bundle, threads=1).generate_text(texts, mode=mode), mode
 
 
 def test_an_unknown_symbol_is_shown_with_the_runtime_s_message(browser):
