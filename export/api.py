@@ -84,7 +84,8 @@ def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpe
     """LSTM models: both graphs by tf2onnx, the encoder's LSTM ops fed per-row lengths. GRU models:
     tf2onnx would turn the encoder into a slow Loop that cannot take lengths, so the encoder is
     built on ONNX's native GRU op from the weights; the decoder step still comes from tf2onnx."""
-    from .fused import RecurrentWeights, build_gru_encoder
+    from .fused_weights import RecurrentWeights
+    from .gru_encoder import build_gru_encoder
 
     cfg, sides = config.model, config.sides
     tokens = sides.source_kind == "tokens"
@@ -107,7 +108,7 @@ def _write_graphs(model, config, folder: Path, opset: int) -> dict[str, GraphSpe
 
 def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Path, opset: int) -> dict:
     """Add decode_loop.onnx (fp32), decode_loop_int8.onnx and encoder_int8.onnx; returns the decode modes."""
-    from .fused import decoder_weights
+    from .fused_weights import decoder_weights
 
     end_id = vocabs[1].end_id if vocabs else None
     names = [[name for layer, _, name in state_names(config.model.cell, config.model.layers) if layer == k]

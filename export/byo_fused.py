@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .convert import ExportError
-from .fused import AttentionWeights, DecoderWeights, RecurrentWeights
+from .fused_weights import AttentionWeights, DecoderWeights, RecurrentWeights
 from .support import all_layers, cell_of_layer
 
 __all__ = ["fused_weights"]

@@ -92,11 +92,12 @@ def _axes(value) -> tuple:
 def write_fused_modes(spec, names: list[list[str]], end_id: int | None, graphs: dict[str, GraphSpec], folder: Path,
                       opset: int) -> dict:
     """Add decode_loop.onnx (fp32), decode_loop_int8.onnx and encoder_int8.onnx to ``folder`` (whose
-    encoder.onnx is written) from ``spec`` (fused.DecoderWeights; ``names[k]``: layer k's state names);
+    encoder.onnx is written) from ``spec`` (fused_weights.DecoderWeights; ``names[k]``: layer k's state names);
     returns the decode modes for the manifest."""
     import onnx
 
-    from .fused import build_decode_loop, quantize_loop, quantize_model
+    from .fused_loop import build_decode_loop
+    from .quantize import quantize_loop, quantize_model
 
     loop = build_decode_loop(spec, names, end_id, max(opset, 18))
     graphs["decode_loop"] = write_graph(loop, folder, "decode_loop.onnx")
