@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..export.metrics import token_agreement
+from ..runtime.metrics import token_agreement
 from ..runtime import load
 from ..runtime.errors import Seq2SeqEdgeError
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.errors import InputError
-from ..training.fsutil import write_bytes_atomic
+from ..runtime.fsutil import write_bytes_atomic
 
 __all__ = ["read_features", "write_features"]
 

@@ -15,7 +15,7 @@ __all__ = ["plot_alignment", "plot_anomalies", "check_plot_output"]
 
 def check_plot_output(path: str | Path, force: bool) -> None:
     """Refuse an existing --plot file (without ``force``) and a missing matplotlib before any work is done."""
-    from ..training.fsutil import check_output_path
+    from ..runtime.fsutil import check_output_path
 
     check_output_path(Path(path), force, directory=False)
     _pyplot()
@@ -34,7 +34,7 @@ def _pyplot():
 
 def _save(fig, path: Path, force: bool) -> None:
     """PNG bytes written atomically (the file appears whole or not at all)."""
-    from ..training.fsutil import write_bytes_atomic
+    from ..runtime.fsutil import write_bytes_atomic
 
     plt = _pyplot()
     buffer = io.BytesIO()

@@ -8,7 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..training.fsutil import check_output_path
+from ..runtime.fsutil import check_output_path
+from ..runtime.metrics import exact_match
 
 __all__ = ["quickstart", "EXAMPLES", "latency_per_token"]
 
@@ -53,7 +54,7 @@ def quickstart(out: str | Path = "quickstart-out", *, force: bool = False, epoch
         print_fn(f"      {text!r:32} -> {iso}")
     test = make_splits("dates", config).test
     predictions = model.generate_text([s for s, _ in test])
-    accuracy = float(np.mean([p == t for p, (_, t) in zip(predictions, test)]))
+    accuracy = exact_match(predictions, [t for _, t in test])
     print_fn(f"      held-out exact match: {accuracy:.2%} of {len(test)} dates never seen in training")
     print_fn("[4/4] batch-1 greedy latency on the same 20 held-out inputs:")
     vocab, target = model.source_vocab, model.target_vocab

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..runtime.contract import state_names
 from ..runtime.manifest import FeatureSpec, GraphSpec
-from ..training.fsutil import atomic_directory
+from ..runtime.fsutil import atomic_directory
 from ..training.inference import KerasSeq2Seq
 from ..training.models import build_decoder_step, build_encoder
 from ..training.rundir import RunDir

@@ -13,7 +13,7 @@ import numpy as np
 from ..runtime.contract import LATENT, RECONSTRUCTION, SOURCE
 from ..runtime.inputs import normalise
 from ..runtime.manifest import AutoencoderManifest, FeatureSpec
-from ..training.fsutil import atomic_directory
+from ..runtime.fsutil import atomic_directory
 from .convert import OPSET, ExportError, keras_to_onnx, name_axes
 from .manifest_builder import versions
 from .parity import STEP_TOLERANCE

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..runtime.contract import ATTENTION, MEMORY, SOURCE, SOURCE_MASK, STEP_OUTPUTS, state_output
 from ..runtime.manifest import ConstantSpec, FeatureSpec, IONames, Manifest, StateSpec, TokenSpec
-from ..training.fsutil import atomic_directory
+from ..runtime.fsutil import atomic_directory
 from ..training.inference import KerasSeq2Seq
 from .convert import OPSET, ExportError
 from .manifest_builder import versions

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..runtime.contract import SOURCE_MASK
 from ..runtime.inputs import normalise
+from ..runtime.metrics import exact_match, token_agreement
 from ..runtime.strategies import log_softmax
-from .metrics import token_agreement
 
 __all__ = ["ParityReport", "token_parity", "feature_parity", "default_mode", "near_ties", "int8_verdict",
            "STEP_TOLERANCE", "DECODE_TOLERANCE", "TIE_MARGIN", "INT8_MIN_AGREEMENT"]
@@ -194,7 +194,7 @@ def token_parity(keras_ref, runtime, ids: np.ndarray, lengths: np.ndarray, targe
     def metrics(rows: list) -> dict:
         if targets is None:
             return {}
-        return {"exact_match": float(np.mean([tgt_vocab.decode(r) == t for r, t in zip(rows, targets)]))}
+        return {"exact_match": exact_match([tgt_vocab.decode(r) for r in rows], targets)}
 
     modes = {}
     for mode in runtime.modes:

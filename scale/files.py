@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..runtime.errors import InputError
-from ..training.fsutil import check_output_path, publish_file
+from ..runtime.fsutil import check_output_path, publish_file
 
 __all__ = ["read_sources", "ResultWriter", "INPUT_KINDS", "OUTPUT_KINDS", "count_rows"]
 

@@ -5,7 +5,7 @@ import pytest
 
 from seq2seq_edge.export import export_run
 from seq2seq_edge.runtime import DecodeOptions, load
-from seq2seq_edge.export.metrics import token_agreement
+from seq2seq_edge.runtime.metrics import token_agreement
 from seq2seq_edge.training import ModelConfig, TrainConfig, train
 from seq2seq_edge.training.inference import KerasSeq2Seq
 

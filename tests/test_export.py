@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seq2seq_edge.export import ParityError, export_run  # noqa: E402
-from seq2seq_edge.training.fsutil import OutputExistsError  # noqa: E402
+from seq2seq_edge.runtime.fsutil import OutputExistsError  # noqa: E402
 from seq2seq_edge.runtime import load  # noqa: E402
 from seq2seq_edge.training import RunDir, RunDirError  # noqa: E402
 from seq2seq_edge.training.inference import KerasSeq2Seq  # noqa: E402

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from seq2seq_edge.training.fsutil import OutputExistsError
+from seq2seq_edge.runtime.fsutil import OutputExistsError
 from seq2seq_edge.training import ModelConfig, RunDir, TrainConfig, train
 from seq2seq_edge.training.inference import KerasSeq2Seq
 

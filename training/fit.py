@@ -18,7 +18,7 @@ from ..runtime.inputs import normalise
 from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Sides, TrainConfig
 from .data import bucketed_batches, build_vocabularies, dealt_batches, feature_arrays, feature_stats, token_arrays
 from .distribute import Distribution, fit_multi_worker
-from .fsutil import OutputExistsError, atomic_directory, check_output_path
+from ..runtime.fsutil import OutputExistsError, atomic_directory, check_output_path
 from .recipes import QUALITY_FILE, match_recipe
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, AnomalySplits, FeatureSplits, TokenSplits, make_splits

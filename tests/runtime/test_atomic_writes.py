@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from seq2seq_edge.training.fsutil import OutputExistsError, atomic_directory, write_bytes_atomic
+from seq2seq_edge.runtime.fsutil import OutputExistsError, atomic_directory, write_bytes_atomic
 
 
 def _bundle(folder, text: str) -> None:

@@ -1,4 +1,4 @@
-"""The runtime must stay light: numpy + onnxruntime only."""
+"""The runtime must stay light: numpy + onnxruntime only; scoring (scale/) loads no training code either."""
 
 import subprocess
 import sys
@@ -27,3 +27,13 @@ def test_loading_and_decoding_pulls_in_no_training_stack(dates_bundle):
 def test_cli_run_pulls_in_no_training_stack(dates_bundle):
     statement = f"from seq2seq_edge.cli import main; main(['run', {str(dates_bundle)!r}, '1 May 2000'])"
     assert _imported_after(statement) == []
+
+
+def test_scale_import_pulls_in_no_training_code():
+    """A scoring process loads neither TensorFlow nor any seq2seq_edge.training module (the atomic writes and
+    the metrics it shares with training and export live in runtime/)."""
+    code = ("import sys, seq2seq_edge.scale; "
+            "print('TRAINING=' + ','.join(m for m in sys.modules if m.startswith('seq2seq_edge.training')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "TRAINING=", result.stdout
+    assert _imported_after("import seq2seq_edge.scale") == []

@@ -8,7 +8,7 @@ import pytest
 from seq2seq_edge.cli import main
 from seq2seq_edge.runtime import DecodeOptions, InputError, load
 from seq2seq_edge.scale import score_file
-from seq2seq_edge.training.fsutil import OutputExistsError
+from seq2seq_edge.runtime.fsutil import OutputExistsError
 
 TEXTS = ["3 mei 1961", "July 14, 2023", "1 gennaio 2000", "Sunday, 31 December 2049", "14. Juli 2023"]
 

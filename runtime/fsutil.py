@@ -5,6 +5,9 @@ swap fails), an output another process created meanwhile is never replaced witho
 ``force``, and files and directories are fsync'ed before the rename, so a power cut leaves
 either the old output or the complete new one under the final name. New files and folders
 get the permissions the process's umask allows, as ``open`` and ``mkdir`` would give them.
+
+It lives in the bottom room (standard library only) because training, export, scale and the
+command line all write outputs this way, and a scoring process must not load training code.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..runtime.errors import Seq2SeqEdgeError
+from .errors import Seq2SeqEdgeError
 
 __all__ = ["OutputExistsError", "atomic_directory", "check_output_path", "publish_file", "write_bytes_atomic"]
 
