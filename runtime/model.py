@@ -2,58 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import chunks
 from .bundle import Bundle
+from .chunks import TOKEN_BUDGET, encoder_chunks, length_chunks
 from .contract import LOOP_INPUT, LOOP_STEPS
 from .decoding import FeedBack, State, decode, rollout_features, run
+from .encoding import SourceEncoder
 from .errors import InputError
-from .inputs import (check_features, check_lengths, check_normalised, check_state, check_texts, check_token_ids,
-                     normalise)
-from .manifest import FeatureSpec, Manifest, TokenSpec
+from .inputs import check_features, check_normalised, check_state, check_texts, check_token_ids, normalise
+from .manifest import Manifest, TokenSpec
+from .stepping import StepRunner
 from .strategies import DecodeOptions, Hypothesis, greedy_tokens, make_search
 from .vocab import Vocabulary
 
-__all__ = ["Seq2SeqModel", "TOKEN_BUDGET", "encoder_chunks", "length_chunks"]
-
-TOKEN_BUDGET = 1 << 16  # padded source ids per decode chunk (rows x longest row) in generate_text/decode_text
-# Encoders that take lengths still step every row of a call to the call's longest row (onnxruntime's LSTM and
-# GRU ops, the int8 GRU Scan). Rows sorted by length and encoded in chunks of ENCODE_CHUNK_ROWS or more (at most
-# ENCODE_MAX_CHUNKS calls) skip most of that padding: measured on the bench's 256-unit models at batch 32 with
-# sources of 8-24 characters, encoder time per row 174 -> 129 us (LSTM fp32), 83 -> 51 (LSTM int8), 159 -> 107
-# (GRU fp32). Chunks below 8 rows lose in int8 (the product of a small batch costs about as much as a larger
-# one). Only with one intra-op thread: with more, onnxruntime's LSTM op splits the batch across its threads and
-# skips the padding itself (two threads, batch 128: no gain; int8 none at any batch).
-ENCODE_CHUNK_ROWS, ENCODE_MAX_CHUNKS, ENCODE_MIN_SAVING = 8, 8, 0.1
-
-
-def length_chunks(lengths: Sequence[int], budget: int) -> Iterator[list[int]]:
-    """Indices of ``lengths`` sorted by length, cut into chunks whose rows x longest row stays within
-    ``budget`` (a row longer than the budget goes alone)."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and (end + 1 - start) * lengths[order[end]] <= budget:
-            end += 1
-        yield order[start:end]
-        start = end
-
-
-def encoder_chunks(lengths: np.ndarray) -> list[np.ndarray] | None:
-    """Row indices sorted by length, in chunks of equal size (the last may be smaller), when that cuts the
-    padded row-steps (rows x longest row, summed over calls) by ENCODE_MIN_SAVING or more; else None."""
-    batch = len(lengths)
-    if batch < 2 * ENCODE_CHUNK_ROWS:
-        return None
-    order = np.argsort(lengths, kind="stable")
-    size = max(ENCODE_CHUNK_ROWS, -(-batch // ENCODE_MAX_CHUNKS))
-    chunks = [order[i:i + size] for i in range(0, batch, size)]
-    padded = sum(len(rows) * int(lengths[rows[-1]]) for rows in chunks)  # sorted: each chunk's last is longest
-    return chunks if padded <= (1 - ENCODE_MIN_SAVING) * batch * int(lengths.max()) else None
+__all__ = ["Seq2SeqModel", "TOKEN_BUDGET", "encoder_chunks", "length_chunks"]  # the last three: from chunks.py
 
 
 class Seq2SeqModel:
@@ -63,18 +29,13 @@ class Seq2SeqModel:
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
         m = self.manifest
-        self._decoder = bundle.sessions["decoder_step"] if m.has_step else None
+        self._decoder = StepRunner(m, bundle.sessions["decoder_step"]) if m.has_step else None
         self._state_sizes = {s.name: s.size for s in m.state}
         # Attention decoders: per-sequence constants (memory, keys, mask) ride in the state dict, so every
         # search (beam search tiles and reorders rows) carries them with the state; steps pass them on.
         self._constants = {c.name: c for c in m.constants}
-        # A source mask the step graph does not take: steps run per group of rows of equal source length.
-        self._unfed_mask = next((c.name for c in m.constants if not c.decoder_input), None)
-        self._encoder_outputs = ([s.encoder_output for s in m.state if s.init == "encoder"]
-                                 + [c.encoder_output for c in m.constants])
-        self._decoder_outputs = [m.io.step_output] + [s.output for s in m.state]
         options = next(iter(bundle.sessions.values())).get_session_options()
-        self._chunk_encoder = options.intra_op_num_threads == 1  # see ENCODE_CHUNK_ROWS
+        self._encoder = SourceEncoder(m, bundle.sessions, chunked=options.intra_op_num_threads == 1)
 
     # -- introspection ----------------------------------------------------
     @property
@@ -108,19 +69,7 @@ class Seq2SeqModel:
                              "or generate_text); export it again with 'step' among its modes")
 
     def _encode(self, source: Any, lengths: Any, mode: str) -> State:
-        m = self.manifest
-        encoder = self.bundle.sessions[m.modes[mode]["encoder"]]
-        if isinstance(m.source, FeatureSpec):
-            x = check_normalised(normalise(check_features(source, m.source.features), m.source.mean, m.source.std))
-            return self._encode_feed(encoder, {m.io.source: x})
-        vocab = m.source.vocabulary
-        ids = check_token_ids(source, len(vocab))
-        lengths = check_lengths(lengths, ids, vocab.pad_id)
-        if m.io.padding == "lengths":
-            return self._encode_chunked(encoder, ids, lengths)
-        if m.io.padding == "mask":
-            return self._encode_feed(encoder, {m.io.source: ids})
-        return self._encode_by_length(encoder, ids, lengths)
+        return self._encoder.encode(source, lengths, mode)
 
     def step(self, step_input: Any, state: State) -> tuple[np.ndarray, State]:
         """One decoder call: ``(output, next_state)``; the state passed in is not modified.
@@ -235,41 +184,7 @@ class Seq2SeqModel:
         start = np.full(next(iter(state.values())).shape[0], vocab.start_id, np.int32)
         search = decode(self._step, state, start, steps, make_search(options, vocab.end_id))
         rows = search.hypotheses()
-        return self._with_attention(state, rows) if return_attention else rows
-
-    def _with_attention(self, state: State, rows: list[list[Hypothesis]]) -> list[list[Hypothesis]]:
-        """Replay every hypothesis through the step graph (all of them as one batch) and keep the weights.
-
-        Each is fed its own tokens, so the weights are exactly those the decode computed.
-        """
-        m, vocab = self.manifest, self.target_vocab
-        owner = [i for i, row in enumerate(rows) for _ in row]
-        hyps = [h for row in rows for h in row]
-        if not hyps:
-            return rows
-        batch = {name: value[owner] for name, value in state.items()}
-        feeds = [np.concatenate([[vocab.start_id], h.tokens]).astype(np.int32) for h in hyps]
-        steps = [len(h.tokens) + int(h.ended) for h in hyps]  # the end token's step too, when it ended
-        width = max(steps)
-        x = np.full((len(hyps), width), vocab.pad_id or 0, np.int32)
-        for j, f in enumerate(feeds):
-            x[j, : min(len(f), width)] = f[:width]
-        weights = []
-        names = [m.io.step_output, m.io.attention] + [s.output for s in m.state]
-        for t in range(width):
-            feed = dict(batch)
-            feed[m.io.step_input] = x[:, t, None]
-            _, attention, *values = self._run_decoder(names, feed)
-            weights.append(attention)
-            batch.update({s.name: v for s, v in zip(m.state, values)})
-        lengths = batch[next(c.name for c in m.constants if c.kind == "mask")].sum(axis=1).astype(int)
-        stacked = np.stack(weights, axis=1)  # width >= 1: every hypothesis has a token or its end
-        done = [replace(h, attention=stacked[j, : steps[j], : lengths[j]]) for j, h in enumerate(hyps)]
-        out, k = [], 0
-        for row in rows:
-            out.append(done[k: k + len(row)])
-            k += len(row)
-        return out
+        return self._decoder.with_attention(state, rows) if return_attention else rows
 
     def decode_text(self, texts: Sequence[str], options: DecodeOptions | None = None,
                     max_steps: int | None = None) -> list[list[tuple[str, float, float]]]:
@@ -281,15 +196,7 @@ class Seq2SeqModel:
 
     def _by_chunks(self, texts: Sequence[str], run: Callable[[np.ndarray, np.ndarray], list]) -> list:
         """``run(ids, lengths)`` over length-sorted chunks of ``texts``; one result per text, in order."""
-        texts = check_texts(texts)
-        vocab = self.source_vocab
-        rows = [vocab.encode(t) for t in texts]
-        results: list = [None] * len(rows)
-        for chunk in length_chunks([len(r) for r in rows], TOKEN_BUDGET):
-            ids, lengths = vocab.pad([rows[i] for i in chunk])  # (chunk, longest in chunk)
-            for i, result in zip(chunk, run(ids, lengths)):
-                results[i] = result
-        return results
+        return chunks.by_text_chunks(check_texts(texts), self.source_vocab, run)
 
     def stream(self, source: Any, max_steps: int | None = None, *, lengths: Any = None, first_input: Any = None,
                options: DecodeOptions | None = None) -> Iterator[np.ndarray]:
@@ -320,85 +227,8 @@ class Seq2SeqModel:
         return (x * std + mean for x in run(self._step, state, first, steps, FeedBack()))
 
     # -- internals ----------------------------------------------------------
-    def _encode_feed(self, encoder, feed: dict[str, np.ndarray]) -> State:
-        outputs = dict(zip(self._encoder_outputs, encoder.run(self._encoder_outputs, feed)))
-        batch = next(iter(feed.values())).shape[0]
-        state = {s.name: outputs[s.encoder_output] if s.init == "encoder"
-                 else np.zeros((batch, s.size), np.float32) for s in self.manifest.state}
-        return {**state, **{c.name: outputs[c.encoder_output] for c in self.manifest.constants}}
-
-    def _encode_chunked(self, encoder, ids: np.ndarray, lengths: np.ndarray) -> State:
-        """Encoders that take lengths: rows of very different lengths run in length-sorted chunks, each cut to
-        its longest row (``encoder_chunks``). In float32 every row's result is what it is alone; an int8
-        encoder quantises each call's rows together, so its values move within int8 rounding, as with any
-        other batch. The constants keep the width of ``ids``; past each row's length, where its mask is 0
-        and attention ignores them, they hold zeros or what the encoder computed there (a key bias)."""
-        io = self.manifest.io
-        chunks = encoder_chunks(lengths) if self._chunk_encoder else None
-        if chunks is None:
-            return self._encode_feed(encoder, {io.source: ids, io.source_length: lengths})
-        return self._assemble([(rows, self._encode_feed(encoder, {io.source: ids[rows, :lengths[rows[-1]]],
-                                                                  io.source_length: lengths[rows]}))
-                               for rows in chunks], len(ids), ids.shape[1])
-
-    def _encode_by_length(self, encoder, ids: np.ndarray, lengths: np.ndarray) -> State:
-        """Encoders that see padding as input: encode each group of equal-length rows unpadded."""
-        parts = []
-        for length in np.unique(lengths):
-            rows = np.flatnonzero(lengths == length)
-            parts.append((rows, self._encode_feed(encoder, {self.manifest.io.source: ids[rows, :length]})))
-        return self._assemble(parts, len(ids), int(lengths.max()))
-
-    def _assemble(self, parts: list[tuple[np.ndarray, State]], batch: int, width: int) -> State:
-        """One state from the states of groups of rows; attention constants padded with zeros to ``width``."""
-        state = {s.name: np.empty((batch, s.size), np.float32) for s in self.manifest.state}
-        state.update({c.name: np.zeros((batch, width) + (() if c.size is None else (c.size,)), np.float32)
-                      for c in self.manifest.constants})
-        for rows, values in parts:
-            for name, value in values.items():
-                if name in self._constants:
-                    state[name][rows, :value.shape[1]] = value
-                else:
-                    state[name][rows] = value
-        return state
-
     def _step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        m = self.manifest
-        feed = dict(state)
-        feed[m.io.step_input] = x[:, None] if isinstance(m.target, TokenSpec) else x
-        out, *next_values = self._run_decoder(self._decoder_outputs, feed)
-        return out, {**{s.name: v for s, v in zip(m.state, next_values)},
-                     **{name: state[name] for name in self._constants}}
-
-    def _run_decoder(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """One decoder_step call. When the step graph does not take the source mask, it would attend to
-        padding: rows of equal source length then run together, their constants cut to that length, and
-        the attention weights come back padded with zeros."""
-        if self._unfed_mask is None:
-            return self._decoder.run(names, feed)
-        feed = dict(feed)
-        mask = feed.pop(self._unfed_mask)  # (batch, time), 1 then 0 per row
-        lengths = mask.sum(axis=1).astype(np.int64)
-        time = mask.shape[1]
-        if not (mask == (np.arange(time) < lengths[:, None])).all():
-            raise InputError(f"state {self._unfed_mask!r}: this decoder takes no mask, so the runtime cuts each row "
-                             "to its length; the mask must be 1 for a prefix of each row and 0 after it")
-        if (lengths == time).all():
-            return self._decoder.run(names, feed)
-        results: list[np.ndarray] = []
-        for length in np.unique(lengths):
-            rows = np.flatnonzero(lengths == length)
-            part = {k: v[rows, :length] if k in self._constants else v[rows] for k, v in feed.items()}
-            values = self._decoder.run(names, part)
-            if not results:
-                results = [np.zeros((len(lengths), time) if n == self.manifest.io.attention
-                                    else (len(lengths),) + v.shape[1:], v.dtype) for n, v in zip(names, values)]
-            for n, full, v in zip(names, results, values):
-                if n == self.manifest.io.attention:
-                    full[rows, :length] = v
-                else:
-                    full[rows] = v
-        return results
+        return self._decoder.step(x, state)
 
     def _first_features(self, source: Any, first_input: Any, batch: int) -> np.ndarray:
         m = self.manifest

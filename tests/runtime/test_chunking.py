@@ -44,9 +44,9 @@ def test_one_huge_line_among_many_short_ones_costs_its_own_size(dates_bundle):
 
 
 def test_chunked_results_equal_one_batch(dates_bundle, monkeypatch):
-    import seq2seq_edge.runtime.model as model_module
+    import seq2seq_edge.runtime.chunks as chunks_module
 
-    monkeypatch.setattr(model_module, "TOKEN_BUDGET", 40)  # two or three texts per chunk
+    monkeypatch.setattr(chunks_module, "TOKEN_BUDGET", 40)  # two or three texts per chunk
     model = load(dates_bundle)
     texts = [f"{d} {m} {y}" for d, m, y in zip(range(1, 29), ["May", "juillet", "Juli", "mei"] * 7,
                                                     range(1950, 2040, 3))]
@@ -92,7 +92,7 @@ class _Counting:
 
 @pytest.mark.parametrize("fixture", ["dates_bundle", "attention_bundle"])
 def test_chunked_encoder_equals_one_call(fixture, request, monkeypatch):
-    import seq2seq_edge.runtime.model as model_module
+    import seq2seq_edge.runtime.chunks as chunks_module
 
     model = load(request.getfixturevalue(fixture), threads=1)
     texts = [f"{d} {m} {y}" for d, m, y in zip(range(1, 41), ["May", "juillet", "Juli", "mei", "September"] * 8,
@@ -100,8 +100,8 @@ def test_chunked_encoder_equals_one_call(fixture, request, monkeypatch):
     texts[3] = "Saturday 1 September 1984"
     ids, lengths = model.source_vocab.encode_batch(texts)
     ids = np.pad(ids, ((0, 0), (0, 3)), constant_values=model.source_vocab.pad_id)  # wider than the longest row
-    assert model_module.encoder_chunks(lengths) is not None
-    assert load(request.getfixturevalue(fixture))._chunk_encoder is False  # onnxruntime's threads: no chunks
+    assert chunks_module.encoder_chunks(lengths) is not None
+    assert load(request.getfixturevalue(fixture))._encoder.chunked is False  # onnxruntime's threads: no chunks
     for mode in model.modes:
         name = model.manifest.modes[mode]["encoder"]
         counting = _Counting(model.bundle.sessions[name])
@@ -109,7 +109,7 @@ def test_chunked_encoder_equals_one_call(fixture, request, monkeypatch):
         chunked = model._encode(ids, lengths, mode)
         tokens = model.generate(ids, lengths=lengths, mode=mode)
         assert counting.batches[:5] == [8, 8, 8, 8, 8], mode
-        monkeypatch.setattr(model_module, "encoder_chunks", lambda lengths: None)
+        monkeypatch.setattr(chunks_module, "encoder_chunks", lambda lengths: None)
         whole = model._encode(ids, lengths, mode)
         assert counting.batches[-1] == 40
         tolerance = 0.05 if mode.endswith("int8") else 1e-6  # int8: each call quantises its own rows
