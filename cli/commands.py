@@ -14,6 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from ..runtime.errors import Seq2SeqEdgeError
 from ..runtime.strategies import DecodeOptions
 
@@ -471,7 +473,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.input:
         raise Seq2SeqEdgeError("this bundle reads real-valued features: pass --input FILE.npy or FILE.csv")
     x, single = read_features(Path(args.input))
-    y = model.generate(x, args.max_steps, mode=args.mode)  # (batch, steps, features)
+    rows = model.generate(x, args.max_steps, mode=args.mode)  # one (steps, features) array per row
+    shape = (0, args.max_steps or model.max_steps, model.manifest.target.features)
+    y = np.stack(rows) if rows else np.zeros(shape, np.float32)  # (batch, steps, features)
     write_features(y[0] if single else y, Path(args.output) if args.output else None, force=args.force)
     return 0
 

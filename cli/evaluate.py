@@ -58,7 +58,7 @@ def evaluate_bundle(path: str | Path, beam_width: int = 5, plot: str | Path | No
     if model.manifest.family == "autoencoder":  # an autoencoder of a real-valued task's windows
         return {"task": record["task"], "windows": len(source),
                 "reconstruction_mse": float(np.mean(model.score(source)))}
-    predicted = model.generate(source, target.shape[1])
+    predicted = np.stack(model.generate(source, target.shape[1]))  # (batch, steps, features)
     return {"task": record["task"], "samples": len(source), "mse": float(np.mean((predicted - target) ** 2)),
             "mae": float(np.mean(np.abs(predicted - target)))}
 

@@ -239,7 +239,7 @@ def feature_parity(keras_ref, runtime, source: np.ndarray, data: str = "") -> Pa
         first = np.zeros((len(source), m.target.features), np.float32)
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, first, steps, lambda y: y)
     want = keras_ref.generate_features(source, steps, m.first_input)
-    modes = {mode: {"max_abs_decode": float(np.max(np.abs(want - runtime.generate(source, mode=mode))))}
+    modes = {mode: {"max_abs_decode": float(np.max(np.abs(want - np.stack(runtime.generate(source, mode=mode)))))}
              for mode in runtime.modes}
     return ParityReport(len(source), steps, enc, step_state, step_out, STEP_TOLERANCE,
                         decode_tolerance=DECODE_TOLERANCE, max_abs_decode=modes["step"]["max_abs_decode"],

@@ -29,15 +29,18 @@ class SourceEncoder:
                         + [c.encoder_output for c in manifest.constants])
 
     def encode(self, source: Any, lengths: Any, mode: str) -> State:
-        """The initial state (and attention constants) for ``source`` with the encoder of ``mode``."""
+        """The initial state (and attention constants) for ``source`` with the encoder of ``mode``. A batch of
+        no rows gives (0, size) states (and (0, time[, size]) constants) without running the encoder."""
         m = self.manifest
         encoder = self.sessions[m.modes[mode]["encoder"]]
         if isinstance(m.source, FeatureSpec):
             x = check_normalised(normalise(check_features(source, m.source.features), m.source.mean, m.source.std))
-            return self.feed(encoder, {m.io.source: x})
+            return self.feed(encoder, {m.io.source: x}) if len(x) else self.assemble([], 0, x.shape[1])
         vocab = m.source.vocabulary
         ids = check_token_ids(source, len(vocab))
         lengths = check_lengths(lengths, ids, vocab.pad_id)
+        if len(ids) == 0:
+            return self.assemble([], 0, ids.shape[1])
         if m.io.padding == "lengths":
             return self.by_chunks(encoder, ids, lengths)
         if m.io.padding == "mask":

@@ -11,15 +11,23 @@ from .errors import InputError
 __all__ = ["check_texts", "check_token_ids", "check_lengths", "check_features", "check_state", "normalise",
            "check_normalised"]
 
+# An empty batch ([] or an array whose first axis is 0) is valid input everywhere: the calls return an empty
+# result of their usual type without running a graph.
+
+
+def _no_rows(x: Any) -> bool:
+    """``[]``, ``()`` or an array of shape (0,): a batch of no rows, whatever rank its rows would have had."""
+    if isinstance(x, (list, tuple)):
+        return len(x) == 0
+    return isinstance(x, np.ndarray) and x.shape == (0,)
+
 
 def check_texts(texts: Any) -> list[str]:
-    """A non-empty list of non-empty strings."""
+    """A list of non-empty strings (an empty list is an empty batch)."""
     if isinstance(texts, str):
         raise InputError("expected a list of strings, got a single string; wrap it: [text]")
     if not isinstance(texts, Sequence) or isinstance(texts, bytes):
         raise InputError(f"expected a list of strings, got {type(texts).__name__}")
-    if len(texts) == 0:
-        raise InputError("empty batch: pass at least one string")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"item {i} is {type(text).__name__}, expected str")
@@ -29,7 +37,9 @@ def check_texts(texts: Any) -> list[str]:
 
 
 def check_token_ids(ids: Any, vocab_size: int, name: str = "source", rank: int = 2) -> np.ndarray:
-    """Integer ids of the given rank, each in [0, vocab_size); returned as int32."""
+    """Integer ids of the given rank, each in [0, vocab_size); returned as int32. ``[]``: no rows."""
+    if _no_rows(ids):
+        return np.zeros((0,) * rank, np.int32)
     arr = np.asarray(ids)
     if arr.dtype.kind not in "iu":
         raise InputError(f"{name}: token ids must be integers, got dtype {arr.dtype}; "
@@ -37,9 +47,7 @@ def check_token_ids(ids: Any, vocab_size: int, name: str = "source", rank: int =
     if arr.ndim != rank:
         want = "(batch, time)" if rank == 2 else "(batch,)"
         raise InputError(f"{name}: expected shape {want}, got {arr.shape}")
-    if arr.shape[0] == 0:
-        raise InputError(f"{name}: empty batch; pass at least one sequence")
-    if rank == 2 and arr.shape[1] == 0:
+    if rank == 2 and arr.shape[0] and arr.shape[1] == 0:
         raise InputError(f"{name}: sequences have no time steps; pass at least one token each")
     if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
         raise InputError(f"{name}: ids must lie in [0, {vocab_size}), got values from {arr.min()} to {arr.max()}")
@@ -49,6 +57,8 @@ def check_token_ids(ids: Any, vocab_size: int, name: str = "source", rank: int =
 def check_lengths(lengths: Any, ids: np.ndarray, pad_id: int | None) -> np.ndarray:
     """Lengths (batch,) for right-padded ids; derived from the padding when None."""
     batch, time = ids.shape
+    if batch == 0 and (lengths is None or np.shape(lengths) == (0,)):
+        return np.zeros(0, np.int32)
     if lengths is None and pad_id is None:  # no pad id: every row is as long as the array
         lengths = np.full(batch, time, np.int32)
     if lengths is None:
@@ -68,7 +78,10 @@ def check_features(x: Any, features: int, name: str = "source", rank: int = 3) -
     """Finite float32 values of shape (batch, time, features) (rank 3) or (batch, features) (rank 2).
 
     For rank 2, (batch, 1, features) - what a Keras decoder model takes for one step - is accepted too.
+    ``[]``: no rows.
     """
+    if _no_rows(x):
+        return np.zeros((0,) * (rank - 1) + (features,), np.float32)
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
         raise InputError(f"{name}: expected floating-point values, got dtype {arr.dtype}; "
@@ -80,8 +93,8 @@ def check_features(x: Any, features: int, name: str = "source", rank: int = 3) -
         raise InputError(f"{name}: expected shape {want}, got {arr.shape}")
     if arr.shape[-1] != features:
         raise InputError(f"{name}: the model takes {features} features, got {arr.shape[-1]} (shape {arr.shape})")
-    if arr.shape[0] == 0 or (rank == 3 and arr.shape[1] == 0):
-        raise InputError(f"{name}: empty input of shape {arr.shape}; pass at least one step of one sequence")
+    if rank == 3 and arr.shape[0] and arr.shape[1] == 0:
+        raise InputError(f"{name}: empty input of shape {arr.shape}; pass at least one step of each sequence")
     with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
         out = arr.astype(np.float32, copy=False)
     if not np.isfinite(out).all():
@@ -107,7 +120,7 @@ def check_state(state: Any, sizes: dict[str, int], batch: int, constants: dict |
     for name, spec in constants.items():
         arr = _array(state[name], name)
         want = 2 if spec.size is None else 3
-        if (arr.ndim != want or arr.shape[0] != batch or arr.shape[1] < 1 or arr.dtype.kind != "f"
+        if (arr.ndim != want or arr.shape[0] != batch or (batch and arr.shape[1] < 1) or arr.dtype.kind != "f"
                 or (spec.size is not None and arr.shape[2] != spec.size)):
             shape = f"({batch}, time)" if spec.size is None else f"({batch}, time, {spec.size})"
             raise InputError(f"state {name!r}: expected float {shape}, got {arr.dtype} {arr.shape}")

@@ -1,4 +1,8 @@
-"""The model object applications use: encode, step, generate, generate_text."""
+"""The model object applications use: encode, step, generate, generate_text, decode, decode_text, stream.
+
+Each call returns one type whatever the bundle (listed in runtime/__init__.py's "Stable API"), and a batch
+of no rows returns an empty result of that type without running a graph.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from .errors import InputError
 from .inputs import check_features, check_normalised, check_state, check_texts, check_token_ids, normalise
 from .manifest import Manifest, TokenSpec
 from .stepping import StepRunner
-from .strategies import DecodeOptions, Hypothesis, greedy_tokens, make_search
+from .strategies import DecodeOptions, Hypothesis, TextHypothesis, greedy_tokens, make_search
 from .vocab import Vocabulary
 
 __all__ = ["Seq2SeqModel", "TOKEN_BUDGET", "encoder_chunks", "length_chunks"]  # the last three: from chunks.py
@@ -53,9 +57,10 @@ class Seq2SeqModel:
         """The hard cap on decode length from the manifest."""
         return self.manifest.max_steps
 
-    # -- the three calls --------------------------------------------------
+    # -- the calls ----------------------------------------------------------
     def encode(self, source: Any, lengths: Any = None) -> State:
-        """Run the encoder: the decoder's initial state, one named (batch, size) array per state tensor.
+        """Run the encoder: the decoder's initial state, a dict of named float32 arrays, (batch, size) per
+        state tensor (attention bundles add their constants, (batch, time[, size])).
 
         Token bundles take right-padded ids (batch, time) and optional lengths (batch,);
         feature bundles take raw (un-normalised) values (batch, time, features).
@@ -72,10 +77,10 @@ class Seq2SeqModel:
         return self._encoder.encode(source, lengths, mode)
 
     def step(self, step_input: Any, state: State) -> tuple[np.ndarray, State]:
-        """One decoder call: ``(output, next_state)``; the state passed in is not modified.
+        """One decoder call: a tuple ``(output, next_state)``; the state passed in is not modified.
 
         ``step_input`` is token ids (batch,) or normalised features (batch, features);
-        ``output`` is logits (batch, vocab) or normalised features (batch, features).
+        ``output`` is float32 logits (batch, vocab) or normalised features (batch, features).
         """
         m = self.manifest
         if isinstance(m.target, TokenSpec):
@@ -92,13 +97,13 @@ class Seq2SeqModel:
 
     def generate(self, source: Any, max_steps: int | None = None, *, lengths: Any = None,
                  first_input: Any = None, mode: str | None = None,
-                 options: DecodeOptions | None = None) -> list[np.ndarray] | np.ndarray:
-        """Greedy decode of a batch.
+                 options: DecodeOptions | None = None) -> list[np.ndarray]:
+        """Greedy decode of a batch: a list of one array per row, in the input's order.
 
-        Token bundles: a list of int32 id arrays, one per row, each stopping at its own
-        end token (not included) or at ``max_steps``. Feature bundles: an array
-        (batch, max_steps, features) in the data's units; the first decoder input is
-        ``first_input`` (batch, features) or what the manifest defines. ``mode``: one of
+        Token bundles: each row's int32 ids (length,), stopping at its own end token (not
+        included) or at ``max_steps``. Feature bundles: each row's float32 (max_steps, features)
+        in the data's units (``np.stack`` gives the (batch, steps, features) array); the first
+        decoder input is ``first_input`` (batch, features) or what the manifest defines. ``mode``: one of
         ``modes`` ('step' drives decoder_step from Python; 'fused' runs the whole loop in
         one graph call); default: the manifest's default_mode. ``options`` (token bundles):
         sampling or beam search instead of greedy; they run in step mode and return each
@@ -109,23 +114,35 @@ class Seq2SeqModel:
             return [row[0].tokens for row in self.decode(source, options, lengths=lengths, max_steps=max_steps)]
         steps = self._check_max_steps(max_steps)
         mode = self._check_mode(mode)
+        if isinstance(self.manifest.target, TokenSpec) and first_input is not None:
+            raise InputError("first_input applies to feature bundles only; token decoding starts at <s>")
         state = self._encode(source, lengths, mode)
+        if isinstance(self.manifest.target, TokenSpec):
+            return self._generate_tokens(state, mode, steps)
+        return self._generate_features(source, state, mode, steps, first_input)
+
+    def _generate_tokens(self, state: State, mode: str, steps: int) -> list[np.ndarray]:
         batch = next(iter(state.values())).shape[0]
-        m = self.manifest
-        if isinstance(m.target, TokenSpec):
-            if first_input is not None:
-                raise InputError("first_input applies to feature bundles only; token decoding starts at <s>")
-            vocab = m.target.vocabulary
-            start = np.full(batch, vocab.start_id, dtype=np.int32)
-            if mode != "step":
-                return self._fused_tokens(mode, state, start, steps, vocab.end_id)
-            return greedy_tokens(self._step, state, start, vocab.end_id, steps)
-        first = self._first_features(source, first_input, batch)
+        if batch == 0:
+            return []
+        vocab = self.manifest.target.vocabulary
+        start = np.full(batch, vocab.start_id, dtype=np.int32)
+        if mode != "step":
+            return self._fused_tokens(mode, state, start, steps, vocab.end_id)
+        return greedy_tokens(self._step, state, start, vocab.end_id, steps)
+
+    def _generate_features(self, source: Any, state: State, mode: str, steps: int,
+                           first_input: Any) -> list[np.ndarray]:
+        batch = next(iter(state.values())).shape[0]
+        first = self._first_features(source, first_input, batch)  # checked for an empty batch too
+        if batch == 0:
+            return []
         if mode != "step":
             out = self._fused(mode, state, first, steps).transpose(1, 0, 2)  # (batch, steps, features)
         else:
             out = rollout_features(self._step, state, first, steps)  # (batch, steps, features)
-        return out * np.asarray(m.target.std, np.float32) + np.asarray(m.target.mean, np.float32)
+        target = self.manifest.target
+        return list(out * np.asarray(target.std, np.float32) + np.asarray(target.mean, np.float32))
 
     def _fused(self, mode: str, state: State, first: np.ndarray, steps: int) -> np.ndarray:
         session = self.bundle.sessions[self.manifest.modes[mode]["decoder"]]
@@ -156,20 +173,23 @@ class Seq2SeqModel:
 
     def generate_text(self, texts: Sequence[str], max_steps: int | None = None, *, mode: str | None = None,
                       options: DecodeOptions | None = None) -> list[str]:
-        """Translate a list of strings (greedy by default; ``options`` picks sampling or beam search).
+        """Translate a list of strings: one string per text, in order (greedy by default; ``options``
+        picks sampling or beam search). Token bundles only.
 
         Texts are decoded in length-sorted chunks of at most TOKEN_BUDGET padded ids, so memory
         follows the input's total size, not its count times its longest text; results keep the
         caller's order.
         """
+        self.check_decoding(mode, options)  # checked for an empty list too
+        self._check_max_steps(max_steps)
         results = self._by_chunks(texts, lambda ids, lengths: self.generate(
             ids, max_steps, lengths=lengths, mode=mode, options=options))
         return [self.target_vocab.decode(row) for row in results]
 
     def decode(self, source: Any, options: DecodeOptions | None = None, *, lengths: Any = None,
                max_steps: int | None = None, return_attention: bool = False) -> list[list[Hypothesis]]:
-        """Token bundles: decode with scores. One list per row: 1 hypothesis (greedy, sample) or the
-        ``n_best`` of a beam search, best first, each with its log-probability and ranking score.
+        """Token bundles: decode with scores. A list per row of Hypothesis (tokens, log_prob, score,
+        ended): 1 (greedy, sample) or the ``n_best`` of a beam search, best first.
 
         ``return_attention`` (attention bundles): each hypothesis also carries its alignment, the
         step graph's weights over the row's source positions at every output step.
@@ -181,31 +201,40 @@ class Seq2SeqModel:
             raise InputError("return_attention needs an attention bundle; this decoder has no attention output")
         vocab = self.target_vocab
         state = self._encode(source, lengths, "step")
-        start = np.full(next(iter(state.values())).shape[0], vocab.start_id, np.int32)
+        batch = next(iter(state.values())).shape[0]
+        if batch == 0:
+            return []
+        start = np.full(batch, vocab.start_id, np.int32)
         search = decode(self._step, state, start, steps, make_search(options, vocab.end_id))
         rows = search.hypotheses()
         return self._decoder.with_attention(state, rows) if return_attention else rows
 
     def decode_text(self, texts: Sequence[str], options: DecodeOptions | None = None,
-                    max_steps: int | None = None) -> list[list[tuple[str, float, float]]]:
-        """``decode`` for strings: per input, a list of (text, log_prob, score), best first (chunked as
-        ``generate_text``)."""
+                    max_steps: int | None = None) -> list[list[TextHypothesis]]:
+        """``decode`` for strings: per input, a list of TextHypothesis (text, log_prob, score), a named
+        tuple, best first (chunked as ``generate_text``)."""
+        self._need_step("decode() (scores, sampling and beam search)")  # checked for an empty list too
+        self._check_max_steps(max_steps)
         results = self._by_chunks(texts, lambda ids, lengths: self.decode(
             ids, options, lengths=lengths, max_steps=max_steps))
-        return [[(self.target_vocab.decode(h.tokens), h.log_prob, h.score) for h in row] for row in results]
+        return [[TextHypothesis(self.target_vocab.decode(h.tokens), h.log_prob, h.score) for h in row]
+                for row in results]
 
     def _by_chunks(self, texts: Sequence[str], run: Callable[[np.ndarray, np.ndarray], list]) -> list:
         """``run(ids, lengths)`` over length-sorted chunks of ``texts``; one result per text, in order."""
-        return chunks.by_text_chunks(check_texts(texts), self.source_vocab, run)
+        texts, vocab = check_texts(texts), self.source_vocab
+        self.target_vocab  # noqa: B018 - token targets only, checked for an empty list too
+        return chunks.by_text_chunks(texts, vocab, run)
 
     def stream(self, source: Any, max_steps: int | None = None, *, lengths: Any = None, first_input: Any = None,
                options: DecodeOptions | None = None) -> Iterator[np.ndarray]:
-        """Yield each step's output as soon as it is computed.
+        """An iterator of each step's output (one array per step), yielded as soon as it is computed.
 
-        Token bundles: the step's token ids (batch,), -1 for rows that already ended
+        Token bundles: the step's int32 token ids (batch,), -1 for rows that already ended
         (greedy or sampling; beam search only knows its best sequence at the end).
-        Feature bundles: the step's rows (batch, features) in the data's units.
-        Arguments are checked and the source encoded when ``stream`` is called, not at the first ``next``.
+        Feature bundles: the step's float32 rows (batch, features) in the data's units.
+        Arguments are checked and the source encoded when ``stream`` is called, not at the first ``next``;
+        a batch of no rows yields nothing.
         """
         options = options or DecodeOptions()
         self._need_step("stream()")
@@ -218,6 +247,10 @@ class Seq2SeqModel:
             raise InputError("first_input applies to feature bundles only; token decoding starts at <s>")
         state = self._encode(source, lengths, "step")
         batch = next(iter(state.values())).shape[0]
+        if batch == 0:
+            if not isinstance(m.target, TokenSpec):
+                self._first_features(source, first_input, batch)  # a bad first_input is refused all the same
+            return iter(())
         if isinstance(m.target, TokenSpec):
             search = make_search(options, m.target.vocabulary.end_id)
             start = np.full(batch, m.target.vocabulary.start_id, np.int32)
@@ -236,7 +269,7 @@ class Seq2SeqModel:
             raw = check_features(first_input, m.target.features, "first_input", rank=2)
             if raw.shape[0] != batch:
                 raise InputError(f"first_input: batch {raw.shape[0]} does not match the source's {batch}")
-        elif m.first_input == "last_source_step":
+        elif m.first_input == "last_source_step" and batch:
             raw = np.asarray(source, np.float32)[:, -1, :]  # (batch, features), validated by encode()
         else:
             return np.zeros((batch, m.target.features), np.float32)

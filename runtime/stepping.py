@@ -27,10 +27,15 @@ class StepRunner:
         # A source mask the step graph does not take: steps run per group of rows of equal source length.
         self.unfed_mask = next((c.name for c in manifest.constants if not c.decoder_input), None)
         self.outputs = [manifest.io.step_output] + [s.output for s in manifest.state]
+        target = manifest.target
+        self.width = len(target.vocabulary) if isinstance(target, TokenSpec) else target.features  # step output
 
     def step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """``x`` ids (batch,) or normalised features (batch, features) -> (output, next state)."""
+        """``x`` ids (batch,) or normalised features (batch, features) -> (output, next state). A batch of
+        no rows gives a (0, width) output and the state as it was, without running the graph."""
         m = self.manifest
+        if len(x) == 0:
+            return np.zeros((0, self.width), np.float32), dict(state)
         feed = dict(state)
         feed[m.io.step_input] = x[:, None] if isinstance(m.target, TokenSpec) else x
         out, *next_values = self.run(self.outputs, feed)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .decoding import State, StepFn, decode
 from .errors import InputError
 
-__all__ = ["DecodeOptions", "Hypothesis", "STRATEGIES", "TokenSearch", "BeamSearch", "make_search", "greedy_tokens",
-           "log_softmax"]
+__all__ = ["DecodeOptions", "Hypothesis", "TextHypothesis", "STRATEGIES", "TokenSearch", "BeamSearch",
+           "make_search", "greedy_tokens", "log_softmax"]
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -91,6 +91,15 @@ class Hypothesis:
     score: float
     ended: bool = True
     attention: np.ndarray | None = None
+
+
+class TextHypothesis(NamedTuple):
+    """A Hypothesis as text (``decode_text``): the decoded string, its log-probability and ranking score.
+    A tuple, so ``text, log_prob, score = h`` works as well as ``h.text``."""
+
+    text: str
+    log_prob: float
+    score: float
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -71,7 +71,7 @@ def sine(tmp: Path) -> dict:
     print("sine held-out:", evaluate_bundle(DATA / "sine_tiny"))
     waves = sine_waves()
     return {"inputs": waves[:, :WINDOW].tolist(), "truth": waves[:, WINDOW:].tolist(),
-            "outputs": load(DATA / "sine_tiny").generate(waves[:, :WINDOW], mode="step").round(6).tolist()}
+            "outputs": np.stack(load(DATA / "sine_tiny").generate(waves[:, :WINDOW], mode="step")).round(6).tolist()}
 
 
 def autoencoder(tmp: Path) -> dict:

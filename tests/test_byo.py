@@ -103,7 +103,7 @@ def test_four_layer_decoder_with_zero_started_layers(tmp_path):
     want = _keras_sine_loop(enc, dec, x, 150, [t.name for t in dec.inputs[1:3]])
     assert model.modes == ("step", "fused", "fused-int8") and result.notes == ()
     for mode in model.modes:  # the fused loop from the brought weights: zero-started layers, output fed back
-        got = model.generate(x, mode=mode)
+        got = np.stack(model.generate(x, mode=mode))
         assert got.shape == (2, 150, 1)
         np.testing.assert_allclose(got, want, atol=1e-3)
 

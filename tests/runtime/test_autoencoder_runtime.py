@@ -79,7 +79,6 @@ def test_any_batch_size(model, windows):
     ("embed", np.zeros((2, 40, 3), np.float32), r"source: the model takes 2 features, got 3"),
     ("reconstruct", np.zeros((40, 2), np.float32), r"source: expected shape \(batch, time, features\), got \(40, 2\)"),
     ("score", np.full((1, 40, 2), np.nan, np.float32), r"source: contains NaN or inf \(first at index \(0, 0, 0\)\)"),
-    ("detect", np.zeros((0, 40, 2), np.float32), r"source: empty input of shape \(0, 40, 2\)"),
 ])
 def test_bad_windows(model, call, x, match):
     with pytest.raises(InputError, match=match):

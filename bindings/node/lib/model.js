@@ -55,11 +55,10 @@ function encoderChunks(lengths) {
   return padded <= (1 - ENCODE_MIN_SAVING) * batch * Math.max(...lengths) ? chunks : null;
 }
 
-/** The texts, checked as runtime/inputs.py's check_texts checks them. */
+/** The texts, checked as runtime/inputs.py's check_texts checks them (an empty list is an empty batch). */
 function checkTexts(texts) {
   if (typeof texts === 'string') throw new InputError('expected a list of strings, got a single string; wrap it: [text]');
   if (!Array.isArray(texts)) throw new InputError(`expected a list of strings, got ${texts === null ? 'null' : typeof texts}`);
-  if (texts.length === 0) throw new InputError('empty batch: pass at least one string');
   texts.forEach((text, i) => {
     if (typeof text !== 'string') throw new InputError(`item ${i} is ${text === null ? 'null' : typeof text}, expected str`);
     if (py.isBlank(text)) throw new InputError(`item ${i} is an empty string; every input needs at least one symbol`);
@@ -109,11 +108,13 @@ class Model {
    * @param {string[]} texts
    * @param {{mode?: string, maxSteps?: number}} [options] mode: one of `modes` (default: the bundle's
    *   default mode); maxSteps: at most this many output tokens, in [1, decode.max_steps]
-   * @returns {Promise<string[]>}
+   * @returns {Promise<string[]>} one string per text; [] for no texts (mode and maxSteps are checked all the same)
    * @throws {InputError} for an empty text, an unknown symbol (on_unknown "error"), a bad mode or maxSteps
    */
   async generateText(texts, { mode, maxSteps } = {}) {
     checkTexts(texts);
+    this.checkMode(mode);
+    this.checkMaxSteps(maxSteps);
     const source = this.spec.source.vocabulary;
     const rows = texts.map((t) => source.encode(t));
     const results = new Array(rows.length);
@@ -169,10 +170,11 @@ class Model {
       steps: [...ids.map((id) => target.tokens[id]), ...(ended ? ['</s>'] : [])], weights };
   }
 
-  /** Greedy decode of encoded rows: one id array per row, without the end id. */
+  /** Greedy decode of encoded rows: one id array per row, without the end id ([] for no rows, no graph run). */
   async generate(rows, maxSteps, mode) {
     mode = this.checkMode(mode);
     const steps = this.checkMaxSteps(maxSteps);
+    if (rows.length === 0) return [];
     const state = await this.encode(rows, mode);
     const vocab = this.spec.target.vocabulary;
     if (vocab.startId === null) throw new InputError('this bundle\'s target has no start_id to begin decoding with');
