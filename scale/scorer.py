@@ -63,8 +63,8 @@ class Scorer:
             if self.options.strategy == "greedy":
                 results = [(t, None) for t in self.model.generate_text(texts, self.max_steps, mode=self.mode)]
             else:
-                results = [(row[0][0], row[0][1]) for row in self.model.decode_text(texts, self.options,
-                                                                                   self.max_steps)]
+                results = [(row[0].text, row[0].log_prob) for row in self.model.decode_text(texts, self.options,
+                                                                                           self.max_steps)]
             for i, (text, log_prob) in zip(good, results):
                 outputs[i], log_probs[i] = text, None if log_prob is None else float(log_prob)
         sources = [t if isinstance(t, str) and not isinstance(t, _Bad) and errors[i] != UNENCODABLE else None
