@@ -16,21 +16,14 @@ import onnxruntime as ort
 
 from .contract import LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS
 from .errors import BundleError, InputError
-from .manifest import (
-    AutoencoderManifest,
-    FeatureSpec,
-    GraphSpec,
-    Manifest,
-    TensorSpec,
-    TokenSpec,
-    parse_manifest,
-)
+from .manifest import AutoencoderManifest, FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec, parse_manifest
 from .onnx_scan import check_no_external_data
+from .schema import limits, read_json
 
 __all__ = ["Bundle", "open_bundle", "read_manifest", "sha256_bytes"]
 
 MANIFEST = "manifest.json"
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_BYTES = limits()["max_bytes"]
 ORT_DTYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float)": "float32"}
 
 
@@ -49,15 +42,17 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def open_bundle(path: str | Path, threads: int | None = None) -> Bundle:
-    """Read and verify the bundle at ``path``; raise BundleError if anything disagrees."""
+    """Read and verify the bundle at ``path``; raise BundleError (with a ``code`` and, where a manifest field
+    is at fault, its ``field``) if anything disagrees. Graphs are checked in the order of their names."""
     path = Path(path)
     manifest = read_manifest(path)
     options = _session_options(threads)
-    sessions = {name: _session(path, spec, options) for name, spec in manifest.graphs.items()}
+    opened = {key: _session(path, key, manifest.graphs[key], options) for key in sorted(manifest.graphs)}
+    sessions = {key: opened[key] for key in manifest.graphs}
     if isinstance(manifest, AutoencoderManifest):
         _check_autoencoder(manifest)
     else:
-        _check_contract(manifest, sessions)
+        _check_contract(manifest)
     return Bundle(path, manifest, sessions)
 
 
@@ -65,22 +60,16 @@ def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
     """Parse ``path/manifest.json``."""
     if not path.is_dir():
         raise BundleError(f"no bundle at {str(path)!r}: expected a directory holding {MANIFEST} "
-                          "(write one with `seq2seq-edge export RUN_DIR --out BUNDLE`)")
+                          "(write one with `seq2seq-edge export RUN_DIR --out BUNDLE`)", code="no_bundle")
     file = path / MANIFEST
     if not file.is_file():
         raise BundleError(f"{str(path)!r} has no {MANIFEST}; it is not a seq2seq-edge bundle, or it is "
-                          "incomplete: export it again")
+                          "incomplete: export it again", code="no_manifest")
     size = file.stat().st_size
     if size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{file}: {size} bytes, more than a manifest may hold ({MAX_MANIFEST_BYTES}); "
-                          "it is not a seq2seq-edge manifest")
-    try:
-        data = json.loads(file.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, or an integer of 4,300+ digits
-        raise BundleError(f"{file}: not valid JSON ({exc}); the manifest is corrupt: export the bundle again") from exc
-    except RecursionError as exc:
-        raise BundleError(f"{file}: JSON nested too deeply to be a manifest; the manifest is corrupt") from exc
-    return parse_manifest(data)
+                          "it is not a seq2seq-edge manifest", code="too_big")
+    return parse_manifest(read_json(file.read_bytes(), str(file)))
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
@@ -94,169 +83,200 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
-def _session(root: Path, spec: GraphSpec, options: ort.SessionOptions) -> ort.InferenceSession:
+def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions) -> ort.InferenceSession:
+    where = f"graphs.{key}"
     if Path(spec.file).name != spec.file:
-        raise BundleError(f"manifest.json: graph file {spec.file!r} must be a plain file name inside the bundle")
+        raise BundleError(f"manifest.json: graph file {spec.file!r} must be a plain file name inside the bundle",
+                          code="graph_path", field=f"{where}.file")
     file = root / spec.file
     if not file.is_file():
-        raise BundleError(f"{file} is missing; the bundle is incomplete: copy the whole directory or export again")
+        raise BundleError(f"{file} is missing; the bundle is incomplete: copy the whole directory or export again",
+                          code="graph_missing", field=f"{where}.file")
     data = file.read_bytes()
     actual = sha256_bytes(data)
     if actual != spec.sha256:
         raise BundleError(f"{spec.file}: sha256 {actual[:16]}... does not match the manifest's "
-                          f"{spec.sha256[:16]}...; the file was changed or corrupted after export: export again")
-    check_no_external_data(data, spec.file)  # before onnxruntime sees it: it would resolve the paths
+                          f"{spec.sha256[:16]}...; the file was changed or corrupted after export: export again",
+                          code="hash_mismatch", field=f"{where}.sha256")
+    check_no_external_data(data, spec.file, f"{where}.file")  # before onnxruntime sees it: it would resolve the paths
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private types
-        raise BundleError(f"{spec.file}: onnxruntime cannot load it ({exc}); export the bundle again") from exc
-    _check_interface(spec, session)
+        raise BundleError(f"{spec.file}: onnxruntime cannot load it ({exc}); export the bundle again",
+                          code="onnxruntime", field=f"{where}.file") from exc
+    _check_interface(key, spec, session)
     return session
 
 
-def _check_interface(spec: GraphSpec, session: ort.InferenceSession) -> None:
+def _check_interface(key: str, spec: GraphSpec, session: ort.InferenceSession) -> None:
+    """The graph's own names, dtypes and shapes must be the manifest's (codes graph_io, graph_dtype, graph_shape)."""
     for kind, declared, actual in (("input", spec.inputs, session.get_inputs()),
                                    ("output", spec.outputs, session.get_outputs())):
         found = {a.name: a for a in actual}
         if set(found) != {t.name for t in declared}:
             raise BundleError(f"{spec.file}: graph {kind}s {sorted(found)} do not match the manifest's "
-                              f"{sorted(t.name for t in declared)}; the manifest belongs to another bundle")
-        for t in declared:
-            _check_tensor(spec.file, t, found[t.name])
+                              f"{sorted(t.name for t in declared)}; the manifest belongs to another bundle",
+                              code="graph_io", field=f"graphs.{key}.{kind}s")
+        for i, t in enumerate(declared):
+            _check_tensor(spec.file, t, found[t.name], f"graphs.{key}.{kind}s[{i}]")
 
 
-def _check_tensor(file: str, declared: TensorSpec, actual) -> None:
+def _check_tensor(file: str, declared: TensorSpec, actual, field: str) -> None:
     dtype = ORT_DTYPES.get(actual.type, actual.type)
     if dtype != declared.dtype:
         raise BundleError(f"{file}: tensor {declared.name!r} is {dtype} in the graph but {declared.dtype} "
-                          "in the manifest")
+                          "in the manifest", code="graph_dtype", field=f"{field}.dtype")
     shape = list(actual.shape)
     same = len(shape) == len(declared.shape) and all(
         (isinstance(d, int) and d == a) or (isinstance(d, str) and not isinstance(a, int))
         for d, a in zip(declared.shape, shape))
     if not same:
         raise BundleError(f"{file}: tensor {declared.name!r} has shape {shape} in the graph but "
-                          f"{list(declared.shape)} in the manifest")
+                          f"{list(declared.shape)} in the manifest", code="graph_shape", field=f"{field}.shape")
 
 
-def _check_contract(m: Manifest, sessions: dict[str, ort.InferenceSession]) -> None:
+# The contract between the graphs, the state and the sides: each tensor the runtime feeds or reads is found by
+# name in a graph's declared inputs or outputs, as (spec, its field path), and held to the dtype and shape the
+# contract needs. Any disagreement is code "contract", the field the declared tensor's.
+
+def _find(m: Manifest | AutoencoderManifest, key: str, kind: str, name: str) -> tuple[TensorSpec, str]:
+    graph = m.graphs[key]
+    specs = graph.inputs if kind == "inputs" else graph.outputs
+    for i, spec in enumerate(specs):
+        if spec.name == name:
+            return spec, f"graphs.{key}.{kind}[{i}]"
+    raise BundleError(f"{graph.file} {kind}: no tensor named {name!r} (have {[s.name for s in specs]})",
+                      code="contract", field=f"graphs.{key}.{kind}")
+
+
+def _names(m: Manifest, key: str, kind: str) -> set[str]:
+    return {t.name for t in (m.graphs[key].inputs if kind == "inputs" else m.graphs[key].outputs)}
+
+
+def _mask_shape(c) -> tuple:
+    return ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
+
+
+def _check_contract(m: Manifest) -> None:
     """Sizes, names and dtypes must agree between encoder, decoder and the declared sides. A bundle
     exported without the step mode has no decoder_step: its loops carry the contract (_check_loop)."""
-    enc = m.graphs[m.step_encoder]
-    state_inputs = {s.name for s in m.state}
-    if len(state_inputs) != len(m.state) or len({s.output for s in m.state}) != len(m.state):
-        raise BundleError("manifest.json: state names and outputs must be unique")
+    enc = m.step_encoder
     if m.has_step:
-        _check_step_graph(m, m.graphs["decoder_step"])
+        _check_step_graph(m, "decoder_step")
     for c in m.constants:
-        shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
-        _expect(enc.output(c.encoder_output), shape, f"constant {c.name!r} (encoder output {c.encoder_output!r})",
-                "float32")
+        _expect(_find(m, enc, "outputs", c.encoder_output), _mask_shape(c),
+                f"constant {c.name!r} (encoder output {c.encoder_output!r})", "float32")
     for s in m.state:
         if s.init == "encoder":
-            _expect(enc.output(s.encoder_output), ("batch", s.size),
+            _expect(_find(m, enc, "outputs", s.encoder_output), ("batch", s.size),
                     f"state {s.name!r} (encoder output {s.encoder_output!r})", "float32")
-    src = enc.input(m.io.source)
+    src = _find(m, enc, "inputs", m.io.source)
     if isinstance(m.source, FeatureSpec):
         _expect(src, ("batch", "time", m.source.features), "source", "float32")
         fed = {m.io.source}
     else:
         _expect(src, ("batch", "time"), "source", "int32")
-        if m.io.padding is None:
-            raise BundleError("manifest.json: io.padding must say how a token source's padding is handled")
         if m.io.source_length is not None:
-            _expect(enc.input(m.io.source_length), ("batch",), "source_length", "int32")
+            _expect(_find(m, enc, "inputs", m.io.source_length), ("batch",), "source_length", "int32")
         fed = {m.io.source, m.io.source_length} - {None}
-    if {t.name for t in enc.inputs} != fed:
-        raise BundleError(f"{enc.file}: inputs {sorted(t.name for t in enc.inputs)} do not match io.padding "
-                          f"{m.io.padding!r}, which feeds {sorted(fed)}; the manifest belongs to another bundle")
-    for mode, graphs in m.modes.items():
+    if _names(m, enc, "inputs") != fed:
+        raise BundleError(f"{m.graphs[enc].file}: inputs {sorted(_names(m, enc, 'inputs'))} do not match io.padding "
+                          f"{m.io.padding!r}, which feeds {sorted(fed)}; the manifest belongs to another bundle",
+                          code="contract", field=f"graphs.{enc}.inputs")
+    for mode in sorted(m.modes):
+        graphs = m.modes[mode]
         if graphs["decoder"] != "decoder_step":
-            _check_loop(m, m.graphs[graphs["decoder"]], mode)
-        other = m.graphs[graphs["encoder"]]
-        if (other.inputs, other.outputs) != (enc.inputs, enc.outputs):
-            raise BundleError(f"{other.file} (mode {mode!r}): its inputs and outputs differ from {enc.file}'s")
+            _check_loop(m, graphs["decoder"], mode)
+        other, first = m.graphs[graphs["encoder"]], m.graphs[enc]
+        if (other.inputs, other.outputs) != (first.inputs, first.outputs):
+            raise BundleError(f"{other.file} (mode {mode!r}): its inputs and outputs differ from {first.file}'s",
+                              code="contract", field=f"decode.modes.{mode}.encoder")
 
 
-def _check_step_graph(m: Manifest, dec: GraphSpec) -> None:
+def _check_step_graph(m: Manifest, dec: str) -> None:
     """decoder_step: step_input, the states and constants in; step_output, the next states (and the
     attention weights) out."""
     state_inputs, constants = {s.name for s in m.state}, {c.name for c in m.constants}
-    extra = {t.name for t in dec.inputs} - state_inputs - constants - {m.io.step_input}
+    extra = _names(m, dec, "inputs") - state_inputs - constants - {m.io.step_input}
     if extra:
         raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input, a state nor a "
-                          "constant")
-    extra = {t.name for t in dec.outputs} - {s.output for s in m.state} - {m.io.step_output, m.io.attention}
+                          "constant", code="contract", field=f"graphs.{dec}.inputs")
+    extra = _names(m, dec, "outputs") - {s.output for s in m.state} - {m.io.step_output, m.io.attention}
     if extra:
         raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output, a state nor "
-                          "io.attention")
-    for c in m.constants:
-        shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
+                          "io.attention", code="contract", field=f"graphs.{dec}.outputs")
+    for i, c in enumerate(m.constants):
         if c.decoder_input:
-            _expect(dec.input(c.name), shape, f"constant {c.name!r} (decoder_step input)", "float32")
-        elif c.name in {t.name for t in dec.inputs}:
-            raise BundleError(f"constant {c.name!r} has decoder_input false but decoder_step takes it")
+            _expect(_find(m, dec, "inputs", c.name), _mask_shape(c), f"constant {c.name!r} (decoder_step input)",
+                    "float32")
+        elif c.name in _names(m, dec, "inputs"):
+            raise BundleError(f"constant {c.name!r} has decoder_input false but decoder_step takes it",
+                              code="contract", field=f"constants[{i}].decoder_input")
     if m.io.attention is not None:
-        _expect(dec.output(m.io.attention), ("batch", "time"), "attention weights", "float32")
+        _expect(_find(m, dec, "outputs", m.io.attention), ("batch", "time"), "attention weights", "float32")
     for s in m.state:
-        _expect(dec.input(s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)", "float32")
-        _expect(dec.output(s.output), ("batch", s.size), f"state {s.name!r} (decoder_step output {s.output!r})",
+        _expect(_find(m, dec, "inputs", s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)",
                 "float32")
-    out = dec.output(m.io.step_output)
+        _expect(_find(m, dec, "outputs", s.output), ("batch", s.size),
+                f"state {s.name!r} (decoder_step output {s.output!r})", "float32")
+    out = _find(m, dec, "outputs", m.io.step_output)
     width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
     _expect(out, ("batch", width), "step_output", "float32")
-    step_in = dec.input(m.io.step_input)
+    step_in = _find(m, dec, "inputs", m.io.step_input)
     if isinstance(m.target, TokenSpec):
         _expect(step_in, ("batch", 1), "step_input", "int32")
     else:
         _expect(step_in, ("batch", m.target.features), "step_input", "float32")
 
 
-def _check_loop(m: Manifest, graph: GraphSpec, mode: str) -> None:
+def _check_loop(m: Manifest, key: str, mode: str) -> None:
     """A fused decode graph: states (and constants), first_input and max_steps in; tokens or predictions out.
     A loop takes every constant, the source mask too when the step graph does not (decoder_input false)."""
-    names = {t.name for t in graph.inputs}
+    names, file = _names(m, key, "inputs"), m.graphs[key].file
     want = {s.name for s in m.state} | {c.name for c in m.constants} | {LOOP_INPUT, LOOP_STEPS}
     if names != want:
-        raise BundleError(f"{graph.file} (mode {mode!r}): inputs {sorted(names)} should be {sorted(want)}")
+        raise BundleError(f"{file} (mode {mode!r}): inputs {sorted(names)} should be {sorted(want)}",
+                          code="contract", field=f"graphs.{key}.inputs")
     for s in m.state:
-        _expect(graph.input(s.name), ("batch", s.size), f"state {s.name!r} ({graph.file})", "float32")
+        _expect(_find(m, key, "inputs", s.name), ("batch", s.size), f"state {s.name!r} ({file})", "float32")
     for c in m.constants:
-        shape = ("batch", "time") if c.kind == "mask" else ("batch", "time", c.size)
-        _expect(graph.input(c.name), shape, f"constant {c.name!r} ({graph.file})", "float32")
-    _expect(graph.input(LOOP_STEPS), (), "max_steps", "int64")
+        _expect(_find(m, key, "inputs", c.name), _mask_shape(c), f"constant {c.name!r} ({file})", "float32")
+    _expect(_find(m, key, "inputs", LOOP_STEPS), (), "max_steps", "int64")
     if isinstance(m.target, TokenSpec):
-        _expect(graph.input(LOOP_INPUT), ("batch",), "first_input", "int32")
-        _expect(graph.output(LOOP_OUTPUTS["tokens"]), ("steps", "batch"), "tokens", "int32")
+        _expect(_find(m, key, "inputs", LOOP_INPUT), ("batch",), "first_input", "int32")
+        _expect(_find(m, key, "outputs", LOOP_OUTPUTS["tokens"]), ("steps", "batch"), "tokens", "int32")
     else:
-        _expect(graph.input(LOOP_INPUT), ("batch", m.target.features), "first_input", "float32")
-        _expect(graph.output(LOOP_OUTPUTS["features"]), ("steps", "batch", m.target.features), "predictions",
-                "float32")
+        _expect(_find(m, key, "inputs", LOOP_INPUT), ("batch", m.target.features), "first_input", "float32")
+        _expect(_find(m, key, "outputs", LOOP_OUTPUTS["features"]), ("steps", "batch", m.target.features),
+                "predictions", "float32")
 
 
 def _check_autoencoder(m: AutoencoderManifest) -> None:
     """Both graphs read (batch, window, features); the autoencoder gives the same shape back."""
     shape = ("batch", m.window, m.source.features)
-    ae, enc = m.graphs["autoencoder"], m.graphs["encoder"]
-    for graph in (ae, enc):
+    for key in ("autoencoder", "encoder"):
+        graph = m.graphs[key]
         if [t.name for t in graph.inputs] != [m.source_name]:
             raise BundleError(f"{graph.file}: inputs {[t.name for t in graph.inputs]} should be just "
-                              f"[{m.source_name!r}]; the manifest belongs to another bundle")
-    _expect(ae.input(m.source_name), shape, "autoencoder source", "float32")
-    _expect(ae.output(m.reconstruction_name), shape, "reconstruction", "float32")
-    _expect(enc.input(m.source_name), shape, "encoder source", "float32")
-    latent = enc.output(m.latent_name)
+                              f"[{m.source_name!r}]; the manifest belongs to another bundle", code="contract",
+                              field=f"graphs.{key}.inputs")
+    _expect(_find(m, "autoencoder", "inputs", m.source_name), shape, "autoencoder source", "float32")
+    _expect(_find(m, "autoencoder", "outputs", m.reconstruction_name), shape, "reconstruction", "float32")
+    _expect(_find(m, "encoder", "inputs", m.source_name), shape, "encoder source", "float32")
+    latent, field = _find(m, "encoder", "outputs", m.latent_name)
     if len(latent.shape) != 2 or latent.dtype != "float32":
         raise BundleError(f"latent: tensor {latent.name!r} is {latent.dtype} {list(latent.shape)}, "
-                          "expected float32 (batch, size)")
+                          "expected float32 (batch, size)", code="contract", field=field)
 
 
-def _expect(tensor: TensorSpec, shape: tuple, what: str, dtype: str) -> None:
+def _expect(found: tuple[TensorSpec, str], shape: tuple, what: str, dtype: str) -> None:
+    tensor, field = found
     if tensor.dtype != dtype:
         raise BundleError(f"{what}: tensor {tensor.name!r} is {tensor.dtype}, expected {dtype}; encoder, decoder "
-                          "and manifest disagree: export the bundle again")
+                          "and manifest disagree: export the bundle again", code="contract", field=f"{field}.dtype")
     ok = len(tensor.shape) == len(shape) and all(
         (isinstance(e, str) and isinstance(a, str)) or e == a for e, a in zip(shape, tensor.shape))
     if not ok:
         raise BundleError(f"{what}: tensor {tensor.name!r} has shape {list(tensor.shape)}, expected "
-                          f"{list(shape)}; encoder, decoder and manifest disagree: export the bundle again")
+                          f"{list(shape)}; encoder, decoder and manifest disagree: export the bundle again",
+                          code="contract", field=f"{field}.shape")

@@ -82,12 +82,15 @@ def _walk(data: bytes, kind: str, pos: int, end: int, depth: int) -> bool:
     return False
 
 
-def check_no_external_data(data: bytes, file: str) -> None:
-    """Raise BundleError if the serialized ModelProto ``data`` references external data, or is not a model."""
+def check_no_external_data(data: bytes, file: str, field: str | None = None) -> None:
+    """Raise BundleError if the serialized ModelProto ``data`` references external data (code
+    ``external_data``), or is not a model (``not_onnx``); ``field``: the manifest field naming the file."""
     try:
         external = _walk(data, "model", 0, len(data), 0)
     except ValueError as exc:
-        raise BundleError(f"{file}: not a valid ONNX model ({exc}); export the bundle again") from exc
+        raise BundleError(f"{file}: not a valid ONNX model ({exc}); export the bundle again", code="not_onnx",
+                          field=field) from exc
     if external:
         raise BundleError(f"{file}: a tensor keeps its data in an external file; a bundle may not read anything "
-                          "outside itself, so graphs must hold all their weights (export the bundle again)")
+                          "outside itself, so graphs must hold all their weights (export the bundle again)",
+                          code="external_data", field=field)

@@ -8,12 +8,16 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import BundleError, InputError, UnknownTokenError
+from .schema import at, show, validate
 
-__all__ = ["Vocabulary", "PAD", "UNK", "START", "END"]
+__all__ = ["Vocabulary", "PAD", "UNK", "START", "END", "check_vocabulary"]
 
 PAD, UNK, START, END = "<pad>", "<unk>", "<s>", "</s>"
-ON_UNKNOWN = ("error", "unk")
-MAX_TOKENS, MAX_TOKEN_CHARS = 1_000_000, 256
+SPECIAL_IDS = ("pad_id", "unk_id", "start_id", "end_id")
+FIELDS = ("tokens", "separator", *SPECIAL_IDS, "on_unknown", "reverse")
+ON_UNKNOWN = tuple(at("#/$defs/vocabulary/properties/on_unknown/enum"))
+MAX_TOKENS = at("#/$defs/vocabulary/properties/tokens/maxItems")
+MAX_TOKEN_CHARS = at("#/$defs/vocabulary/properties/tokens/items/maxLength")
 
 
 @dataclass(frozen=True)
@@ -38,30 +42,15 @@ class Vocabulary:
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        tokens = tuple(self.tokens)
-        object.__setattr__(self, "tokens", tokens)
-        if not 0 < len(tokens) <= MAX_TOKENS:
-            raise BundleError(f"vocabulary: needs 1 to {MAX_TOKENS} tokens, got {len(tokens)}")
-        bad = [t for t in tokens if not (isinstance(t, str) and 0 < len(t) <= MAX_TOKEN_CHARS)]
-        if bad:  # (a list, not next(..., None): a token may itself be None)
-            raise BundleError(f"vocabulary: every token must be a string of 1 to {MAX_TOKEN_CHARS} characters, "
-                              f"got {bad[0]!r:.80}")
-        if len(set(tokens)) != len(tokens):
-            raise BundleError("vocabulary: tokens must be unique")
-        for name in ("pad_id", "unk_id", "start_id", "end_id"):
+        if isinstance(self.tokens, (list, tuple)):
+            object.__setattr__(self, "tokens", tuple(self.tokens))
+        data = {name: getattr(self, name) for name in FIELDS}
+        validate(data, "#/$defs/vocabulary", where="vocabulary")
+        check_vocabulary(data, "vocabulary", "")
+        for name in SPECIAL_IDS:  # a JSON integer may arrive as 3.0
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, int) and not isinstance(value, bool)
-                                          and 0 <= value < len(tokens)):
-                raise BundleError(f"vocabulary: {name}={value!r} is not an index into {len(tokens)} tokens")
-        if not isinstance(self.separator, str) or len(self.separator) > 1:
-            raise BundleError(f"vocabulary: separator must be '' or one character, got {self.separator!r:.80}")
-        if not isinstance(self.reverse, bool):
-            raise BundleError(f"vocabulary: reverse must be true or false, got {self.reverse!r:.80}")
-        if self.on_unknown not in ON_UNKNOWN:
-            raise BundleError(f"vocabulary: on_unknown must be one of {ON_UNKNOWN}, got {self.on_unknown!r}")
-        if self.on_unknown == "unk" and self.unk_id is None:
-            raise BundleError("vocabulary: on_unknown='unk' needs an unk_id")
-        object.__setattr__(self, "_index", {t: i for i, t in enumerate(tokens)})
+            object.__setattr__(self, name, None if value is None else int(value))
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
 
     @classmethod
     def build(cls, texts: Iterable[str], *, separator: str = "", with_start_end: bool = False,
@@ -136,15 +125,25 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Vocabulary":
         """Inverse of to_dict; raises BundleError on a malformed entry."""
-        if not isinstance(data.get("tokens"), list):
-            raise BundleError(f"vocabulary: field 'tokens' must be a list of strings, got "
-                              f"{type(data.get('tokens')).__name__}")
-        try:
-            return cls(tuple(data["tokens"]), separator=data.get("separator", ""), pad_id=data.get("pad_id"),
-                       unk_id=data.get("unk_id"), start_id=data.get("start_id"), end_id=data.get("end_id"),
-                       on_unknown=data.get("on_unknown", "error"), reverse=data.get("reverse", False))
-        except (KeyError, TypeError) as exc:
-            raise BundleError(f"vocabulary: malformed entry ({exc!r:.200})") from exc
+        if not isinstance(data, dict):
+            raise BundleError(f"vocabulary: must be object, got {show(data)}", code="type", field="")
+        return cls(data.get("tokens"), separator=data.get("separator", ""), pad_id=data.get("pad_id"),
+                   unk_id=data.get("unk_id"), start_id=data.get("start_id"), end_id=data.get("end_id"),
+                   on_unknown=data.get("on_unknown", "error"), reverse=data.get("reverse", False))
+
+
+def check_vocabulary(data: dict[str, Any], where: str, field: str) -> None:
+    """The rules between a vocabulary's fields (its structure is the schema's): every special id indexes the
+    tokens, and on_unknown 'unk' has an unk_id to map unknown symbols to."""
+    prefix = f"{field}." if field else ""
+    for name in SPECIAL_IDS:
+        value = data.get(name)
+        if value is not None and value >= len(data["tokens"]):
+            raise BundleError(f"{where}: {prefix}{name}={show(value)} is not an index into {len(data['tokens'])} "
+                              "tokens", code="index", field=prefix + name)
+    if data.get("on_unknown", "error") == "unk" and data.get("unk_id") is None:
+        raise BundleError(f"{where}: {prefix}on_unknown is 'unk', which needs an unk_id to map unknown symbols to",
+                          code="unk_id", field=prefix + "unk_id")
 
 
 def _excerpt(text: str, position: int, width: int = 30) -> str:

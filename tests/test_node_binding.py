@@ -1,6 +1,7 @@
 """The Node.js runtime (bindings/node) against the Python runtime: its own tests pass under `npm test`, and it
 gives the Python runtime's outputs on the same bundles (dates, attention, a brought keras-io model, a g2p quick
-run), in every mode, and its refusals, word for word, on the same corrupt bundles.
+run), in every mode, and refuses the same corrupt bundles and inputs with the same error class, code and field
+(runtime/manifest.schema.json, which both read, holds the manifest's structure and limits).
 
 Needs node and the npm dependencies of bindings/node (`cd bindings/node && npm ci`, as .ci/run does).
 """
@@ -52,11 +53,40 @@ def node_outputs(bundle: Path, texts: list[str], mode: str | None = None) -> lis
     return result.stdout.split("\n")[:-1]
 
 
-def python_error(call) -> str:
-    """The line `seq2seq-edge run` prints for the error ``call()`` raises."""
-    with pytest.raises(Exception) as info:
+def python_outcome(call) -> str | list:
+    """'ok', or [error class, code, field] of the error ``call()`` raises (as node_outcomes reports them)."""
+    try:
         call()
-    return f"error: {info.value}\n"
+    except Exception as exc:  # every refusal should be a Seq2SeqEdgeError; the comparison shows any other
+        return [type(exc).__name__, getattr(exc, "code", None), getattr(exc, "field", None)]
+    return "ok"
+
+
+NODE_OUTCOMES = """
+const { load } = require(process.argv[1]);
+(async () => {
+  const out = [];
+  for (const job of JSON.parse(process.argv[2])) {
+    try {
+      const model = await load(job.dir);
+      if (job.texts) await model.generateText(job.texts, { mode: job.mode, maxSteps: job.maxSteps });
+      out.push('ok');
+    } catch (e) {
+      out.push([e.name, e.code === undefined ? null : e.code, e.field === undefined ? null : e.field]);
+    }
+  }
+  console.log(JSON.stringify(out));
+})();
+"""
+
+
+def node_outcomes(jobs: list[dict]) -> list:
+    """For each job ({dir, texts?, mode?, maxSteps?}): 'ok', or [error class, code, field] of the Node runtime's
+    refusal of load(dir) (then generateText(texts, {mode, maxSteps}))."""
+    result = subprocess.run([_tool("node"), "-e", NODE_OUTCOMES, str(NODE_DIR), json.dumps(jobs)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def test_npm_test_passes():
@@ -281,21 +311,35 @@ CORRUPTIONS = {
     "unknown mode graph": _edit(lambda m: m["decode"]["modes"]["fused"].update(decoder="nothing")),
     "strategies": _edit(lambda m: m["decode"].update(strategies=["greedy"])),
     "huge max_steps": _edit(lambda m: m["decode"].update(max_steps=10**30)),
-    "float size": _edit(lambda m: m["state"][0].update(size=32.0)),
+    "fractional size": _edit(lambda m: m["state"][0].update(size=32.5)),  # (32.0 is the integer 32 in JSON)
     "vocabulary": _edit(lambda m: m["target"]["vocabulary"].update(separator="ab")),
     "mask constant": _edit(lambda m: m["constants"][2].update(decoder_input=False)),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))
-def test_corrupt_bundles_are_refused_in_the_same_words(case, tmp_path):
+def test_corrupt_bundles_are_refused_alike(case, tmp_path):
+    """The same error class, code and field from both runtimes; Node's command line prints one `error:` line."""
     bundle = tmp_path / "bundle"
     shutil.copytree(DATA / "dates_attention_tiny", bundle)
     (tmp_path / "secret.txt").write_bytes(b"key!")
     CORRUPTIONS[case](bundle)
-    expected = python_error(lambda: load(bundle))
+    expected = python_outcome(lambda: load(bundle))
+    assert expected[0] == "BundleError" and expected[1] not in (None, "bundle"), expected
+    assert node_outcomes([{"dir": str(bundle)}]) == [expected]
     result = node_cli(bundle, "14 juillet 2023\n")
-    assert (result.returncode, result.stdout, result.stderr) == (1, "", expected)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and len(result.stderr) < 500
+
+
+def test_a_whole_number_written_with_a_fraction_loads_alike(tmp_path):
+    """JSON has one number type: a size of 32.0 is the size 32 in both runtimes."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(DATA / "dates_attention_tiny", bundle)
+    _edit(lambda m: (m["state"][0].update(size=32.0), m["decode"].update(max_steps=20.0)))(bundle)
+    assert python_outcome(lambda: load(bundle)) == "ok" == node_outcomes([{"dir": str(bundle)}])[0]
+    texts = ["14 juillet 2023", "3 mei 1961"]
+    assert node_outputs(bundle, texts) == load(bundle).generate_text(texts)
 
 
 def _mutate(manifest: dict, rng: random.Random) -> None:
@@ -319,7 +363,8 @@ def _mutate(manifest: dict, rng: random.Random) -> None:
 
 
 def test_randomly_altered_manifests_are_judged_alike(tmp_path):
-    """Each of many seeded random manifest edits: loaded by both runtimes, or refused by both in the same words."""
+    """Each of many seeded random manifest edits: loaded by both runtimes, or refused by both with the same error
+    class, code and field."""
     rng = random.Random(1234)
     cases = []
     for i in range(300):
@@ -332,48 +377,90 @@ def test_randomly_altered_manifests_are_judged_alike(tmp_path):
         for _ in range(rng.choice([1, 1, 2])):
             _mutate(manifest, rng)
         (bundle / "manifest.json").write_text(json.dumps(manifest))
-        try:
-            load(bundle)
-            cases.append((str(bundle), "ok"))
-        except Exception as exc:  # every one should be a BundleError; the comparison below shows any other
-            cases.append((str(bundle), f"{type(exc).__name__}: {exc}"))
-    script = ("const { load } = require(process.argv[1]); (async () => { const out = [];"
-              " for (const dir of JSON.parse(process.argv[2])) { try { await load(dir); out.push('ok'); }"
-              " catch (e) { out.push(`${e.name}: ${e.message}`); } } console.log(JSON.stringify(out)); })();")
-    result = subprocess.run([_tool("node"), "-e", script, str(NODE_DIR), json.dumps([d for d, _ in cases])],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    node = json.loads(result.stdout)
+        cases.append((str(bundle), python_outcome(lambda: load(bundle))))
+    node = node_outcomes([{"dir": d} for d, _ in cases])
     differ = [(d, p, n) for (d, p), n in zip(cases, node) if p != n]
     assert not differ, f"{len(differ)} of {len(cases)} differ, e.g. {differ[:3]}"
+    assert all(p == "ok" or p[0] == "BundleError" for _, p in cases)
     assert 20 < sum(p == "ok" for _, p in cases) < 280  # both outcomes were exercised
+    assert len({p[1] for _, p in cases if p != "ok"}) >= 8  # refusals of many kinds, not one
 
 
 def test_input_refusals_are_the_same(tmp_path):
-    """Unknown symbols, a bad mode or max_steps, invalid UTF-8 on stdin; step mode without the step graph."""
+    """Unknown symbols, a bad mode or max_steps; step mode without the step graph: the same error class and code;
+    invalid UTF-8 on stdin: the same exit status, output and first words."""
     dates = load(DATA / "dates_tiny")
     long = "1" * 50 + "€" + "2" * 50
     cases = [
-        ("14 ~ 2023\n", [], lambda: dates.generate_text(["14 ~ 2023"])),
-        (f"{long}\n", [], lambda: dates.generate_text([long])),
-        ("3 mei 1961\n", ["--mode", "beam"], lambda: dates.generate_text(["3 mei 1961"], mode="beam")),
-        ("3 mei 1961\n", ["--max-steps", "20"], lambda: dates.generate_text(["3 mei 1961"], 20)),
+        ({"texts": ["14 ~ 2023"]}, lambda: dates.generate_text(["14 ~ 2023"])),
+        ({"texts": [long]}, lambda: dates.generate_text([long])),
+        ({"texts": ["3 mei 1961"], "mode": "beam"}, lambda: dates.generate_text(["3 mei 1961"], mode="beam")),
+        ({"texts": ["3 mei 1961"], "maxSteps": 20}, lambda: dates.generate_text(["3 mei 1961"], 20)),
+        ({"texts": ["3 mei 1961", ""]}, lambda: dates.generate_text(["3 mei 1961", ""])),
     ]
-    for stdin, args, call in cases:
-        result = node_cli(DATA / "dates_tiny", stdin, *args)
-        assert (result.returncode, result.stderr) == (1, python_error(call))
+    expected = [python_outcome(call) for _, call in cases]
+    assert [e[:2] for e in expected] == [["UnknownTokenError", "unknown_token"]] * 2 + [["InputError", "input"]] * 3
+    assert node_outcomes([{"dir": str(DATA / "dates_tiny"), **job} for job, _ in cases]) == expected
     stdin = b"3 mei 1961\n14 juil\xe9t 2023\n"
     python = subprocess.run([sys.executable, "-m", "seq2seq_edge", "run", str(DATA / "dates_tiny")], input=stdin,
                             capture_output=True, timeout=300)
     node = node_cli(DATA / "dates_tiny", stdin)
-    assert python.stderr.decode().startswith("error: stdin line 2 is not valid UTF-8")
-    assert (node.returncode, node.stdout, node.stderr) == (python.returncode, python.stdout.decode(),
-                                                           python.stderr.decode())
+    same = "error: stdin line 2 is not valid UTF-8 ("
+    assert python.stderr.decode().startswith(same) and node.stderr.startswith(same)
+    assert (node.returncode, node.stdout) == (python.returncode, python.stdout.decode())
     bundle = tmp_path / "fused_only"
     shutil.copytree(DATA / "dates_tiny", bundle)
     _edit(lambda m: (m["graphs"].pop("decoder_step"), m["decode"]["modes"].pop("step"),
                      m["decode"].update(strategies=["greedy"])))(bundle)
     (bundle / "decoder_step.onnx").unlink()
-    result = node_cli(bundle, "3 mei 1961\n", "--mode", "step")
-    assert result.stderr == python_error(lambda: load(bundle).generate_text(["3 mei 1961"], mode="step"))
+    step = python_outcome(lambda: load(bundle).generate_text(["3 mei 1961"], mode="step"))
+    assert step == ["InputError", "input", None]
+    assert node_outcomes([{"dir": str(bundle), "texts": ["3 mei 1961"], "mode": "step"}]) == [step]
     assert node_outputs(bundle, ["3 mei 1961"]) == load(bundle).generate_text(["3 mei 1961"])
+
+
+# -- one schema file, every bound enforced alike ------------------------------------------------------------------
+
+def test_both_runtimes_read_the_one_schema_file():
+    """Node reads runtime/manifest.schema.json in a checkout and the same bytes from its npm package."""
+    from seq2seq_edge.runtime import manifest as spec
+    from seq2seq_edge.runtime.schema import SCHEMA_FILE
+
+    script = ("const s = require(process.argv[1] + '/lib/schema');"
+              " const m = require(process.argv[1] + '/lib/manifest');"
+              " console.log(JSON.stringify([s.SCHEMA, m.MAX_STEPS, m.FORMAT, m.strategiesFor({ step: {} })]));")
+    result = subprocess.run([_tool("node"), "-e", script, str(NODE_DIR)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    schema, max_steps, fmt, strategies = json.loads(result.stdout)
+    assert schema == json.loads(SCHEMA_FILE.read_text())
+    assert (max_steps, fmt, tuple(strategies)) == (spec.MAX_STEPS, spec.FORMAT, spec.STEP_STRATEGIES)
+    assert not (NODE_DIR / "lib" / "manifest.schema.json").exists()  # a checkout has no second copy
+
+
+def test_the_npm_package_carries_the_schema(tmp_path):
+    result = subprocess.run([_tool("npm"), "pack", "--pack-destination", str(tmp_path)], cwd=NODE_DIR,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert not (NODE_DIR / "lib" / "manifest.schema.json").exists()  # postpack took the copy away again
+    import tarfile
+
+    with tarfile.open(next(tmp_path.glob("*.tgz"))) as tar:
+        tar.extractall(tmp_path, filter="data")
+    packaged = tmp_path / "package" / "lib" / "manifest.schema.json"
+    assert packaged.read_bytes() == (ROOT / "runtime" / "manifest.schema.json").read_bytes()
+    assert not (tmp_path / "package" / "lib" / "py.js").exists() and not (tmp_path / "package" / "test").exists()
+    script = "console.log(require.resolve(process.argv[1] + '/lib/manifest.schema.json'))"
+    found = subprocess.run([_tool("node"), "-e", f"require(process.argv[1] + '/lib/schema'); {script}",
+                            str(tmp_path / "package")], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0 and found.stdout.strip() == str(packaged), found.stderr
+
+
+def test_one_past_every_bound_is_refused_alike(tmp_path):
+    """Each bound of the schema, one past it: the same code and field from both runtimes (tests/schema_bounds.py;
+    tests/runtime/test_schema.py checks that every bound in the file has a row)."""
+    from schema_bounds import BOUNDS, expected, write_case
+
+    folders = [write_case(row, tmp_path / f"{i:02d}") for i, row in enumerate(BOUNDS)]
+    want = [["BundleError", *expected(row)] for row in BOUNDS]
+    assert [python_outcome(lambda f=f: load(f)) for f in folders] == want
+    assert node_outcomes([{"dir": str(f)} for f in folders]) == want

@@ -13,7 +13,7 @@
 const fs = require('node:fs');
 
 const { load } = require('./index');
-const py = require('./lib/py');
+const { isBlank } = require('./lib/vocab');
 
 function parseArgs(argv) {
   const args = { repeat: 3 };
@@ -32,7 +32,7 @@ function parseArgs(argv) {
 
 /** 50 texts of 5 to 24 source symbols, drawn with a fixed seed (mulberry32). */
 function syntheticTexts(vocab, count = 50) {
-  const symbols = vocab.tokens.filter((t, i) => !vocab.special.has(i) && !py.isBlank(t));
+  const symbols = vocab.tokens.filter((t, i) => !vocab.special.has(i) && !isBlank(t));
   let seed = 12345;
   const random = () => {
     seed = (seed + 0x6d2b79f5) | 0;
@@ -50,7 +50,7 @@ async function main() {
   const mode = args.mode || model.defaultMode;
   const source = model.spec.source.vocabulary;
   const texts = args.inputs
-    ? fs.readFileSync(args.inputs, 'utf8').split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => !py.isBlank(l))
+    ? fs.readFileSync(args.inputs, 'utf8').split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => !isBlank(l))
     : syntheticTexts(source);
   let tokens = 0;
   for (const text of texts) { // the warm-up pass, counting each row's decoder steps

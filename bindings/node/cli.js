@@ -10,13 +10,27 @@
  */
 
 const { load, Seq2SeqEdgeError, InputError } = require('./index');
-const { decodeUtf8, DecodeError } = require('./lib/pyjson');
-const py = require('./lib/py');
+const { isBlank } = require('./lib/vocab');
 
 const USAGE = 'usage: node cli.js BUNDLE [--mode M] [--max-steps N] [--threads N] < texts';
 const BLOCK = 4096; // lines decoded at a time: output starts early, memory stays bounded
 
 class UsageError extends Error {}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The offset of the byte at which `bytes` stops being valid UTF-8. */
+function firstBadByte(bytes) {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  for (let i = 0; i < bytes.length; i++) {
+    try {
+      decoder.decode(bytes.subarray(i, i + 1), { stream: true });
+    } catch {
+      return i;
+    }
+  }
+  return bytes.length;
+}
 
 /** argparse's type=int: an integer, with optional sign and surrounding spaces */
 function integer(flag, text) {
@@ -60,15 +74,14 @@ async function* lineBlocks(input, size) {
     number += 1;
     let line;
     try {
-      line = decodeUtf8(bytes);
-    } catch (error) {
-      if (!(error instanceof DecodeError)) throw error;
-      throw new InputError(`stdin line ${number} is not valid UTF-8 (${error.reason} at byte ${error.start}); `
-        + 'convert the input to UTF-8');
+      line = UTF8.decode(bytes);
+    } catch {
+      throw new InputError(`stdin line ${number} is not valid UTF-8 (at byte ${firstBadByte(bytes)}); convert the `
+        + 'input to UTF-8');
     }
     if (line.endsWith('\n')) line = line.slice(0, -1);
     if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (!py.isBlank(line)) block.push(line);
+    if (!isBlank(line)) block.push(line);
   };
   for await (const chunk of input) {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;

@@ -13,7 +13,6 @@
 const { openBundle } = require('./lib/bundle');
 const { BundleError, InputError, Seq2SeqEdgeError, UnknownTokenError } = require('./lib/errors');
 const { Model } = require('./lib/model');
-const py = require('./lib/py');
 
 function deepFreeze(value) {
   if (value && typeof value === 'object') {
@@ -33,7 +32,7 @@ function deepFreeze(value) {
  */
 async function load(dir, { threads = 1 } = {}) {
   const { manifest, sessions } = await openBundle(String(dir), threads);
-  return new Model(manifest, sessions, deepFreeze(py.toPlain(manifest.raw)), { threads });
+  return new Model(manifest, sessions, deepFreeze(structuredClone(manifest.raw)), { threads });
 }
 
 module.exports = { load, Model, BundleError, InputError, UnknownTokenError, Seq2SeqEdgeError };

@@ -7,11 +7,16 @@
  */
 
 // Every module of bindings/node/lib that the page runs (tests/test_demo.py checks this list against the folder).
-const LIB_MODULES = ['errors', 'py', 'pyjson', 'vocab', 'manifest', 'onnx_scan', 'tensors', 'model', 'bundle'];
+const LIB_MODULES = ['errors', 'schema', 'vocab', 'manifest', 'onnx_scan', 'tensors', 'model', 'bundle'];
 
-/** A CommonJS `require` over sources fetched beforehand; Node's built-ins that the page never calls are empty. */
-function makeRequire(sources, ort) {
-  const builtins = { 'onnxruntime-node': ort, 'node:fs': {}, 'node:crypto': {}, 'node:path': {} };
+/**
+ * A CommonJS `require` over sources fetched beforehand; Node's built-ins that the page never calls are empty,
+ * and lib/schema.js's manifest.schema.json is the copy served beside the modules.
+ */
+function makeRequire(sources, ort, schema) {
+  const builtins = {
+    'onnxruntime-node': ort, 'node:fs': {}, 'node:crypto': {}, 'node:path': {}, './manifest.schema.json': schema,
+  };
   const cache = new Map();
   function require(name) {
     if (name in builtins) return builtins[name];
@@ -41,12 +46,11 @@ async function sha256Hex(bytes) {
 /** Fetch and verify the bundle at `base` with lib/bundle.js's own checks, as openBundle does on a folder. */
 async function openBundle(require, base) {
   const bundle = require('./bundle');
-  const py = require('./py');
   const manifest = bundle.manifestFromBytes(await fetchBytes(`${base}manifest.json`), 'manifest.json');
   const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
   const sessions = await bundle.openGraphs(manifest, (spec) => fetchBytes(base + spec.file), sha256Hex, options);
   const { Model } = require('./model');
-  return new Model(manifest, sessions, py.toPlain(manifest.raw));
+  return new Model(manifest, sessions, manifest.raw);
 }
 
 function drawAlignment(element, alignment) {
@@ -82,7 +86,8 @@ async function main() {
   await Promise.all(LIB_MODULES.map(async (name) => {
     sources[name] = new TextDecoder().decode(await fetchBytes(`/lib/${name}.js`));
   }));
-  const require = makeRequire(sources, ort);
+  const schema = JSON.parse(new TextDecoder().decode(await fetchBytes('/lib/manifest.schema.json')));
+  const require = makeRequire(sources, ort, schema);
   const model = await openBundle(require, '/bundle/');
   const attention = model.spec.io.attention !== null && model.modes.includes('step');
   $('bundle-name').textContent = `${model.manifest.task || 'bundle'} (${model.defaultMode})`;

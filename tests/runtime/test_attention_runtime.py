@@ -69,37 +69,43 @@ def test_cli_runs_it(attention_bundle, golden, capsys):
     assert capsys.readouterr().out.splitlines() == golden["attention"]["outputs"][:2]
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m["constants"][1].update(size=31),
+@pytest.mark.parametrize("edit, code, field, message", [
+    (lambda m: m["constants"][1].update(size=31), "contract", "graphs.decoder_step.inputs[5].shape",
      r"constant 'attention_keys' \(decoder_step input\): tensor 'attention_keys' has shape \['batch', 'time', 32\], "
      r"expected \['batch', 'time', 31\]"),
-    (lambda m: m["constants"][2].update(size=4), r"constants\[2\]: a mask has no size"),
-    (lambda m: m["constants"][0].update(kind="query"), r"constants\[0\].kind must be one of"),
-    (lambda m: m["constants"].pop(0), r"decoder_step has inputs \['memory'\] that are neither step_input, a state "
-                                      r"nor a constant"),
-    (lambda m: m["constants"].pop(), r"an attention decoder needs exactly one constant of kind 'mask' \(found 0\)"),
-    (lambda m: m["constants"][0].update(name="h0"), r"constant names must be unique and differ from the state names"),
-    (lambda m: m["io"].pop("attention"),
+    (lambda m: m["constants"][2].update(size=4), "type", "constants[2].size",
+     r"constants\[2\].size must be null, got integer 4; a mask is \(batch, time\) and has no size"),
+    (lambda m: m["constants"][0].update(kind="query"), "enum", "constants[0].kind",
+     r"constants\[0\].kind must be one of"),
+    (lambda m: m["constants"].pop(0), "contract", "graphs.decoder_step.inputs",
+     r"decoder_step has inputs \['memory'\] that are neither step_input, a state nor a constant"),
+    (lambda m: m["constants"].pop(), "mask", "constants",
+     r"constants hold 0 constants of kind 'mask'; an attention decoder needs exactly one"),
+    (lambda m: m["constants"][0].update(name="h0"), "duplicate", "constants[0].name",
+     r"constants\[0\].name 'h0' is taken; state names, state outputs and constant names must be unique"),
+    (lambda m: m["io"].pop("attention"), "contract", "graphs.decoder_step.outputs",
      r"decoder_step has outputs \['attention'\] that are neither step_output, a state nor io.attention"),
-    (lambda m: m["constants"][2].update(decoder_input="no"),
-     r"constants\[2\].decoder_input: true or false, and false only for the mask"),
-    (lambda m: m["constants"][0].update(decoder_input=False),
-     r"constants\[0\].decoder_input: true or false, and false only for the mask"),
-    (lambda m: m["constants"][2].update(decoder_input=False),  # the loops take it anyway; the step graph may not
-     r"constant 'source_mask' has decoder_input false but decoder_step takes it"),
+    (lambda m: m["constants"][2].update(decoder_input="no"), "type", "constants[2].decoder_input",
+     r"constants\[2\].decoder_input must be true or false, got string 'no'"),
+    (lambda m: m["constants"][0].update(decoder_input=False), "const", "constants[0].decoder_input",
+     r"constants\[0\].decoder_input must be True, got False; every step takes the memory and keys; only the mask may "
+     r"have decoder_input false"),
+    # the loops take it anyway; the step graph may not
+    (lambda m: m["constants"][2].update(decoder_input=False), "contract", "constants[2].decoder_input", r"constant 'source_mask' has decoder_input false but decoder_step takes it"),
     (lambda m: (m["constants"][2].update(decoder_input=False), m["decode"].update(
-        modes={"step": m["decode"]["modes"]["step"]}, default_mode="step")),
+        modes={"step": m["decode"]["modes"]["step"]}, default_mode="step")), "contract", "constants[2].decoder_input",
      r"constant 'source_mask' has decoder_input false but decoder_step takes it"),
-    (lambda m: m["graphs"]["decode_loop"]["inputs"].pop(),
+    (lambda m: m["graphs"]["decode_loop"]["inputs"].pop(), "graph_io", "graphs.decode_loop.inputs",
      r"decode_loop.onnx: graph inputs \[.*'max_steps', 'memory', 'source_mask'\] do not match the manifest's"),
 ])
-def test_tampered_constants_are_refused(attention_bundle, copy_bundle, edit, message):
+def test_tampered_constants_are_refused(attention_bundle, copy_bundle, edit, code, field, message):
     copy = copy_bundle(attention_bundle)
     manifest = json.loads((copy / "manifest.json").read_text())
     edit(manifest)
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=message):
+    with pytest.raises(BundleError, match=message) as info:
         load(copy)
+    assert (info.value.code, info.value.field) == (code, field)
 
 
 def test_return_attention_gives_each_hypothesis_its_alignment(model):

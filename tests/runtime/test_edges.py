@@ -44,8 +44,10 @@ def test_feature_counts_at_the_bounds(features, ok):
     if ok:
         assert make().features == features
     else:
-        with pytest.raises(BundleError, match=rf"^features: must be an integer in \[1, {MAX_SIZE}\], got {features}$"):
+        with pytest.raises(BundleError, match=rf"^features: features must be an integer in \[1, {MAX_SIZE}\], "
+                                              rf"got {features}$") as info:
             make()
+        assert (info.value.code, info.value.field) == ("range", "features")
 
 
 def test_excerpts_of_long_texts():

@@ -73,32 +73,41 @@ def test_step_and_fused_without_int8(bundle_copy):
     assert model.decode_text(["3 mei 1961"], DecodeOptions("beam", beam_width=3))[0][0][0] == "1961-05-03"
 
 
-@pytest.mark.parametrize("modes, default, strategies, match", [
-    (["fused-int8"], "fused-int8", ["greedy", "beam"],
+@pytest.mark.parametrize("modes, default, strategies, code, field, match", [
+    (["fused-int8"], "fused-int8", ["greedy", "beam"], "strategies", "decode.strategies",
      r"decode.strategies \['greedy', 'beam'\] do not match the graphs: without the step graph the bundle runs "
      r"\['greedy'\]"),
-    (["step", "fused"], "fused", ["greedy"],
+    (["step", "fused"], "fused", ["greedy"], "strategies", "decode.strategies",
      r"decode.strategies \['greedy'\] do not match the graphs: with the step graph the bundle runs "
      r"\['greedy', 'sample', 'beam'\]"),
-    (["fused-int8"], "fused-int8", ["greedy", "teleport"], r"decode.strategies must be a list drawn from"),
-    (["fused-int8"], "fused-int8", "greedy", r"decode.strategies must be a list drawn from"),
-    (["fused-int8"], "step", None, r"decode.default_mode must be one of \['fused-int8'\], got 'step'"),
-    ([], "step", None, r"decode.modes is empty; a bundle needs at least one decode mode"),
+    (["fused-int8"], "fused-int8", ["greedy", "teleport"], "enum", "decode.strategies[1]",
+     r"decode.strategies\[1\] must be one of \['greedy', 'sample', 'beam'\], got 'teleport'"),
+    (["fused-int8"], "fused-int8", "greedy", "type", "decode.strategies",
+     r"decode.strategies must be a list or null, got string 'greedy'"),
+    (["fused-int8"], "step", None, "default_mode", "decode.default_mode",
+     r"decode.default_mode must be one of \['fused-int8'\], got 'step'"),
+    ([], "step", None, "too_few", "decode.modes",
+     r"decode.modes needs at least 1 entry, got 0; a bundle needs at least one decode mode"),
 ])
-def test_manifests_that_misstate_the_modes_are_refused(bundle_copy, modes, default, strategies, match):
-    with pytest.raises(BundleError, match=match):
+def test_manifests_that_misstate_the_modes_are_refused(bundle_copy, modes, default, strategies, code, field, match):
+    with pytest.raises(BundleError, match=match) as info:
         load(_keep(bundle_copy, modes, default, strategies))
+    assert (info.value.code, info.value.field) == (code, field)
 
 
 def test_a_loop_mode_may_not_run_the_step_graph(bundle_copy):
     step_graph = {"encoder": "encoder", "decoder": "decoder_step"}
-    with pytest.raises(BundleError, match=r"only decode mode 'step' may run graph 'decoder_step'"):
+    with pytest.raises(BundleError, match=r"decode.modes.fused.decoder names 'decoder_step': only decode mode 'step' "
+                                          r"may run graph 'decoder_step'") as info:
         load(_edit(bundle_copy, lambda data: data["decode"]["modes"].update(fused=step_graph)))
+    assert (info.value.code, info.value.field) == ("mode_graph", "decode.modes.fused.decoder")
 
 
 def test_a_step_mode_without_its_graph_is_refused(bundle_copy):
-    with pytest.raises(BundleError, match=r"decode.modes.step.decoder names graph 'decoder_step', which is not in"):
+    with pytest.raises(BundleError, match=r"decode.modes.step.decoder names graph 'decoder_step', which is not "
+                                          r"in") as info:
         load(_edit(bundle_copy, lambda data: data["graphs"].pop("decoder_step")))
+    assert (info.value.code, info.value.field) == ("mode_graph", "decode.modes.step.decoder")
 
 
 def test_a_trimmed_bundle_still_checks_its_loop_against_the_state(int8_only):

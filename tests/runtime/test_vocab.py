@@ -33,5 +33,11 @@ def test_reserved_tokens_refused_in_training_text():
 
 
 def test_vocabulary_special_out_of_range():
-    with pytest.raises(BundleError, match=r"^vocabulary: end_id=9 is not an index into 3 tokens"):
+    with pytest.raises(BundleError, match=r"^vocabulary: end_id=9 is not an index into 3 tokens$") as info:
         Vocabulary(("<pad>", "a", "b"), end_id=9)
+    assert (info.value.code, info.value.field) == ("index", "end_id")
+    with pytest.raises(BundleError, match=r"^vocabulary: separator must have at most 1 character, got 2: 'ab'") as info:
+        Vocabulary(("<pad>", "a"), separator="ab")
+    assert (info.value.code, info.value.field) == ("too_long", "separator")
+    with pytest.raises(BundleError, match=r"^vocabulary: tokens\[1\] must be a string, got integer 3$"):
+        Vocabulary(("<pad>", 3))

@@ -12,30 +12,16 @@ const ort = require('onnxruntime-node');
 const { BundleError, InputError } = require('./errors');
 const { parseManifest } = require('./manifest');
 const { checkNoExternalData, withIrVersion } = require('./onnx_scan');
-const { loads, decodeUtf8, DecodeError } = require('./pyjson');
-const py = require('./py');
+const { SCHEMA, readJson, show, byCodePoint } = require('./schema');
 
 const MANIFEST = 'manifest.json';
-const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+const MAX_MANIFEST_BYTES = SCHEMA['x-limits'].max_bytes;
 const LOOP_INPUT = 'first_input';
 const LOOP_STEPS = 'max_steps';
 const LOOP_TOKENS = 'tokens';
 // onnxruntime-node's type names -> the ONNX type string the Python runtime would print
 const ORT_TYPES = { float64: 'double', float32: 'float', int32: 'int32', int64: 'int64' };
 const OUR_DTYPES = new Set(['int32', 'int64', 'float32']);
-
-/** str(Path(p)) in Python: repeated slashes and '.' parts dropped, no trailing slash. */
-function pyPath(p) {
-  const root = p.startsWith('//') && !p.startsWith('///') ? '//' : p.startsWith('/') ? '/' : '';
-  const joined = root + p.split('/').filter((x) => x !== '' && x !== '.').join('/');
-  return joined || '.';
-}
-
-/** str(Path(base) / name) */
-function pyJoin(base, name) {
-  if (base === '.') return name;
-  return base.endsWith('/') ? base + name : `${base}/${name}`;
-}
 
 function stat(file) {
   try {
@@ -51,22 +37,21 @@ function stat(file) {
  * @returns {import('./manifest').Manifest}
  */
 function readManifest(dir) {
-  const where = pyPath(dir);
   if (!stat(dir)?.isDirectory()) {
-    throw new BundleError(`no bundle at ${py.reprStr(where)}: expected a directory holding ${MANIFEST} `
-      + '(write one with `seq2seq-edge export RUN_DIR --out BUNDLE`)');
+    throw new BundleError(`no bundle at ${JSON.stringify(dir)}: expected a directory holding ${MANIFEST} `
+      + '(write one with `seq2seq-edge export RUN_DIR --out BUNDLE`)', { code: 'no_bundle' });
   }
-  const file = pyJoin(where, MANIFEST);
-  const info = stat(path.join(dir, MANIFEST));
+  const file = path.join(dir, MANIFEST);
+  const info = stat(file);
   if (!info?.isFile()) {
-    throw new BundleError(`${py.reprStr(where)} has no ${MANIFEST}; it is not a seq2seq-edge bundle, or it is `
-      + 'incomplete: export it again');
+    throw new BundleError(`${JSON.stringify(dir)} has no ${MANIFEST}; it is not a seq2seq-edge bundle, or it is `
+      + 'incomplete: export it again', { code: 'no_manifest' });
   }
   if (info.size > MAX_MANIFEST_BYTES) {
     throw new BundleError(`${file}: ${info.size} bytes, more than a manifest may hold (${MAX_MANIFEST_BYTES}); `
-      + 'it is not a seq2seq-edge manifest');
+      + 'it is not a seq2seq-edge manifest', { code: 'too_big' });
   }
-  return manifestFromBytes(fs.readFileSync(path.join(dir, MANIFEST)), file);
+  return manifestFromBytes(fs.readFileSync(file), file);
 }
 
 /**
@@ -76,18 +61,7 @@ function readManifest(dir) {
  * @returns {import('./manifest').Manifest}
  */
 function manifestFromBytes(bytes, file) {
-  let data;
-  try {
-    data = loads(decodeUtf8(bytes));
-  } catch (error) {
-    if (!(error instanceof DecodeError)) throw error;
-    if (error.recursion) {
-      throw new BundleError(`${file}: JSON nested too deeply to be a manifest; the manifest is corrupt`);
-    }
-    throw new BundleError(`${file}: not valid JSON (${error.message}); the manifest is corrupt: export the `
-      + 'bundle again');
-  }
-  return Object.assign(parseManifest(data), { raw: data });
+  return parseManifest(readJson(bytes, file));
 }
 
 /** @returns {import('onnxruntime-node').InferenceSession.SessionOptions} */
@@ -105,7 +79,7 @@ function sessionOptions(threads) {
  * onnxruntime reads is given the newest it reads (the bytes otherwise unchanged): bundles exported before
  * export pinned IR 8 declare onnx's newest (14) in their fused loops, while using nothing past their opset.
  */
-async function createSession(data, file, options) {
+async function createSession(data, file, options, field) {
   try {
     try {
       return await ort.InferenceSession.create(data, options);
@@ -115,35 +89,37 @@ async function createSession(data, file, options) {
       return await ort.InferenceSession.create(withIrVersion(data, Number(ir[2])), options);
     }
   } catch (error) {
-    throw new BundleError(`${file}: onnxruntime cannot load it (${error.message}); export the bundle again`);
+    throw new BundleError(`${file}: onnxruntime cannot load it (${error.message}); export the bundle again`,
+      { code: 'onnxruntime', field });
   }
-}
-
-/** The error for a graph whose bytes are not the ones the manifest hashed. */
-function shaMismatch(spec, actual) {
-  return new BundleError(`${spec.file}: sha256 ${actual.slice(0, 16)}... does not match the manifest's `
-    + `${spec.sha256.slice(0, 16)}...; the file was changed or corrupted after export: export again`);
 }
 
 /**
  * One graph's session from its bytes, after the checks every runtime makes first: a plain file name, the
  * bytes the manifest hashed, no external data (onnxruntime would resolve its paths), then the interface.
+ * @param {string} key the graph's name in the manifest
  * @param {object} spec the manifest's entry for the graph
  * @param {(spec: object) => Promise<Uint8Array>} read the graph's bytes (a folder, or fetch in the browser)
  * @param {(bytes: Uint8Array) => Promise<string>} sha256 hex digest
  * @param {object} options onnxruntime session options
  */
-async function openGraph(spec, read, sha256, options) {
-  if (spec.file.includes('/') || spec.file === '.') {
-    throw new BundleError(`manifest.json: graph file ${py.repr(spec.file)} must be a plain file name inside the bundle`);
+async function openGraph(key, spec, read, sha256, options) {
+  const where = `graphs.${key}`;
+  if (spec.file.includes('/') || spec.file === '.') { // Python: Path(file).name != file
+    throw new BundleError(`manifest.json: graph file ${JSON.stringify(spec.file)} must be a plain file name inside `
+      + 'the bundle', { code: 'graph_path', field: `${where}.file` });
   }
-  const data = await read(spec);
+  const data = await read(spec, `${where}.file`);
   const actual = await sha256(data);
-  if (actual !== spec.sha256) throw shaMismatch(spec, actual);
-  checkNoExternalData(data, spec.file);
-  const session = await createSession(data, spec.file, options);
+  if (actual !== spec.sha256) {
+    throw new BundleError(`${spec.file}: sha256 ${actual.slice(0, 16)}... does not match the manifest's `
+      + `${spec.sha256.slice(0, 16)}...; the file was changed or corrupted after export: export again`,
+    { code: 'hash_mismatch', field: `${where}.sha256` });
+  }
+  checkNoExternalData(data, spec.file, `${where}.file`);
+  const session = await createSession(data, spec.file, options, `${where}.file`);
   try {
-    checkInterface(spec, session);
+    checkInterface(key, spec, session);
   } catch (error) {
     await session.release();
     throw error;
@@ -152,13 +128,16 @@ async function openGraph(spec, read, sha256, options) {
 }
 
 /**
- * Every graph's verified session, then the contract between them (sessions released on any failure).
+ * Every graph's verified session, in the order of their names, then the contract between them (sessions
+ * released on any failure).
  * @returns {Promise<Map<string, object>>}
  */
 async function openGraphs(manifest, read, sha256, options) {
   const sessions = new Map();
   try {
-    for (const [name, spec] of manifest.graphs) sessions.set(name, await openGraph(spec, read, sha256, options));
+    for (const key of Array.from(manifest.graphs.keys()).sort(byCodePoint)) {
+      sessions.set(key, await openGraph(key, manifest.graphs.get(key), read, sha256, options));
+    }
     checkContract(manifest);
   } catch (error) {
     await Promise.all(Array.from(sessions.values(), (s) => s.release()));
@@ -167,153 +146,160 @@ async function openGraphs(manifest, read, sha256, options) {
   return sessions;
 }
 
-/** The graph's own names, dtypes and shapes must be the manifest's. */
-function checkInterface(spec, session) {
+/** The graph's own names, dtypes and shapes must be the manifest's (codes graph_io, graph_dtype, graph_shape). */
+function checkInterface(key, spec, session) {
   for (const [kind, declared, actual] of [['input', spec.inputs, session.inputMetadata],
     ['output', spec.outputs, session.outputMetadata]]) {
     const found = new Map(actual.map((a) => [a.name, a]));
     const want = declared.map((t) => t.name);
     if (!sameSet(new Set(found.keys()), new Set(want))) {
-      throw new BundleError(`${spec.file}: graph ${kind}s ${py.repr(py.sorted(found.keys()))} do not match the `
-        + `manifest's ${py.repr(py.sorted(want))}; the manifest belongs to another bundle`);
+      throw new BundleError(`${spec.file}: the graph's ${kind}s ${show([...found.keys()].sort(byCodePoint))} are not `
+        + `the manifest's ${show([...want].sort(byCodePoint))}; the manifest belongs to another bundle`,
+      { code: 'graph_io', field: `graphs.${key}.${kind}s` });
     }
-    for (const t of declared) checkTensor(spec.file, t, found.get(t.name));
+    declared.forEach((t, i) => checkTensor(spec.file, t, found.get(t.name), `graphs.${key}.${kind}s[${i}]`));
   }
 }
 
-function checkTensor(file, declared, actual) {
+function checkTensor(file, declared, actual, field) {
   const dtype = !actual.isTensor ? 'a non-tensor value'
     : OUR_DTYPES.has(actual.type) ? actual.type : `tensor(${ORT_TYPES[actual.type] || actual.type})`;
   if (dtype !== declared.dtype) {
-    throw new BundleError(`${file}: tensor ${py.repr(declared.name)} is ${dtype} in the graph but ${declared.dtype} `
-      + 'in the manifest');
+    throw new BundleError(`${file}: tensor ${JSON.stringify(declared.name)} is ${dtype} in the graph but `
+      + `${declared.dtype} in the manifest`, { code: 'graph_dtype', field: `${field}.dtype` });
   }
-  const shape = actual.shape.map((a) => (a === '' ? null : a)); // an unnamed dynamic axis: None in Python
+  const shape = actual.shape.map((a) => (a === '' ? null : a)); // an unnamed dynamic axis
   const same = shape.length === declared.shape.length && declared.shape.every((d, i) => (
     typeof d === 'number' ? d === shape[i] : typeof shape[i] !== 'number'));
   if (!same) {
-    throw new BundleError(`${file}: tensor ${py.repr(declared.name)} has shape ${py.repr(shape)} in the graph but `
-      + `${py.repr(declared.shape)} in the manifest`);
+    throw new BundleError(`${file}: tensor ${JSON.stringify(declared.name)} has shape ${show(shape)} in the graph `
+      + `but ${show(declared.shape)} in the manifest`, { code: 'graph_shape', field: `${field}.shape` });
   }
 }
 
-/** GraphSpec.input / .output: the declared tensor of that name. */
-function byName(graph, kind, name) {
-  const specs = kind === 'input' ? graph.inputs : graph.outputs;
-  const spec = specs.find((s) => s.name === name);
-  if (!spec) {
-    throw new BundleError(`${graph.file} ${kind}s: no tensor named ${py.repr(name)} `
-      + `(have ${py.repr(specs.map((s) => s.name))})`);
+// The contract between the graphs, the state and the sides (runtime/bundle.py's, in its order): each tensor the
+// runtime feeds or reads is found by name in a graph's declared inputs or outputs, with its field path, and held
+// to the dtype and shape the contract needs. Any disagreement is code 'contract'.
+
+/** @returns {[object, string]} the declared tensor `name` among graph `key`'s `kind` ('inputs'|'outputs'), and its path */
+function find(m, key, kind, name) {
+  const graph = m.graphs.get(key);
+  const i = graph[kind].findIndex((s) => s.name === name);
+  if (i < 0) {
+    throw new BundleError(`${graph.file} ${kind}: no tensor named ${JSON.stringify(name)} (it has `
+      + `${show(graph[kind].map((s) => s.name))})`, { code: 'contract', field: `graphs.${key}.${kind}` });
   }
-  return spec;
+  return [graph[kind][i], `graphs.${key}.${kind}[${i}]`];
 }
 
-function expect(tensor, shape, what, dtype) {
+const names = (m, key, kind) => new Set(m.graphs.get(key)[kind].map((t) => t.name));
+
+function expect([tensor, field], shape, what, dtype) {
   if (tensor.dtype !== dtype) {
-    throw new BundleError(`${what}: tensor ${py.repr(tensor.name)} is ${tensor.dtype}, expected ${dtype}; encoder, `
-      + 'decoder and manifest disagree: export the bundle again');
+    throw new BundleError(`${what}: tensor ${JSON.stringify(tensor.name)} is ${tensor.dtype}, not ${dtype}; encoder, `
+      + 'decoder and manifest disagree: export the bundle again', { code: 'contract', field: `${field}.dtype` });
   }
   const ok = tensor.shape.length === shape.length && shape.every((e, i) => (
     typeof e === 'string' ? typeof tensor.shape[i] === 'string' : e === tensor.shape[i]));
   if (!ok) {
-    throw new BundleError(`${what}: tensor ${py.repr(tensor.name)} has shape ${py.repr(tensor.shape)}, expected `
-      + `${py.repr(shape)}; encoder, decoder and manifest disagree: export the bundle again`);
+    throw new BundleError(`${what}: tensor ${JSON.stringify(tensor.name)} has shape ${show(tensor.shape)}, not `
+      + `${show(shape)}; encoder, decoder and manifest disagree: export the bundle again`,
+    { code: 'contract', field: `${field}.shape` });
   }
 }
 
 const constantShape = (c) => (c.kind === 'mask' ? ['batch', 'time'] : ['batch', 'time', c.size]);
 const sameSet = (a, b) => a.size === b.size && [...a].every((x) => b.has(x));
+const sorted = (items) => [...items].sort(byCodePoint);
 
 /** decoder_step: step_input, the states and constants in; step_output, the next states (and weights) out. */
 function checkStepGraph(m, dec) {
   const known = new Set([...m.state.map((s) => s.name), ...m.constants.map((c) => c.name), m.io.stepInput]);
-  let extra = dec.inputs.map((t) => t.name).filter((n) => !known.has(n));
+  let extra = [...names(m, dec, 'inputs')].filter((n) => !known.has(n));
   if (extra.length) {
-    throw new BundleError(`decoder_step has inputs ${py.repr(py.sorted(new Set(extra)))} that are neither `
-      + 'step_input, a state nor a constant');
+    throw new BundleError(`decoder_step has inputs ${show(sorted(extra))} that are neither step_input, a state nor `
+      + 'a constant', { code: 'contract', field: `graphs.${dec}.inputs` });
   }
   const outputs = new Set([...m.state.map((s) => s.output), m.io.stepOutput, m.io.attention]);
-  extra = dec.outputs.map((t) => t.name).filter((n) => !outputs.has(n));
+  extra = [...names(m, dec, 'outputs')].filter((n) => !outputs.has(n));
   if (extra.length) {
-    throw new BundleError(`decoder_step has outputs ${py.repr(py.sorted(new Set(extra)))} that are neither `
-      + 'step_output, a state nor io.attention');
+    throw new BundleError(`decoder_step has outputs ${show(sorted(extra))} that are neither step_output, a state `
+      + 'nor io.attention', { code: 'contract', field: `graphs.${dec}.outputs` });
   }
-  for (const c of m.constants) {
+  m.constants.forEach((c, i) => {
     if (c.decoderInput) {
-      expect(byName(dec, 'input', c.name), constantShape(c), `constant ${py.repr(c.name)} (decoder_step input)`,
+      expect(find(m, dec, 'inputs', c.name), constantShape(c), `constant ${JSON.stringify(c.name)} (decoder_step input)`,
         'float32');
-    } else if (dec.inputs.some((t) => t.name === c.name)) {
-      throw new BundleError(`constant ${py.repr(c.name)} has decoder_input false but decoder_step takes it`);
+    } else if (names(m, dec, 'inputs').has(c.name)) {
+      throw new BundleError(`constant ${JSON.stringify(c.name)} has decoder_input false but decoder_step takes it`,
+        { code: 'contract', field: `constants[${i}].decoder_input` });
     }
-  }
+  });
   if (m.io.attention !== null) {
-    expect(byName(dec, 'output', m.io.attention), ['batch', 'time'], 'attention weights', 'float32');
+    expect(find(m, dec, 'outputs', m.io.attention), ['batch', 'time'], 'attention weights', 'float32');
   }
   for (const s of m.state) {
-    expect(byName(dec, 'input', s.name), ['batch', s.size], `state ${py.repr(s.name)} (decoder_step input)`,
-      'float32');
-    expect(byName(dec, 'output', s.output), ['batch', s.size],
-      `state ${py.repr(s.name)} (decoder_step output ${py.repr(s.output)})`, 'float32');
+    const name = JSON.stringify(s.name);
+    expect(find(m, dec, 'inputs', s.name), ['batch', s.size], `state ${name} (decoder_step input)`, 'float32');
+    expect(find(m, dec, 'outputs', s.output), ['batch', s.size],
+      `state ${name} (decoder_step output ${JSON.stringify(s.output)})`, 'float32');
   }
-  expect(byName(dec, 'output', m.io.stepOutput), ['batch', m.target.vocabulary.size], 'step_output', 'float32');
-  expect(byName(dec, 'input', m.io.stepInput), ['batch', 1], 'step_input', 'int32');
+  expect(find(m, dec, 'outputs', m.io.stepOutput), ['batch', m.target.vocabulary.size], 'step_output', 'float32');
+  expect(find(m, dec, 'inputs', m.io.stepInput), ['batch', 1], 'step_input', 'int32');
 }
 
 /** A fused decode graph: states and constants, first_input and max_steps in; tokens out. */
-function checkLoop(m, graph, mode) {
-  const names = new Set(graph.inputs.map((t) => t.name));
+function checkLoop(m, key, mode) {
+  const { file } = m.graphs.get(key);
+  const have = names(m, key, 'inputs');
   const want = new Set([...m.state.map((s) => s.name), ...m.constants.map((c) => c.name), LOOP_INPUT, LOOP_STEPS]);
-  if (!sameSet(names, want)) {
-    throw new BundleError(`${graph.file} (mode ${py.repr(mode)}): inputs ${py.repr(py.sorted(names))} should be `
-      + `${py.repr(py.sorted(want))}`);
+  if (!sameSet(have, want)) {
+    throw new BundleError(`${file} (mode ${JSON.stringify(mode)}): inputs ${show(sorted(have))} should be `
+      + `${show(sorted(want))}`, { code: 'contract', field: `graphs.${key}.inputs` });
   }
   for (const s of m.state) {
-    expect(byName(graph, 'input', s.name), ['batch', s.size], `state ${py.repr(s.name)} (${graph.file})`, 'float32');
+    expect(find(m, key, 'inputs', s.name), ['batch', s.size], `state ${JSON.stringify(s.name)} (${file})`, 'float32');
   }
   for (const c of m.constants) {
-    expect(byName(graph, 'input', c.name), constantShape(c), `constant ${py.repr(c.name)} (${graph.file})`,
-      'float32');
+    expect(find(m, key, 'inputs', c.name), constantShape(c), `constant ${JSON.stringify(c.name)} (${file})`, 'float32');
   }
-  expect(byName(graph, 'input', LOOP_STEPS), [], 'max_steps', 'int64');
-  expect(byName(graph, 'input', LOOP_INPUT), ['batch'], 'first_input', 'int32');
-  expect(byName(graph, 'output', LOOP_TOKENS), ['steps', 'batch'], 'tokens', 'int32');
+  expect(find(m, key, 'inputs', LOOP_STEPS), [], 'max_steps', 'int64');
+  expect(find(m, key, 'inputs', LOOP_INPUT), ['batch'], 'first_input', 'int32');
+  expect(find(m, key, 'outputs', LOOP_TOKENS), ['steps', 'batch'], 'tokens', 'int32');
 }
 
 /** Sizes, names and dtypes must agree between encoder, decoders and the declared sides. */
 function checkContract(m) {
-  const enc = m.graphs.get(m.modes.get(m.stepMode).encoder);
-  if (new Set(m.state.map((s) => s.name)).size !== m.state.length
-      || new Set(m.state.map((s) => s.output)).size !== m.state.length) {
-    throw new BundleError('manifest.json: state names and outputs must be unique');
-  }
-  if (m.hasStep) checkStepGraph(m, m.graphs.get('decoder_step'));
+  const enc = m.modes.get(m.stepMode).encoder;
+  if (m.hasStep) checkStepGraph(m, 'decoder_step');
   for (const c of m.constants) {
-    expect(byName(enc, 'output', c.encoderOutput), constantShape(c),
-      `constant ${py.repr(c.name)} (encoder output ${py.repr(c.encoderOutput)})`, 'float32');
+    expect(find(m, enc, 'outputs', c.encoderOutput), constantShape(c),
+      `constant ${JSON.stringify(c.name)} (encoder output ${JSON.stringify(c.encoderOutput)})`, 'float32');
   }
   for (const s of m.state.filter((x) => x.init === 'encoder')) {
-    expect(byName(enc, 'output', s.encoderOutput), ['batch', s.size],
-      `state ${py.repr(s.name)} (encoder output ${py.repr(s.encoderOutput)})`, 'float32');
+    expect(find(m, enc, 'outputs', s.encoderOutput), ['batch', s.size],
+      `state ${JSON.stringify(s.name)} (encoder output ${JSON.stringify(s.encoderOutput)})`, 'float32');
   }
-  expect(byName(enc, 'input', m.io.source), ['batch', 'time'], 'source', 'int32');
-  if (m.io.padding === null) {
-    throw new BundleError("manifest.json: io.padding must say how a token source's padding is handled");
-  }
+  expect(find(m, enc, 'inputs', m.io.source), ['batch', 'time'], 'source', 'int32');
   if (m.io.sourceLength !== null) {
-    expect(byName(enc, 'input', m.io.sourceLength), ['batch'], 'source_length', 'int32');
+    expect(find(m, enc, 'inputs', m.io.sourceLength), ['batch'], 'source_length', 'int32');
   }
   const fed = new Set([m.io.source, m.io.sourceLength].filter((n) => n !== null));
-  const inputs = new Set(enc.inputs.map((t) => t.name));
+  const inputs = names(m, enc, 'inputs');
+  const first = m.graphs.get(enc);
   if (!sameSet(inputs, fed)) {
-    throw new BundleError(`${enc.file}: inputs ${py.repr(py.sorted(inputs))} do not match io.padding `
-      + `${py.repr(m.io.padding)}, which feeds ${py.repr(py.sorted(fed))}; the manifest belongs to another bundle`);
+    throw new BundleError(`${first.file}: inputs ${show(sorted(inputs))} do not match io.padding `
+      + `${JSON.stringify(m.io.padding)}, which feeds ${show(sorted(fed))}; the manifest belongs to another bundle`,
+    { code: 'contract', field: `graphs.${enc}.inputs` });
   }
   const face = (g) => JSON.stringify([g.inputs, g.outputs]);
-  for (const [mode, graphs] of m.modes) {
-    if (graphs.decoder !== 'decoder_step') checkLoop(m, m.graphs.get(graphs.decoder), mode);
+  for (const mode of sorted(m.modes.keys())) {
+    const graphs = m.modes.get(mode);
+    if (graphs.decoder !== 'decoder_step') checkLoop(m, graphs.decoder, mode);
     const other = m.graphs.get(graphs.encoder);
-    if (face(other) !== face(enc)) {
-      throw new BundleError(`${other.file} (mode ${py.repr(mode)}): its inputs and outputs differ from ${enc.file}'s`);
+    if (face(other) !== face(first)) {
+      throw new BundleError(`${other.file} (mode ${JSON.stringify(mode)}): its inputs and outputs differ from `
+        + `${first.file}'s`, { code: 'contract', field: `decode.modes.${mode}.encoder` });
     }
   }
 }
@@ -327,12 +313,11 @@ function checkContract(m) {
  */
 async function openBundle(dir, threads) {
   const manifest = readManifest(dir);
-  const where = pyPath(dir);
-  const read = async (spec) => {
+  const read = async (spec, field) => {
     const file = path.join(dir, spec.file);
     if (!stat(file)?.isFile()) {
-      throw new BundleError(`${pyJoin(where, spec.file)} is missing; the bundle is incomplete: copy the whole `
-        + 'directory or export again');
+      throw new BundleError(`${file} is missing; the bundle is incomplete: copy the whole directory or export again`,
+        { code: 'graph_missing', field });
     }
     return fs.readFileSync(file);
   };
@@ -340,4 +325,4 @@ async function openBundle(dir, threads) {
   return { manifest, sessions: await openGraphs(manifest, read, sha256, sessionOptions(threads)) };
 }
 
-module.exports = { openBundle, openGraphs, readManifest, manifestFromBytes, pyPath };
+module.exports = { openBundle, openGraphs, readManifest, manifestFromBytes };

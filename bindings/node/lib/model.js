@@ -8,8 +8,8 @@
 const ort = require('onnxruntime-node');
 
 const { InputError } = require('./errors');
+const { isBlank } = require('./vocab');
 const { STEP_MODE } = require('./manifest');
-const py = require('./py');
 const { zeros, takeRows, putRows, putPadded, argmaxRows, maskLengths } = require('./tensors');
 
 const TOKEN_BUDGET = 1 << 16; // padded source ids per decode chunk (rows x longest row)
@@ -61,7 +61,7 @@ function checkTexts(texts) {
   if (!Array.isArray(texts)) throw new InputError(`expected a list of strings, got ${texts === null ? 'null' : typeof texts}`);
   texts.forEach((text, i) => {
     if (typeof text !== 'string') throw new InputError(`item ${i} is ${text === null ? 'null' : typeof text}, expected str`);
-    if (py.isBlank(text)) throw new InputError(`item ${i} is an empty string; every input needs at least one symbol`);
+    if (isBlank(text)) throw new InputError(`item ${i} is an empty string; every input needs at least one symbol`);
   });
   return texts;
 }
@@ -186,7 +186,7 @@ class Model {
   checkMode(mode) {
     if (mode === undefined || mode === null) return this.spec.defaultMode;
     if (!this.spec.modes.has(mode)) {
-      throw new InputError(`mode must be one of ${py.repr(this.modes)} for this bundle, got ${py.repr(mode)}`);
+      throw new InputError(`mode must be one of ${JSON.stringify(this.modes)} for this bundle, got ${JSON.stringify(mode)}`);
     }
     return mode;
   }
@@ -196,7 +196,7 @@ class Model {
     if (maxSteps === undefined || maxSteps === null) return cap;
     if (!(Number.isInteger(maxSteps) && maxSteps >= 1 && maxSteps <= cap)) {
       throw new InputError(`max_steps must be an integer in [1, ${cap}] (the bundle's decode.max_steps cap), `
-        + `got ${typeof maxSteps === 'number' ? py.repr(maxSteps) : String(maxSteps)}`);
+        + `got ${typeof maxSteps === 'string' ? JSON.stringify(maxSteps) : String(maxSteps)}`);
     }
     return maxSteps;
   }

@@ -87,21 +87,24 @@ function walk(data, kind, pos, end, depth) {
 }
 
 /**
- * Throw BundleError if the serialized ModelProto `data` references external data, or is not a model.
+ * Throw BundleError if the serialized ModelProto `data` references external data (code 'external_data'), or is
+ * not a model ('not_onnx').
  * @param {Uint8Array} data
  * @param {string} file the graph's file name, for the message
+ * @param {string|null} [field] the manifest field naming the file
  */
-function checkNoExternalData(data, file) {
+function checkNoExternalData(data, file, field = null) {
   let external;
   try {
     external = walk(data, 'model', 0, data.length, 0);
   } catch (error) {
     if (!(error instanceof Malformed)) throw error;
-    throw new BundleError(`${file}: not a valid ONNX model (${error.message}); export the bundle again`);
+    throw new BundleError(`${file}: not a valid ONNX model (${error.message}); export the bundle again`,
+      { code: 'not_onnx', field });
   }
   if (external) {
     throw new BundleError(`${file}: a tensor keeps its data in an external file; a bundle may not read anything `
-      + 'outside itself, so graphs must hold all their weights (export the bundle again)');
+      + 'outside itself, so graphs must hold all their weights (export the bundle again)', { code: 'external_data', field });
   }
 }
 

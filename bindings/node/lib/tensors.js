@@ -4,7 +4,6 @@
 const ort = require('onnxruntime-node');
 
 const { InputError } = require('./errors');
-const py = require('./py');
 
 /** @param {number[]} dims @returns {ort.Tensor} float32 zeros of that shape */
 const zeros = (dims) => new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
@@ -75,7 +74,7 @@ function maskLengths(mask, name) {
     for (const v of row) sum += v;
     const length = Math.trunc(sum);
     if (!row.every((v, t) => v === (t < length ? 1 : 0))) {
-      throw new InputError(`state ${py.repr(name)}: this decoder takes no mask, so the runtime cuts each row to its `
+      throw new InputError(`state ${JSON.stringify(name)}: this decoder takes no mask, so the runtime cuts each row to its `
         + 'length; the mask must be 1 for a prefix of each row and 0 after it');
     }
     return length;

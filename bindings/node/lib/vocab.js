@@ -2,40 +2,64 @@
 /** Vocabularies: a port of runtime/vocab.py (index <-> token maps with special ids, from the manifest). */
 
 const { BundleError, UnknownTokenError } = require('./errors');
-const py = require('./py');
+const { show } = require('./schema');
 
-const MAX_TOKENS = 1000000;
-const MAX_TOKEN_CHARS = 256;
+const SPECIAL_IDS = ['pad_id', 'unk_id', 'start_id', 'end_id'];
+// What Python's str.strip() removes (str.isspace): a text of only these is blank in either runtime.
+const SPACE = new Set([0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001,
+  0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f,
+  0x3000]);
+
+/** @param {string} text @returns {boolean} whether text holds nothing but white space (as text.strip() == '') */
+function isBlank(text) {
+  for (let i = 0; i < text.length; i++) if (!SPACE.has(text.charCodeAt(i))) return false;
+  return true;
+}
 
 /** @param {string} text @param {string} separator @returns {string[]} the symbols of text */
 function split(text, separator) {
-  return separator === '' ? py.chars(text) : text.split(separator).filter((s) => s !== '');
+  return separator === '' ? Array.from(text) : text.split(separator).filter((s) => s !== '');
 }
 
-/** repr(text), cut to the part around `position` when it is long (error messages stay short). */
+/** text quoted, cut to the part around `position` (a code point index) when it is long. */
 function excerpt(text, position, width = 30) {
-  const n = py.len(text);
-  if (n <= 2 * width + 20) return py.reprStr(text);
+  const points = Array.from(text);
+  if (points.length <= 2 * width + 20) return JSON.stringify(text);
   const start = Math.max(0, position - width);
-  return `${start ? '...' : ''}${py.reprStr(py.slice(text, start, position + width))}`
-    + `${position + width < n ? '...' : ''} (a text of ${n} characters)`;
+  return `${start ? '...' : ''}${JSON.stringify(points.slice(start, position + width).join(''))}`
+    + `${position + width < points.length ? '...' : ''} (a text of ${points.length} characters)`;
+}
+
+/**
+ * The rules between a vocabulary's fields (its structure is manifest.schema.json's), in runtime/vocab.py's
+ * order: every special id indexes the tokens; on_unknown 'unk' has an unk_id.
+ * @param {object} data @param {string} where @param {string} field
+ */
+function checkVocabulary(data, where, field) {
+  const prefix = field ? `${field}.` : '';
+  for (const name of SPECIAL_IDS) {
+    const value = data[name];
+    if (value !== undefined && value !== null && value >= data.tokens.length) {
+      throw new BundleError(`${where}: ${prefix}${name} is ${value}, past the last of ${data.tokens.length} tokens`,
+        { code: 'index', field: prefix + name });
+    }
+  }
+  if (data.on_unknown === 'unk' && (data.unk_id === undefined || data.unk_id === null)) {
+    throw new BundleError(`${where}: ${prefix}on_unknown is 'unk' but there is no unk_id to map unknown symbols to`,
+      { code: 'unk_id', field: `${prefix}unk_id` });
+  }
 }
 
 /** An ordered token list; a token's id is its index. */
 class Vocabulary {
   /**
-   * Build from the manifest's `vocabulary` object (a Map from ./pyjson.js), checked as the Python
-   * runtime checks it (Vocabulary.from_dict and __post_init__).
-   * @param {Map<string, unknown>} data
+   * Build from the manifest's `vocabulary` object, which manifest.js has checked.
+   * @param {object} data
    * @returns {Vocabulary}
    */
   static fromDict(data) {
-    const tokens = data.get('tokens');
-    if (!Array.isArray(tokens)) {
-      throw new BundleError(`vocabulary: field 'tokens' must be a list of strings, got ${py.typeName(tokens)}`);
-    }
-    const get = (key, fallback) => (data.has(key) ? data.get(key) : fallback);
-    return new Vocabulary(tokens, {
+    const get = (key, fallback) => (data[key] === undefined ? fallback : data[key]);
+    return new Vocabulary(data.tokens, {
       separator: get('separator', ''), padId: get('pad_id', null), unkId: get('unk_id', null),
       startId: get('start_id', null), endId: get('end_id', null), onUnknown: get('on_unknown', 'error'),
       reverse: get('reverse', false),
@@ -43,43 +67,18 @@ class Vocabulary {
   }
 
   /**
-   * @param {unknown[]} tokens
-   * @param {{separator: unknown, padId: unknown, unkId: unknown, startId: unknown, endId: unknown,
-   *   onUnknown: unknown, reverse: unknown}} fields
+   * @param {string[]} tokens
+   * @param {{separator: string, padId: number|null, unkId: number|null, startId: number|null,
+   *   endId: number|null, onUnknown: string, reverse: boolean}} fields
    */
   constructor(tokens, { separator, padId, unkId, startId, endId, onUnknown, reverse }) {
-    if (!(tokens.length > 0 && tokens.length <= MAX_TOKENS)) {
-      throw new BundleError(`vocabulary: needs 1 to ${MAX_TOKENS} tokens, got ${tokens.length}`);
-    }
-    const bad = tokens.find((t) => !(typeof t === 'string' && py.len(t) > 0 && py.len(t) <= MAX_TOKEN_CHARS));
-    if (bad !== undefined) {
-      throw new BundleError(`vocabulary: every token must be a string of 1 to ${MAX_TOKEN_CHARS} characters, `
-        + `got ${py.reprCut(bad, 80)}`);
-    }
-    if (new Set(tokens).size !== tokens.length) throw new BundleError('vocabulary: tokens must be unique');
-    const ids = { pad_id: padId, unk_id: unkId, start_id: startId, end_id: endId };
-    for (const [name, value] of Object.entries(ids)) {
-      if (value !== null && !(py.isInt(value) && value >= 0 && value < tokens.length)) {
-        throw new BundleError(`vocabulary: ${name}=${py.repr(value)} is not an index into ${tokens.length} tokens`);
-      }
-    }
-    if (typeof separator !== 'string' || py.len(separator) > 1) {
-      throw new BundleError(`vocabulary: separator must be '' or one character, got ${py.reprCut(separator, 80)}`);
-    }
-    if (typeof reverse !== 'boolean') {
-      throw new BundleError(`vocabulary: reverse must be true or false, got ${py.reprCut(reverse, 80)}`);
-    }
-    if (onUnknown !== 'error' && onUnknown !== 'unk') {
-      throw new BundleError(`vocabulary: on_unknown must be one of ('error', 'unk'), got ${py.repr(onUnknown)}`);
-    }
-    if (onUnknown === 'unk' && unkId === null) throw new BundleError("vocabulary: on_unknown='unk' needs an unk_id");
     /** @type {string[]} */
     this.tokens = tokens;
     this.separator = separator;
-    /** @type {number|null} */ this.padId = padId === null ? null : Number(padId);
-    /** @type {number|null} */ this.unkId = unkId === null ? null : Number(unkId);
-    /** @type {number|null} */ this.startId = startId === null ? null : Number(startId);
-    /** @type {number|null} */ this.endId = endId === null ? null : Number(endId);
+    /** @type {number|null} */ this.padId = padId;
+    /** @type {number|null} */ this.unkId = unkId;
+    /** @type {number|null} */ this.startId = startId;
+    /** @type {number|null} */ this.endId = endId;
     this.onUnknown = onUnknown;
     this.reverse = reverse;
     this.index = new Map(tokens.map((t, i) => [t, i]));
@@ -102,7 +101,7 @@ class Vocabulary {
       const idx = this.index.get(sym);
       if (idx !== undefined && !this.special.has(idx)) return idx;
       if (this.onUnknown === 'error') {
-        throw new UnknownTokenError(`${py.reprCut(sym, 40)} at position ${position} of ${excerpt(text, position)} `
+        throw new UnknownTokenError(`${show(sym, 40)} at position ${position} of ${excerpt(text, position)} `
           + `is not in the model's vocabulary; known symbols: ${this.knownPreview()}. Remove or replace it`);
       }
       return this.unkId;
@@ -130,9 +129,9 @@ class Vocabulary {
   /** The first known (non-special) symbols, as the unknown-symbol message lists them. */
   knownPreview(limit = 60) {
     const known = this.tokens.filter((t, i) => !this.special.has(i));
-    const text = known.slice(0, limit).map(py.reprStr).join(' ');
+    const text = known.slice(0, limit).map((t) => JSON.stringify(t)).join(' ');
     return text + (known.length > limit ? ' ...' : '');
   }
 }
 
-module.exports = { Vocabulary };
+module.exports = { Vocabulary, checkVocabulary, isBlank };

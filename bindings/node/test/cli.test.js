@@ -29,11 +29,11 @@ test('empty input: no output, success', () => {
 
 test('an error is one line on stderr and exit status 1', () => {
   const cases = [
-    [[bundle('dates_tiny')], 'ok\n14 ~ 2023\n', /^error: '~' at position 3 of '14 ~ 2023' is not in the model's vocabulary; known symbols: .* Remove or replace it\n$/],
-    [[bundle('dates_tiny'), '--mode', 'nope'], 'x\n', /^error: mode must be one of \['step', 'fused', 'fused-int8'\] for this bundle, got 'nope'\n$/],
+    [[bundle('dates_tiny')], 'ok\n14 ~ 2023\n', /^error: "~" at position 3 of "14 ~ 2023" is not in the model's vocabulary; known symbols: .* Remove or replace it\n$/],
+    [[bundle('dates_tiny'), '--mode', 'nope'], 'x\n', /^error: mode must be one of \["step","fused","fused-int8"\] for this bundle, got "nope"\n$/],
     [[bundle('dates_tiny'), '--max-steps', '0'], 'x\n', /^error: max_steps must be an integer in \[1, 19\] .*, got 0\n$/],
-    [[bundle('nowhere')], 'x\n', /^error: no bundle at '.*nowhere': expected a directory holding manifest.json/],
-    [[bundle('dates_tiny')], Buffer.from([0x61, 0x0a, 0x62, 0xc3, 0x0a]), /^error: stdin line 2 is not valid UTF-8 \(invalid continuation byte at byte 1\); convert the input to UTF-8\n$/],
+    [[bundle('nowhere')], 'x\n', /^error: no bundle at ".*nowhere": expected a directory holding manifest.json/],
+    [[bundle('dates_tiny')], Buffer.from([0x61, 0x0a, 0x62, 0xc3, 0x0a]), /^error: stdin line 2 is not valid UTF-8 \(at byte 2\); convert the input to UTF-8\n$/],
   ];
   for (const [args, input, expected] of cases) {
     const result = runCli(args, input);
@@ -43,7 +43,7 @@ test('an error is one line on stderr and exit status 1', () => {
   }
   const dir = copyBundle('dates_tiny');
   editManifest(dir, (m) => { m.format = 'x'; });
-  assert.match(runCli([dir], 'x\n').stderr, /^error: manifest.json: format 'x' is not supported/);
+  assert.match(runCli([dir], 'x\n').stderr, /^error: manifest.json: format must be "seq2seq-edge\/1", not "x"; this runtime reads format 'seq2seq-edge\/1': re-export/);
 });
 
 test('usage errors exit with status 2', () => {

@@ -60,14 +60,14 @@ test('a bundle without the step graph decodes in its fused modes and refuses ste
   assert.deepEqual(model.modes, ['fused', 'fused-int8']);
   assert.deepEqual(await model.generateText(GOLDEN.dates.inputs), GOLDEN.dates.outputs);
   await assert.rejects(model.generateText(GOLDEN.dates.inputs, { mode: 'step' }), {
-    name: 'InputError', message: "mode must be one of ['fused', 'fused-int8'] for this bundle, got 'step'",
+    name: 'InputError', message: 'mode must be one of ["fused","fused-int8"] for this bundle, got "step"', code: 'input',
   });
 });
 
 test('an unknown mode is refused with the modes the bundle has', async () => {
   const model = await load(bundle('keras_io_tiny'));
   await assert.rejects(model.generateText(['Go.'], { mode: 'fused' }), {
-    name: 'InputError', message: "mode must be one of ['step'] for this bundle, got 'fused'",
+    name: 'InputError', message: 'mode must be one of ["step"] for this bundle, got "fused"', code: 'input',
   });
 });
 
