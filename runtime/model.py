@@ -222,9 +222,9 @@ class Seq2SeqModel:
 
     def _by_chunks(self, texts: Sequence[str], run: Callable[[np.ndarray, np.ndarray], list]) -> list:
         """``run(ids, lengths)`` over length-sorted chunks of ``texts``; one result per text, in order."""
-        texts, vocab = check_texts(texts), self.source_vocab
-        self.target_vocab  # noqa: B018 - token targets only, checked for an empty list too
-        return chunks.by_text_chunks(texts, vocab, run)
+        texts = check_texts(texts)
+        source, _ = self.source_vocab, self.target_vocab  # token bundles only: refused for an empty list too
+        return chunks.by_text_chunks(texts, source, run)
 
     def stream(self, source: Any, max_steps: int | None = None, *, lengths: Any = None, first_input: Any = None,
                options: DecodeOptions | None = None) -> Iterator[np.ndarray]:
