@@ -1,5 +1,5 @@
 'use strict';
-/** A missing, corrupt, tampered or hostile bundle is refused before anything runs, in the Python runtime's words. */
+/** A missing, corrupt, tampered or hostile bundle is refused before anything runs, with the Python runtime's codes. */
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
