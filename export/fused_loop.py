@@ -165,6 +165,60 @@ def _body(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None
     return g, cond, carried, scan
 
 
+def _loop_state(spec: DecoderWeights, state_names: list[list[str]]) -> tuple[list[str], dict[str, int]]:
+    """The state the Loop carries, in order (every layer's, then ``attentional`` with input feeding), and sizes."""
+    flat = [n for names in state_names for n in names]
+    sizes = {n: w.units for names, w in zip(state_names, spec.layers) for n in names}
+    if spec.attention is not None and spec.attention.input_feeding:
+        flat.append(ATTENTIONAL)
+        sizes[ATTENTIONAL] = spec.layers[-1].units
+    return flat, sizes
+
+
+def _body_graph(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None, unroll: int):
+    """The Loop's body as an ONNX graph, and the names of the values it carries."""
+    from onnx import TensorProto, helper
+
+    f32, i64, boolean = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+    vi = helper.make_tensor_value_info
+    tokens = spec.embedding is not None
+    flat, sizes = _loop_state(spec, state_names)
+    body, cond, carried, scan = _body(spec, state_names, end_id, unroll)
+    first_vi = [vi("token_in", i64, ["batch"]), vi("running_in", i64, ["batch"])] if tokens else \
+        [vi("x_in", f32, ["batch", spec.dense_kernel.shape[1]])]
+    carried_types = ([i64, i64] if tokens else [f32]) + [f32] * len(flat)
+    graph = helper.make_graph(
+        body.nodes, "decode_steps",
+        [vi("iteration", i64, []), vi("cond_in", boolean, [])] + first_vi + [vi(f"{n}_in", f32, ["batch", sizes[n]])
+                                                                         for n in flat],
+        [vi(cond, boolean, [])] + [vi(t, kind, None) for t, kind in zip(carried, carried_types)]
+        + [vi(scan, i64 if tokens else f32, None)],
+        initializer=body.inits)
+    return graph, carried
+
+
+def _attention_constants(g: Graph, spec: DecoderWeights) -> list:
+    """Once per decode: the keys transposed for the scores, the mask as a bias, the memory times the combine
+    layer's context rows; returns the constants' graph inputs (none without attention)."""
+    from onnx import TensorProto, helper
+
+    attention, f32, vi = spec.attention, TensorProto.FLOAT, helper.make_tensor_value_info
+    if attention is None:
+        return []
+    units = spec.layers[-1].units
+    keys = ATTENTION_KEYS if attention.keys == "input" else MEMORY
+    constants = [vi(MEMORY, f32, ["batch", "time", units])] + (
+        [vi(ATTENTION_KEYS, f32, ["batch", "time", units])] if attention.keys == "input" else []) + [
+        vi(SOURCE_MASK, f32, ["batch", "time"])]
+    g.op("Transpose", [keys], outputs=[KEYS_T], perm=[0, 2, 1])  # (batch, units, time)
+    bias = g.op("Mul", [g.op("Sub", [g.const(np.array(1, np.float32)), SOURCE_MASK]),
+                        g.const(np.array(NEG_INF, np.float32))])
+    g.op("Unsqueeze", [bias, g.const(np.array([1], np.int64))], outputs=[MASK_BIAS])  # (batch, 1, time)
+    g.op("MatMul", [MEMORY, g.const(attention.combine_kernel[:units], "combine_W_context")],
+         outputs=[MEMORY_COMBINED])  # (batch, time, units)
+    return constants
+
+
 def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id: int | None, opset: int = 18,
                       unroll: int = 2):
     """The fused decode graph (see the module docstring). ``state_names[k]`` lists layer k's state names.
@@ -179,42 +233,13 @@ def build_decode_loop(spec: DecoderWeights, state_names: list[list[str]], end_id
     """
     from onnx import TensorProto, helper
 
-    f32, i32, i64, boolean = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL
+    f32, i32, i64 = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64
     vi = helper.make_tensor_value_info
-    tokens = spec.embedding is not None
-    flat = [n for names in state_names for n in names]
-    sizes = {n: w.units for names, w in zip(state_names, spec.layers) for n in names}
-    attention = spec.attention
-    if attention is not None and attention.input_feeding:
-        flat.append(ATTENTIONAL)
-        sizes[ATTENTIONAL] = spec.layers[-1].units
-    width = spec.dense_kernel.shape[1]
-    body, cond, carried, scan = _body(spec, state_names, end_id, unroll)
-    first_vi = [vi("token_in", i64, ["batch"]), vi("running_in", i64, ["batch"])] if tokens else \
-        [vi("x_in", f32, ["batch", width])]
-    carried_types = ([i64, i64] if tokens else [f32]) + [f32] * len(flat)
-    body_graph = helper.make_graph(
-        body.nodes, "decode_steps",
-        [vi("iteration", i64, []), vi("cond_in", boolean, [])] + first_vi + [vi(f"{n}_in", f32, ["batch", sizes[n]])
-                                                                         for n in flat],
-        [vi(cond, boolean, [])] + [vi(t, kind, None) for t, kind in zip(carried, carried_types)]
-        + [vi(scan, i64 if tokens else f32, None)],
-        initializer=body.inits)
-
+    tokens, width = spec.embedding is not None, spec.dense_kernel.shape[1]
+    flat, sizes = _loop_state(spec, state_names)
+    body_graph, carried = _body_graph(spec, state_names, end_id, unroll)
     g = Graph("")
-    constants = []
-    if attention is not None:  # once per decode: the keys transposed for the scores, the mask as a bias
-        units = spec.layers[-1].units
-        keys = ATTENTION_KEYS if attention.keys == "input" else MEMORY
-        constants = [vi(MEMORY, f32, ["batch", "time", units])] + (
-            [vi(ATTENTION_KEYS, f32, ["batch", "time", units])] if attention.keys == "input" else []) + [
-            vi(SOURCE_MASK, f32, ["batch", "time"])]
-        g.op("Transpose", [keys], outputs=[KEYS_T], perm=[0, 2, 1])  # (batch, units, time)
-        bias = g.op("Mul", [g.op("Sub", [g.const(np.array(1, np.float32)), SOURCE_MASK]),
-                            g.const(np.array(NEG_INF, np.float32))])
-        g.op("Unsqueeze", [bias, g.const(np.array([1], np.int64))], outputs=[MASK_BIAS])  # (batch, 1, time)
-        g.op("MatMul", [MEMORY, g.const(attention.combine_kernel[:units], "combine_W_context")],
-             outputs=[MEMORY_COMBINED])  # (batch, time, units)
+    constants = _attention_constants(g, spec)
     trips = g.op("Div", [g.op("Add", [LOOP_STEPS, g.const(np.array(unroll - 1, np.int64))]),
                          g.const(np.array(unroll, np.int64))], "trips")  # ceil(max_steps / unroll)
     loop_inputs = [trips, g.const(np.array(True), "true")]
