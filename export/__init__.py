@@ -1,8 +1,8 @@
 """seq2seq_edge.export: Keras -> verified ONNX bundles (encoder, single-step decoder, manifest).
 
 Importing this package imports neither TensorFlow nor onnx; the names below
-import them when first used, so that its numpy-only modules (``metrics``,
-``parity``) serve commands that never convert a model.
+import them when first used, so that ``parity`` (numpy only) and ``evaluate``
+(a bundle scored on its task's test split) serve commands that never convert a model.
 """
 
 import os
@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _PUBLIC = {"export_run": "api", "ExportResult": "writing", "ParityError": "writing", "export_keras": "byo",
            "export_autoencoder": "autoencoder", "AutoencoderParity": "autoencoder", "ExportError": "convert",
-           "ParityReport": "parity"}
+           "ParityReport": "parity", "evaluate_bundle": "evaluate"}
 
 __all__ = sorted(_PUBLIC)
 

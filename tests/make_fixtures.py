@@ -38,7 +38,7 @@ def sine_waves(count: int = 3) -> np.ndarray:
 
 
 def dates(tmp: Path) -> dict:
-    from seq2seq_edge.cli.evaluate import evaluate_bundle
+    from seq2seq_edge.export.evaluate import evaluate_bundle
     from seq2seq_edge.export import export_run
     from seq2seq_edge.runtime import load
     from seq2seq_edge.training import ModelConfig, TrainConfig, train
@@ -59,7 +59,7 @@ def dates(tmp: Path) -> dict:
 
 
 def sine(tmp: Path) -> dict:
-    from seq2seq_edge.cli.evaluate import evaluate_bundle
+    from seq2seq_edge.export.evaluate import evaluate_bundle
     from seq2seq_edge.export import export_run
     from seq2seq_edge.runtime import load
     from seq2seq_edge.training import ModelConfig, TrainConfig, train

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seq2seq_edge.cli import main
-from seq2seq_edge.cli.evaluate import best_operating_point, discord_scores, evaluate_bundle
+from seq2seq_edge.export.evaluate import best_operating_point, discord_scores, evaluate_bundle
 from seq2seq_edge.export import ExportError, export_autoencoder, export_run
 from seq2seq_edge.export.autoencoder import ThresholdRule
 from seq2seq_edge.runtime import InputError, load

@@ -196,7 +196,7 @@ def test_alignments_equal_the_keras_step_models_weights(attention_run):
 def test_bench_runs_every_engine_on_an_attention_model(attention_run):
     """Every engine (Keras, LiteRT, plain tf2onnx, our modes) decodes the attention model, padded batches
     included, and the exact ones give Keras's tokens."""
-    from seq2seq_edge.cli.bench import bench
+    from seq2seq_edge.bench import bench
 
     run, _ = attention_run
     lines = []

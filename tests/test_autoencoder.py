@@ -114,7 +114,7 @@ def test_ecg_data_is_the_labelled_recording():
 
 
 def test_ecg_train_export_evaluate(tmp_path):
-    from seq2seq_edge.cli.evaluate import evaluate_bundle
+    from seq2seq_edge.export.evaluate import evaluate_bundle
 
     run = train("ecg", tmp_path / "run", AutoencoderConfig(cell="gru", units=(4,)),
                 TrainConfig(epochs=1, batch_size=64), verbose=0)

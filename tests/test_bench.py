@@ -2,8 +2,8 @@
 
 import pytest
 
-from seq2seq_edge.cli.bench import bench
-from seq2seq_edge.cli.evaluate import evaluate_bundle
+from seq2seq_edge.bench import bench
+from seq2seq_edge.export.evaluate import evaluate_bundle
 from seq2seq_edge.runtime.metrics import token_agreement
 from seq2seq_edge.runtime import load
 from seq2seq_edge.training import TrainConfig

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq_edge.cli import main
-from seq2seq_edge.cli.demo import LIB, WEB, demo_routes
+from seq2seq_edge.serve.demo import LIB, WEB, demo_routes
 from seq2seq_edge.runtime import load
 
 DATA = Path(__file__).parent / "data"
@@ -42,7 +42,7 @@ def browser():
 
 def _serve(bundle: Path) -> str:
     """Start the demo server for ``bundle`` on a free port in a daemon thread; its URL."""
-    from seq2seq_edge.cli.demo import serve_demo
+    from seq2seq_edge.serve.demo import serve_demo
 
     found: list[str] = []
     started = threading.Event()
@@ -109,7 +109,7 @@ def test_the_fused_loops_export_writes_today_run_in_the_browser(browser, tmp_pat
     the end test included: the end token's bias is raised until some rows end early and others run to the end."""
     import keras
 
-    from seq2seq_edge.cli.bench.models import BenchModel, make_char_run, sample_sources
+    from seq2seq_edge.bench.models import BenchModel, make_char_run, sample_sources
     from seq2seq_edge.export import export_run
     from seq2seq_edge.training import RunDir
     from seq2seq_edge.training.rundir import MODEL_FILE
@@ -216,7 +216,7 @@ def test_the_server_hands_out_nothing_else():
     port = url.rsplit(":", 1)[1].strip("/")
     assert _status(url + "bundle/manifest.json") == 200 and _status(url + "lib/model.js") == 200
     for path in ("bundle/", "lib/", "bundle/../pyproject.toml", "bundle/%2e%2e/pyproject.toml", "pyproject.toml",
-                 "bundle/golden.json", "app/../cli/demo.py", "ort/package.json"):
+                 "bundle/golden.json", "app/../serve/demo.py", "ort/package.json"):
         assert _status(url + path) == 404, path
     # a page on another name that resolves to 127.0.0.1 (DNS rebinding) is not answered
     assert _status(url + "bundle/manifest.json", host=f"attacker.example:{port}") == 403

@@ -73,7 +73,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def accuracy(runs, tmp_path_factory) -> dict[str, float]:
     """Each run exported (parity checked at export) and scored on the held-out dates."""
-    from seq2seq_edge.cli.evaluate import evaluate_bundle
+    from seq2seq_edge.export.evaluate import evaluate_bundle
     from seq2seq_edge.export import export_run
 
     out = {}

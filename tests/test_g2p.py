@@ -2,7 +2,7 @@
 
 import pytest
 
-from seq2seq_edge.cli.evaluate import edit_distance, phoneme_word_error_rates
+from seq2seq_edge.runtime.metrics import edit_distance, phoneme_word_error_rates
 from seq2seq_edge.runtime import Vocabulary
 from seq2seq_edge.training import ConfigError, TrainConfig
 from seq2seq_edge.training.tasks import g2p

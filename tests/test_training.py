@@ -68,11 +68,11 @@ def test_label_smoothing_loss_is_the_mean_over_real_tokens():
 
 
 def test_input_feeding_is_a_flag(tmp_path):
-    from seq2seq_edge.cli.commands import _parser, _pick
+    from seq2seq_edge.cli.parser import build_parser, pick
 
-    args = _parser().parse_args(["train", "dates", "--out", str(tmp_path / "r"), "--attention", "luong",
+    args = build_parser().parse_args(["train", "dates", "--out", str(tmp_path / "r"), "--attention", "luong",
                                  "--input-feeding", "--label-smoothing", "0.1"])
-    model, config = _pick(ModelConfig, args), _pick(TrainConfig, args)
+    model, config = pick(ModelConfig, args), pick(TrainConfig, args)
     assert (model.attention, model.input_feeding, config.label_smoothing) == ("luong", True, 0.1)
 
 
@@ -83,7 +83,7 @@ def test_documented_recipes_parse_to_their_own_configuration():
     import shlex
     from pathlib import Path
 
-    from seq2seq_edge.cli.commands import _parser, _pick
+    from seq2seq_edge.cli.parser import build_parser, pick
     from seq2seq_edge.training.config import AutoencoderConfig
     from seq2seq_edge.training.recipes import RECIPES, match_recipe
 
@@ -91,9 +91,9 @@ def test_documented_recipes_parse_to_their_own_configuration():
     full = [r for r in RECIPES if not r.name.endswith("-quick")]
     assert {r.name for r in full} >= {"g2p", "g2p-attention", "g2p-attention-512"}
     for recipe in full:
-        args = _parser().parse_args(shlex.split(recipe.command)[1:])
-        model = _pick(AutoencoderConfig if recipe.task in ("ecg", "kdd135") else ModelConfig, args)
-        assert match_recipe(recipe.task, model, _pick(TrainConfig, args)) is recipe, recipe.name
+        args = build_parser().parse_args(shlex.split(recipe.command)[1:])
+        model = pick(AutoencoderConfig if recipe.task in ("ecg", "kdd135") else ModelConfig, args)
+        assert match_recipe(recipe.task, model, pick(TrainConfig, args)) is recipe, recipe.name
         assert recipe.command.split(" --out ")[1].split(" ", 1)[1] in readme, recipe.name
 
 

@@ -51,7 +51,7 @@ def browser_us(bundle: str, texts: list[str], mode: str, repeat: int, tokens: in
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from seq2seq_edge.cli.demo import serve_demo
+    from seq2seq_edge.serve.demo import serve_demo
 
     urls: list[str] = []
     ready = threading.Event()

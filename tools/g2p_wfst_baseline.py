@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seq2seq_edge.cli.evaluate import phoneme_word_error_rates
+    from seq2seq_edge.runtime.metrics import phoneme_word_error_rates
     from seq2seq_edge.training.config import TrainConfig
     from seq2seq_edge.training.tasks.g2p import make, references
 

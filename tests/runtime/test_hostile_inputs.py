@@ -133,7 +133,7 @@ def test_a_closed_pipe_ends_quietly(dates_bundle):
 
 
 def test_stdin_is_read_block_by_block(monkeypatch):
-    import seq2seq_edge.cli.commands as cli
+    import seq2seq_edge.cli.run as cli
 
     import io
 

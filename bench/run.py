@@ -63,10 +63,10 @@ def _same(a: list, b: list) -> bool:
 
 
 def _prepare(model: str, workdir: Path) -> Prepared:
-    from ...export import export_run
-    from ...training import RunDir
-    from ...training.inference import KerasSeq2Seq
-    from ...training.tasks import TokenSplits, make_splits
+    from ..export import export_run
+    from ..training import RunDir
+    from ..training.inference import KerasSeq2Seq
+    from ..training.tasks import TokenSplits, make_splits
 
     if model == KERAS_IO:
         return _prepare_keras_io(workdir / model)
@@ -89,10 +89,10 @@ def _prepare(model: str, workdir: Path) -> Prepared:
 def _prepare_keras_io(workdir: Path) -> Prepared:
     """The keras-io example's encoder_model / decoder_model, exported with export_keras as a user would; the
     reference is the user's models behind the same thin wrapper export converts (ids in, our names)."""
-    from ...export import export_keras
-    from ...export.byo import decoder_contract, encoder_feeds, wrap_models
-    from ...runtime.vocab import Vocabulary
-    from ...training.inference import KerasSeq2Seq
+    from ..export import export_keras
+    from ..export.byo import decoder_contract, encoder_feeds, wrap_models
+    from ..runtime.vocab import Vocabulary
+    from ..training.inference import KerasSeq2Seq
 
     encoder_model, decoder_model, source_tokens, target_tokens = make_keras_io_models()
     sources = sample_sources(Vocabulary(tuple(source_tokens), pad_id=None), 256,
@@ -112,7 +112,7 @@ def _prepare_keras_io(workdir: Path) -> Prepared:
 def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: float = 2.0,
           print_fn: Callable[[str], None] = print) -> list[Row]:
     """Benchmark every model at every batch size; returns the rows it printed."""
-    from ...runtime import load
+    from ..runtime import load
 
     rows: list[Row] = []
     rates = machine_rates(threads)
@@ -169,7 +169,7 @@ def _print_group(group: list[Row], floor_us: float, print_fn) -> None:
 
 
 def _print_extras(name: str, bundle: Path, macs: int, rates: dict, print_fn) -> None:
-    from ...export.writing import mode_sizes
+    from ..export.writing import mode_sizes
 
     sizes = {p.name: p.stat().st_size for p in sorted(bundle.iterdir())}
     print_fn(f"\n{name}: bundle {sum(sizes.values()) / 1e6:.2f} MB (" +

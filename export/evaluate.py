@@ -1,35 +1,46 @@
-"""`seq2seq-edge evaluate BUNDLE`: score a built-in task's bundle on its held-out test split.
+"""Score a built-in task's bundle on its held-out test split (`seq2seq-edge evaluate BUNDLE`).
 
-Needs the task's data (the [train] extra, and [ecg] for ecg) but not TensorFlow.
+Needs the task's data (the [train] extra, and [ecg] for ecg) but not TensorFlow: the splits are
+rebuilt from the manifest's data record, the bundle decodes them with the runtime.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ..runtime.metrics import token_agreement
 from ..runtime import load
 from ..runtime.errors import Seq2SeqEdgeError
+from ..runtime.metrics import exact_match, phoneme_word_error_rates, token_agreement
 
-__all__ = ["evaluate_bundle", "g2p_metrics", "token_metrics", "anomaly_metrics", "best_operating_point",
-           "discord_scores", "edit_distance", "phoneme_word_error_rates"]
+__all__ = ["Evaluation", "open_evaluation", "evaluate", "evaluate_bundle", "g2p_metrics", "token_metrics",
+           "anomaly_metrics", "best_operating_point", "discord_scores"]
 
 BATCH = 256
 
 
-def evaluate_bundle(path: str | Path, beam_width: int = 5, plot: str | Path | None = None,
-                    force: bool = False) -> dict:
-    """Metrics of the bundle on its task's test split (rebuilt from the manifest's data record).
+@dataclass(frozen=True)
+class Evaluation:
+    """A loaded bundle beside the splits of the task it was trained on (rebuilt from its data record)."""
 
-    g2p: phoneme and word error rates, greedy and with a beam of ``beam_width``.
-    ``plot`` (autoencoder bundles): a PNG of the test signal, its reconstruction, the scores against
-    the thresholds and the flagged windows (cli/plots.py); an existing file only with ``force``.
-    """
+    model: object  # Seq2SeqModel or AutoencoderModel
+    task: str
+    splits: object  # TokenSplits, AnomalySplits or the real-valued task's splits
+
+    @property
+    def labelled_series(self) -> bool:
+        """True for an autoencoder task of a labelled series (ecg, kdd135): the splits that can be drawn."""
+        from ..training.tasks import AnomalySplits
+
+        return isinstance(self.splits, AnomalySplits)
+
+
+def open_evaluation(path: str | Path) -> Evaluation:
+    """Load the bundle at ``path`` and rebuild its task's splits from the manifest's data record."""
     from ..training.config import TrainConfig
-    from ..training.tasks import AnomalySplits, TokenSplits, make_splits
+    from ..training.tasks import make_splits
 
     model = load(path)
     record = model.manifest.data
@@ -38,28 +49,33 @@ def evaluate_bundle(path: str | Path, beam_width: int = 5, plot: str | Path | No
                                "from `seq2seq-edge train` runs of a built-in task")
     config = TrainConfig(samples=record["samples"], seed=record["seed"],
                          validation_split=record["validation_split"], test_split=record["test_split"])
-    splits = make_splits(record["task"], config)
-    if plot is not None and not isinstance(splits, AnomalySplits):
-        raise Seq2SeqEdgeError(f"{path}: --plot draws an autoencoder's evaluation on a labelled series (signal, "
-                               "reconstruction, scores): tasks ecg and kdd135; this bundle's task is "
-                               f"{record['task']!r}")
-    if isinstance(splits, AnomalySplits):
-        result = {"task": record["task"], **anomaly_metrics(model, splits)}
-        if plot is not None:
-            from .plots import plot_anomalies
+    return Evaluation(model, record["task"], make_splits(record["task"], config))
 
-            plot_anomalies(model, splits, Path(plot), force)
-        return result
-    if record["task"] == "g2p":
+
+def evaluate_bundle(path: str | Path, beam_width: int = 5) -> dict:
+    """Metrics of the bundle on its task's test split (rebuilt from the manifest's data record).
+
+    g2p: phoneme and word error rates, greedy and with a beam of ``beam_width``.
+    """
+    return evaluate(open_evaluation(path), beam_width)
+
+
+def evaluate(evaluation: Evaluation, beam_width: int = 5) -> dict:
+    """The metrics of ``evaluation``'s bundle on its test split (see evaluate_bundle)."""
+    from ..training.tasks import TokenSplits
+
+    model, task, splits = evaluation.model, evaluation.task, evaluation.splits
+    if evaluation.labelled_series:
+        return {"task": task, **anomaly_metrics(model, splits)}
+    if task == "g2p":
         return {"task": "g2p", **g2p_metrics(model, splits.test, beam_width)}
     if isinstance(splits, TokenSplits):
-        return {"task": record["task"], **token_metrics(model, splits.test)}
+        return {"task": task, **token_metrics(model, splits.test)}
     source, target = splits.test
     if model.manifest.family == "autoencoder":  # an autoencoder of a real-valued task's windows
-        return {"task": record["task"], "windows": len(source),
-                "reconstruction_mse": float(np.mean(model.score(source)))}
+        return {"task": task, "windows": len(source), "reconstruction_mse": float(np.mean(model.score(source)))}
     predicted = np.stack(model.generate(source, target.shape[1]))  # (batch, steps, features)
-    return {"task": record["task"], "samples": len(source), "mse": float(np.mean((predicted - target) ** 2)),
+    return {"task": task, "samples": len(source), "mse": float(np.mean((predicted - target) ** 2)),
             "mae": float(np.mean(np.abs(predicted - target)))}
 
 
@@ -100,7 +116,7 @@ def token_metrics(model, pairs: list[tuple[str, str]]) -> dict:
     result = {"samples": len(pairs), "default_mode": model.manifest.default_mode, "modes": {}}
     for mode, rows in outputs.items():
         texts = [model.target_vocab.decode(r) for r in rows]
-        result["modes"][mode] = {"exact_match": float(np.mean([p == t for p, t in zip(texts, targets)])),
+        result["modes"][mode] = {"exact_match": exact_match(texts, targets),
                                  "token_agreement_with_default": token_agreement(reference, rows)["token_agreement"]}
     result["exact_match"] = result["modes"][result["default_mode"]]["exact_match"]
     return result
@@ -183,27 +199,3 @@ def discord_scores(normal: np.ndarray, test: np.ndarray) -> np.ndarray:
     a, b = z(test), z(normal)
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T  # (n_test, n_normal)
     return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
-
-
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance between two symbol sequences (insertions, deletions, substitutions cost 1)."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
-
-
-def phoneme_word_error_rates(predictions: dict[str, str], references: dict[str, set[str]]) -> dict:
-    """PER (edit distance over phonemes against the closest reference, summed, over the summed lengths
-    of those references) and WER (words whose prediction matches no reference)."""
-    errors = length = wrong = 0
-    for word, refs in references.items():
-        predicted = predictions[word].split()
-        distance, ref = min((edit_distance(predicted, r.split()), r) for r in refs)
-        errors += distance
-        length += len(ref.split())
-        wrong += predictions[word] not in refs
-    return {"words": len(references), "per": errors / length, "wer": wrong / len(references)}

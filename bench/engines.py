@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...runtime.strategies import greedy_tokens
+from ..runtime.strategies import greedy_tokens
 
 __all__ = ["keras_predict", "keras_direct", "litert", "plain_onnx", "runtime_mode"]
 

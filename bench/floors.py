@@ -56,7 +56,7 @@ def _copy_rate(floats: int, reps: int) -> float:
 
 def step_macs(model, config) -> int:
     """Multiply-accumulates of one decoder step for one sequence, from the trained weights."""
-    from ...training.models import attention_layers, decoder_layers
+    from ..training.models import attention_layers, decoder_layers
 
     macs = 0
     for layer in decoder_layers(model, config.model):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...runtime.vocab import Vocabulary
+from ..runtime.vocab import Vocabulary
 
 __all__ = ["BenchModel", "BUILTIN", "KERAS_IO", "make_char_run", "make_keras_io_models", "sample_sources"]
 
@@ -43,9 +43,9 @@ def make_char_run(spec: BenchModel, out: Path, max_steps: int = 40, seed: int = 
     """
     import keras
 
-    from ...training.config import ModelConfig, RunConfig, Sides, TrainConfig
-    from ...training.models import build_training_model
-    from ...training.rundir import CONFIG_FILE, MODEL_FILE, RunDir
+    from ..training.config import ModelConfig, RunConfig, Sides, TrainConfig
+    from ..training.models import build_training_model
+    from ..training.rundir import CONFIG_FILE, MODEL_FILE, RunDir
 
     keras.utils.set_random_seed(seed)
     source = Vocabulary.build([SOURCE_SYMBOLS])
