@@ -18,7 +18,7 @@ from .contract import LOOP_INPUT, LOOP_OUTPUTS, LOOP_STEPS
 from .errors import BundleError, InputError
 from .manifest import AutoencoderManifest, FeatureSpec, GraphSpec, Manifest, TensorSpec, TokenSpec, parse_manifest
 from .onnx_scan import check_no_external_data
-from .schema import limits, read_json
+from .schema import limits, read_json, show
 
 __all__ = ["Bundle", "open_bundle", "read_manifest", "sha256_bytes"]
 
@@ -86,11 +86,13 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
 def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions) -> ort.InferenceSession:
     where = f"graphs.{key}"
     if Path(spec.file).name != spec.file:
-        raise BundleError(f"manifest.json: graph file {spec.file!r} must be a plain file name inside the bundle",
+        raise BundleError(f"manifest.json: graph file {show(spec.file)} must be a plain file name inside the bundle",
                           code="graph_path", field=f"{where}.file")
     file = root / spec.file
-    if not file.is_file():
-        raise BundleError(f"{file} is missing; the bundle is incomplete: copy the whole directory or export again",
+    if not _is_file(file):
+        name = spec.file if len(spec.file) <= 80 else spec.file[:77] + "..."
+        raise BundleError(f"{root / name} is missing; the bundle is incomplete: copy the whole directory "
+                          "or export again",
                           code="graph_missing", field=f"{where}.file")
     data = file.read_bytes()
     actual = sha256_bytes(data)
@@ -108,14 +110,22 @@ def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions)
     return session
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False too where the name is one the file system cannot hold (longer than NAME_MAX bytes)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _check_interface(key: str, spec: GraphSpec, session: ort.InferenceSession) -> None:
     """The graph's own names, dtypes and shapes must be the manifest's (codes graph_io, graph_dtype, graph_shape)."""
     for kind, declared, actual in (("input", spec.inputs, session.get_inputs()),
                                    ("output", spec.outputs, session.get_outputs())):
         found = {a.name: a for a in actual}
         if set(found) != {t.name for t in declared}:
-            raise BundleError(f"{spec.file}: graph {kind}s {sorted(found)} do not match the manifest's "
-                              f"{sorted(t.name for t in declared)}; the manifest belongs to another bundle",
+            raise BundleError(f"{spec.file}: graph {kind}s {show(sorted(found), 160)} do not match the manifest's "
+                              f"{show(sorted(t.name for t in declared), 160)}; the manifest belongs to another bundle",
                               code="graph_io", field=f"graphs.{key}.{kind}s")
         for i, t in enumerate(declared):
             _check_tensor(spec.file, t, found[t.name], f"graphs.{key}.{kind}s[{i}]")
@@ -124,14 +134,14 @@ def _check_interface(key: str, spec: GraphSpec, session: ort.InferenceSession) -
 def _check_tensor(file: str, declared: TensorSpec, actual, field: str) -> None:
     dtype = ORT_DTYPES.get(actual.type, actual.type)
     if dtype != declared.dtype:
-        raise BundleError(f"{file}: tensor {declared.name!r} is {dtype} in the graph but {declared.dtype} "
+        raise BundleError(f"{file}: tensor {show(declared.name)} is {dtype} in the graph but {declared.dtype} "
                           "in the manifest", code="graph_dtype", field=f"{field}.dtype")
     shape = list(actual.shape)
     same = len(shape) == len(declared.shape) and all(
         (isinstance(d, int) and d == a) or (isinstance(d, str) and not isinstance(a, int))
         for d, a in zip(declared.shape, shape))
     if not same:
-        raise BundleError(f"{file}: tensor {declared.name!r} has shape {shape} in the graph but "
+        raise BundleError(f"{file}: tensor {show(declared.name)} has shape {shape} in the graph but "
                           f"{list(declared.shape)} in the manifest", code="graph_shape", field=f"{field}.shape")
 
 
@@ -145,7 +155,7 @@ def _find(m: Manifest | AutoencoderManifest, key: str, kind: str, name: str) -> 
     for i, spec in enumerate(specs):
         if spec.name == name:
             return spec, f"graphs.{key}.{kind}[{i}]"
-    raise BundleError(f"{graph.file} {kind}: no tensor named {name!r} (have {[s.name for s in specs]})",
+    raise BundleError(f"{graph.file} {kind}: no tensor named {show(name)} (have {show([s.name for s in specs], 160)})",
                       code="contract", field=f"graphs.{key}.{kind}")
 
 
@@ -165,11 +175,11 @@ def _check_contract(m: Manifest) -> None:
         _check_step_graph(m, "decoder_step")
     for c in m.constants:
         _expect(_find(m, enc, "outputs", c.encoder_output), _mask_shape(c),
-                f"constant {c.name!r} (encoder output {c.encoder_output!r})", "float32")
+                f"constant {show(c.name)} (encoder output {show(c.encoder_output)})", "float32")
     for s in m.state:
         if s.init == "encoder":
             _expect(_find(m, enc, "outputs", s.encoder_output), ("batch", s.size),
-                    f"state {s.name!r} (encoder output {s.encoder_output!r})", "float32")
+                    f"state {show(s.name)} (encoder output {show(s.encoder_output)})", "float32")
     src = _find(m, enc, "inputs", m.io.source)
     if isinstance(m.source, FeatureSpec):
         _expect(src, ("batch", "time", m.source.features), "source", "float32")
@@ -180,8 +190,9 @@ def _check_contract(m: Manifest) -> None:
             _expect(_find(m, enc, "inputs", m.io.source_length), ("batch",), "source_length", "int32")
         fed = {m.io.source, m.io.source_length} - {None}
     if _names(m, enc, "inputs") != fed:
-        raise BundleError(f"{m.graphs[enc].file}: inputs {sorted(_names(m, enc, 'inputs'))} do not match io.padding "
-                          f"{m.io.padding!r}, which feeds {sorted(fed)}; the manifest belongs to another bundle",
+        raise BundleError(f"{m.graphs[enc].file}: inputs {show(sorted(_names(m, enc, 'inputs')), 160)} do not match "
+                          f"io.padding {show(m.io.padding)}, which feeds {show(sorted(fed), 160)}; the manifest "
+                          "belongs to another bundle",
                           code="contract", field=f"graphs.{enc}.inputs")
     for mode in sorted(m.modes):
         graphs = m.modes[mode]
@@ -189,7 +200,7 @@ def _check_contract(m: Manifest) -> None:
             _check_loop(m, graphs["decoder"], mode)
         other, first = m.graphs[graphs["encoder"]], m.graphs[enc]
         if (other.inputs, other.outputs) != (first.inputs, first.outputs):
-            raise BundleError(f"{other.file} (mode {mode!r}): its inputs and outputs differ from {first.file}'s",
+            raise BundleError(f"{other.file} (mode {show(mode)}): its inputs and outputs differ from {first.file}'s",
                               code="contract", field=f"decode.modes.{mode}.encoder")
 
 
@@ -199,26 +210,26 @@ def _check_step_graph(m: Manifest, dec: str) -> None:
     state_inputs, constants = {s.name for s in m.state}, {c.name for c in m.constants}
     extra = _names(m, dec, "inputs") - state_inputs - constants - {m.io.step_input}
     if extra:
-        raise BundleError(f"decoder_step has inputs {sorted(extra)} that are neither step_input, a state nor a "
-                          "constant", code="contract", field=f"graphs.{dec}.inputs")
+        raise BundleError(f"decoder_step has inputs {show(sorted(extra), 160)} that are neither step_input, a state "
+                          "nor a constant", code="contract", field=f"graphs.{dec}.inputs")
     extra = _names(m, dec, "outputs") - {s.output for s in m.state} - {m.io.step_output, m.io.attention}
     if extra:
-        raise BundleError(f"decoder_step has outputs {sorted(extra)} that are neither step_output, a state nor "
-                          "io.attention", code="contract", field=f"graphs.{dec}.outputs")
+        raise BundleError(f"decoder_step has outputs {show(sorted(extra), 160)} that are neither step_output, a "
+                          "state nor io.attention", code="contract", field=f"graphs.{dec}.outputs")
     for i, c in enumerate(m.constants):
         if c.decoder_input:
-            _expect(_find(m, dec, "inputs", c.name), _mask_shape(c), f"constant {c.name!r} (decoder_step input)",
+            _expect(_find(m, dec, "inputs", c.name), _mask_shape(c), f"constant {show(c.name)} (decoder_step input)",
                     "float32")
         elif c.name in _names(m, dec, "inputs"):
-            raise BundleError(f"constant {c.name!r} has decoder_input false but decoder_step takes it",
+            raise BundleError(f"constant {show(c.name)} has decoder_input false but decoder_step takes it",
                               code="contract", field=f"constants[{i}].decoder_input")
     if m.io.attention is not None:
         _expect(_find(m, dec, "outputs", m.io.attention), ("batch", "time"), "attention weights", "float32")
     for s in m.state:
-        _expect(_find(m, dec, "inputs", s.name), ("batch", s.size), f"state {s.name!r} (decoder_step input)",
+        _expect(_find(m, dec, "inputs", s.name), ("batch", s.size), f"state {show(s.name)} (decoder_step input)",
                 "float32")
         _expect(_find(m, dec, "outputs", s.output), ("batch", s.size),
-                f"state {s.name!r} (decoder_step output {s.output!r})", "float32")
+                f"state {show(s.name)} (decoder_step output {show(s.output)})", "float32")
     out = _find(m, dec, "outputs", m.io.step_output)
     width = len(m.target.vocabulary) if isinstance(m.target, TokenSpec) else m.target.features
     _expect(out, ("batch", width), "step_output", "float32")
@@ -235,12 +246,13 @@ def _check_loop(m: Manifest, key: str, mode: str) -> None:
     names, file = _names(m, key, "inputs"), m.graphs[key].file
     want = {s.name for s in m.state} | {c.name for c in m.constants} | {LOOP_INPUT, LOOP_STEPS}
     if names != want:
-        raise BundleError(f"{file} (mode {mode!r}): inputs {sorted(names)} should be {sorted(want)}",
+        raise BundleError(f"{file} (mode {show(mode)}): inputs {show(sorted(names), 160)} should be "
+                          f"{show(sorted(want), 160)}",
                           code="contract", field=f"graphs.{key}.inputs")
     for s in m.state:
-        _expect(_find(m, key, "inputs", s.name), ("batch", s.size), f"state {s.name!r} ({file})", "float32")
+        _expect(_find(m, key, "inputs", s.name), ("batch", s.size), f"state {show(s.name)} ({file})", "float32")
     for c in m.constants:
-        _expect(_find(m, key, "inputs", c.name), _mask_shape(c), f"constant {c.name!r} ({file})", "float32")
+        _expect(_find(m, key, "inputs", c.name), _mask_shape(c), f"constant {show(c.name)} ({file})", "float32")
     _expect(_find(m, key, "inputs", LOOP_STEPS), (), "max_steps", "int64")
     if isinstance(m.target, TokenSpec):
         _expect(_find(m, key, "inputs", LOOP_INPUT), ("batch",), "first_input", "int32")
@@ -257,26 +269,26 @@ def _check_autoencoder(m: AutoencoderManifest) -> None:
     for key in ("autoencoder", "encoder"):
         graph = m.graphs[key]
         if [t.name for t in graph.inputs] != [m.source_name]:
-            raise BundleError(f"{graph.file}: inputs {[t.name for t in graph.inputs]} should be just "
-                              f"[{m.source_name!r}]; the manifest belongs to another bundle", code="contract",
+            raise BundleError(f"{graph.file}: inputs {show([t.name for t in graph.inputs], 160)} should be just "
+                              f"[{show(m.source_name)}]; the manifest belongs to another bundle", code="contract",
                               field=f"graphs.{key}.inputs")
     _expect(_find(m, "autoencoder", "inputs", m.source_name), shape, "autoencoder source", "float32")
     _expect(_find(m, "autoencoder", "outputs", m.reconstruction_name), shape, "reconstruction", "float32")
     _expect(_find(m, "encoder", "inputs", m.source_name), shape, "encoder source", "float32")
     latent, field = _find(m, "encoder", "outputs", m.latent_name)
     if len(latent.shape) != 2 or latent.dtype != "float32":
-        raise BundleError(f"latent: tensor {latent.name!r} is {latent.dtype} {list(latent.shape)}, "
+        raise BundleError(f"latent: tensor {show(latent.name)} is {latent.dtype} {list(latent.shape)}, "
                           "expected float32 (batch, size)", code="contract", field=field)
 
 
 def _expect(found: tuple[TensorSpec, str], shape: tuple, what: str, dtype: str) -> None:
     tensor, field = found
     if tensor.dtype != dtype:
-        raise BundleError(f"{what}: tensor {tensor.name!r} is {tensor.dtype}, expected {dtype}; encoder, decoder "
+        raise BundleError(f"{what}: tensor {show(tensor.name)} is {tensor.dtype}, expected {dtype}; encoder, decoder "
                           "and manifest disagree: export the bundle again", code="contract", field=f"{field}.dtype")
     ok = len(tensor.shape) == len(shape) and all(
         (isinstance(e, str) and isinstance(a, str)) or e == a for e, a in zip(shape, tensor.shape))
     if not ok:
-        raise BundleError(f"{what}: tensor {tensor.name!r} has shape {list(tensor.shape)}, expected "
+        raise BundleError(f"{what}: tensor {show(tensor.name)} has shape {list(tensor.shape)}, expected "
                           f"{list(shape)}; encoder, decoder and manifest disagree: export the bundle again",
                           code="contract", field=f"{field}.shape")

@@ -304,6 +304,7 @@ CORRUPTIONS = {
     "external data in a subgraph": lambda b: _replace_graph("decoder_step", _external_data_graph(True))(b),
     "truncated graph": lambda b: _replace_graph("encoder", (b / "encoder.onnx").read_bytes()[:300])(b),
     "graph path": _edit(lambda m: m["graphs"]["encoder"].update(file="../dates_tiny/encoder.onnx")),
+    "graph name past NAME_MAX": _edit(lambda m: m["graphs"]["encoder"].update(file="😀" * 256)),  # 1,024 bytes
     "graph shape": _edit(lambda m: m["graphs"]["decoder_step"]["outputs"][0].update(shape=["batch", 3])),
     "graph dtype": _edit(lambda m: m["graphs"]["encoder"]["inputs"][1].update(dtype="float32")),
     "graph names": _edit(lambda m: m["graphs"]["decode_loop"]["inputs"][0].update(name="h7")),

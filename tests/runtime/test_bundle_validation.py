@@ -62,6 +62,14 @@ def test_missing_graph_file(bundle_copy):
              r"^/.*/decoder_step.onnx is missing; the bundle is incomplete")
 
 
+def test_graph_name_longer_than_the_file_system_allows(bundle_copy):
+    """256 characters (the schema's bound) of 4 bytes each: the file system refuses the name, the runtime says
+    the graph is missing rather than raising OSError."""
+    _edit_manifest(bundle_copy, lambda d: d["graphs"]["encoder"].update(file="😀" * 256))
+    _refused(bundle_copy, "graph_missing", "graphs.encoder.file", r"^/.*/😀{77}\.\.\. is missing; the bundle is "
+                                                                  r"incomplete")
+
+
 def test_tampered_graph(bundle_copy):
     file = bundle_copy / "encoder.onnx"
     data = bytearray(file.read_bytes())

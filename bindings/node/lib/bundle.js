@@ -316,7 +316,9 @@ async function openBundle(dir, threads) {
   const read = async (spec, field) => {
     const file = path.join(dir, spec.file);
     if (!stat(file)?.isFile()) {
-      throw new BundleError(`${file} is missing; the bundle is incomplete: copy the whole directory or export again`,
+      const name = spec.file.length <= 80 ? spec.file : `${spec.file.slice(0, 77)}...`;
+      throw new BundleError(`${path.join(dir, name)} is missing; the bundle is incomplete: copy the whole directory `
+        + 'or export again',
         { code: 'graph_missing', field });
     }
     return fs.readFileSync(file);

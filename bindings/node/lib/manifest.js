@@ -158,13 +158,16 @@ function checkSupported(data) {
  *   constants: ConstantSpec[], hasStep: boolean, stepMode: string, raw: object}} Manifest
  */
 
+const tensor = (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape });
+const graph = (g) => ({ file: g.file, sha256: g.sha256, inputs: g.inputs.map(tensor), outputs: g.outputs.map(tensor) });
+
 function build(data) {
   const { io, decode } = data;
   const orNull = (value) => (value === undefined ? null : value);
   const modes = new Map(Object.entries(decode.modes).map(([mode, g]) => [mode, { encoder: g.encoder, decoder: g.decoder }]));
   const m = {
     family: data.family, cell: data.model.cell, encoderUnits: data.model.encoder_units,
-    decoderUnits: data.model.decoder_units, graphs: new Map(Object.entries(data.graphs)),
+    decoderUnits: data.model.decoder_units, graphs: new Map(Object.entries(data.graphs).map(([key, g]) => [key, graph(g)])),
     state: data.state.map((s) => ({
       name: s.name, layer: s.layer, kind: s.kind, size: s.size, output: s.output, init: s.init,
       encoderOutput: orNull(s.encoder_output),
