@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ..runtime.errors import Seq2SeqEdgeError
+from ..runtime.schema import SCHEMA_FILE
 
 __all__ = ["demo_routes", "find_onnxruntime_web", "serve_demo", "ORT_WEB_VERSION"]
 
@@ -53,6 +54,7 @@ def demo_routes(bundle: str | Path, ort: str | Path | None = None) -> dict[str, 
     routes = {"/": WEB / "index.html"}
     routes.update({f"/app/{p.name}": p for p in WEB.glob("*.js")})
     routes.update({f"/lib/{p.name}": p for p in LIB.glob("*.js")})
+    routes["/lib/manifest.schema.json"] = SCHEMA_FILE  # lib/schema.js reads it; one file for both runtimes
     ort_dir = find_onnxruntime_web(ort)
     routes.update({f"/ort/{name}": ort_dir / name for name in ORT_FILES})
     routes["/bundle/manifest.json"] = folder / "manifest.json"

@@ -143,7 +143,10 @@ def test_an_unknown_symbol_is_shown_with_the_runtime_s_message(browser):
     page = _open(browser, _serve(bundle))
     with pytest.raises(InputError) as python:
         load(bundle).generate_text(["3 mei 1961 ☃"])
-    assert _type(page, "3 mei 1961 ☃") == ("", str(python.value))
+    output, error = _type(page, "3 mei 1961 ☃")
+    same = "at position 11 of {0}3 mei 1961 ☃{0} is not in the model's vocabulary; known symbols: "
+    assert output == "" and error.startswith('"☃" ' + same.format('"'))  # the Node runtime's words (JSON quotes)
+    assert str(python.value).startswith("'☃' " + same.format("'"))
 
 
 def test_attention_bundles_show_the_alignment(browser):
@@ -173,7 +176,7 @@ def test_a_bundle_that_fails_verification_is_not_served(tmp_path, capsys):
 
 def test_only_the_page_its_code_and_the_bundle_are_served():
     routes = demo_routes(DATA / "dates_tiny")
-    assert set(routes) == ({"/", "/app/demo.js", "/bundle/manifest.json"}
+    assert set(routes) == ({"/", "/app/demo.js", "/bundle/manifest.json", "/lib/manifest.schema.json"}
                            | {f"/lib/{p.name}" for p in LIB.glob("*.js")}
                            | {f"/ort/{n}" for n in ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs",
                                                      "ort-wasm-simd-threaded.wasm")}
@@ -215,6 +218,7 @@ def test_the_server_hands_out_nothing_else():
     url = _serve(DATA / "dates_tiny")
     port = url.rsplit(":", 1)[1].strip("/")
     assert _status(url + "bundle/manifest.json") == 200 and _status(url + "lib/model.js") == 200
+    assert _status(url + "lib/manifest.schema.json") == 200  # the runtime's own schema file, for lib/schema.js
     for path in ("bundle/", "lib/", "bundle/../pyproject.toml", "bundle/%2e%2e/pyproject.toml", "pyproject.toml",
                  "bundle/golden.json", "app/../serve/demo.py", "ort/package.json"):
         assert _status(url + path) == 404, path
