@@ -8,7 +8,6 @@ graphs themselves).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
