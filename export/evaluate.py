@@ -138,7 +138,7 @@ def anomaly_metrics(model, splits) -> dict:
     ``reconstruction_ratio`` near 1 means a collapsed model. ``discord``: the
     nearest-neighbour discord baseline on the same windows (see discord_scores).
     """
-    from ..training.fit import mean_predictor_loss
+    from ..training.losses import mean_predictor_loss
 
     steps = model.score(splits.test, per_step=True)  # (n, window)
     result = {"windows": int(len(steps)), "anomalous_windows": int(splits.test_labels.sum()),

@@ -52,7 +52,7 @@ def test_label_smoothing_loss_is_the_mean_over_real_tokens():
     non-padding tokens only (id 0); e = 0 is Keras's own sparse cross-entropy with ignore_class=0."""
     from keras.src.losses.losses import LossFunctionWrapper
 
-    from seq2seq_edge.training.fit import token_loss
+    from seq2seq_edge.training.losses import token_loss
     from seq2seq_edge.training.config import ConfigError
 
     y = np.array([[3, 1, 0, 0], [2, 2, 2, 0]])
@@ -190,12 +190,12 @@ def test_budget_schedule_falls_linearly_over_the_time_budget():
     never under 1/64 of it (a fake clock: 0, 30, 60 and 90 seconds of a one-minute budget)."""
     import keras
 
-    from seq2seq_edge.training.fit import _BudgetSchedule
+    from seq2seq_edge.training.callbacks import BudgetSchedule
 
     now = [0.0]
     net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     net.compile(optimizer=keras.optimizers.Adam(0.004), loss="mse")
-    schedule = _BudgetSchedule(0.004, 1.0, clock=lambda: now[0])
+    schedule = BudgetSchedule(0.004, 1.0, clock=lambda: now[0])
     schedule.set_model(net)
     schedule.on_train_begin()
     rates = []
@@ -242,7 +242,7 @@ def test_budget_schedule_in_training(tmp_path, monkeypatch):
 
 
 def test_sequence_accuracy_counts_rows_whose_every_real_token_is_the_argmax():
-    from seq2seq_edge.training.fit import sequence_accuracy
+    from seq2seq_edge.training.losses import sequence_accuracy
 
     y_true = np.array([[2, 3, 1, 0], [2, 3, 1, 0], [4, 1, 0, 0]])  # 0 = padding
     logits = np.full((3, 4, 5), -1.0, np.float32)
@@ -291,7 +291,7 @@ def test_averaged_weights_are_validated_kept_and_saved_when_the_budget_stops_ear
     training stops before its last epoch (Keras alone would leave the raw weights there)."""
     import keras
 
-    from seq2seq_edge.training.fit import _AveragedWeights
+    from seq2seq_edge.training.callbacks import AveragedWeights
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -301,7 +301,7 @@ def test_averaged_weights_are_validated_kept_and_saved_when_the_budget_stops_ear
     net.compile(optimizer=keras.optimizers.Adam(0.05, use_ema=True, ema_momentum=0.9), loss="mse")
     seen = {}
 
-    class Record(keras.callbacks.Callback):  # after _AveragedWeights, as the epoch-judging callbacks are
+    class Record(keras.callbacks.Callback):  # after AveragedWeights, as the epoch-judging callbacks are
         def on_epoch_end(self, epoch, logs=None):
             seen["averaged"] = [np.array(v) for v in self.model.trainable_variables]
             seen["raw"] = [np.array(v) for v in self.model.optimizer._model_variables_moving_average]  # swapped
@@ -309,7 +309,7 @@ def test_averaged_weights_are_validated_kept_and_saved_when_the_budget_stops_ear
                 self.model.stop_training = True  # as the time budget does
 
     history = net.fit(x, y, batch_size=16, epochs=5, validation_data=(x[:64], y[:64]), verbose=0,
-                      callbacks=[_AveragedWeights(), Record()])
+                      callbacks=[AveragedWeights(), Record()])
     assert len(history.history["loss"]) == 2
     final = [np.array(v) for v in net.trainable_variables]
     for got, averaged in zip(final, seen["averaged"]):
@@ -320,12 +320,12 @@ def test_averaged_weights_are_validated_kept_and_saved_when_the_budget_stops_ear
 
 def test_ema_in_training_and_its_refusals(tmp_path, monkeypatch):
     """A run that its time budget stops after the first of three epochs saves that epoch's averaged weights."""
-    import seq2seq_edge.training.fit as fit_module
+    import seq2seq_edge.training.callbacks as callbacks_module
     from seq2seq_edge.training.config import ConfigError
 
     made = []
-    original = fit_module._AveragedWeights
-    monkeypatch.setattr(fit_module, "_AveragedWeights", lambda: made.append(original()) or made[-1])
+    original = callbacks_module.AveragedWeights
+    monkeypatch.setattr(callbacks_module, "AveragedWeights", lambda: made.append(original()) or made[-1])
     config = TrainConfig(samples=1000, epochs=3, batch_size=32, seed=2, ema=0.99, patience=0, max_minutes=0.001)
     run = train("dates", tmp_path / "run", ModelConfig(units=8, embedding_dim=4), config, verbose=0)
     assert json.loads((run.path / "history.json").read_text())["epochs_run"] == 1

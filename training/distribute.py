@@ -18,13 +18,19 @@ and an output the chief refuses stops every worker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
 
+from ..runtime.fsutil import OutputExistsError, check_output_path
 from .config import ConfigError
 
-__all__ = ["DISTRIBUTE", "Distribution", "fit_multi_worker"]
+__all__ = ["DISTRIBUTE", "Distribution", "fit_multi_worker", "make_feeder", "worker_scratch",
+           "check_output_together", "any_worker"]
 
 DISTRIBUTE = ("mirrored", "multi-worker")
 MAX_CPU_DEVICES = 64
@@ -183,3 +189,56 @@ def fit_multi_worker(net, strategy) -> None:
 
         reduce_per_replica.seq2seq_edge_patch = True
         trainer.reduce_per_replica = reduce_per_replica
+
+
+def make_feeder(strategy, multi_worker: bool) -> Callable | None:
+    """For a distributed run: ``make(replicas, mine) -> tf.data.Dataset`` -> what the replicas read. None for
+    one process.
+
+    Mirrored: the global batches of one process, each split among the local replicas by tf.distribute.
+    Multi-worker: one input pipeline per worker that reads only the rows of its own replicas ``mine``.
+    """
+    if strategy is None:
+        return None
+
+    def feed(make: Callable):
+        if not multi_worker:
+            return strategy.experimental_distribute_dataset(make(strategy.num_replicas_in_sync, None))
+
+        def pipeline(context):
+            local = context.num_replicas_in_sync // context.num_input_pipelines
+            first = context.input_pipeline_id * local
+            return make(context.num_replicas_in_sync, tuple(range(first, first + local)))
+
+        return strategy.distribute_datasets_from_function(pipeline)
+
+    return feed
+
+
+@contextlib.contextmanager
+def worker_scratch() -> Iterator[Path]:
+    """Where a worker other than the chief saves its copy of the model (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="seq2seq-edge-worker-") as tmp:
+        yield Path(tmp)
+
+
+def check_output_together(strategy, out: Path, force: bool, chief: bool) -> None:
+    """The chief's output check, agreed by every worker: had the chief stopped alone (an existing output),
+    the other workers would wait for it forever. Every worker calls this once, right after joining."""
+    problem = None
+    if chief:
+        try:
+            check_output_path(out, force, directory=True)
+        except OutputExistsError as exc:
+            problem = exc
+    if any_worker(strategy, problem is not None):
+        raise problem or ConfigError("the chief (worker 0) refused to start training (see its error); nothing "
+                                     "was trained")
+
+
+def any_worker(strategy, flag: bool) -> bool:
+    """Whether ``flag`` holds on any worker (every worker must call this at the same point)."""
+    import tensorflow as tf
+
+    votes = strategy.run(tf.function(lambda: tf.constant(1.0 if flag else 0.0)))
+    return float(strategy.reduce("SUM", votes, axis=None)) > 0
