@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..runtime.errors import Seq2SeqEdgeError
 from ..runtime.strategies import DecodeOptions
-from .parser import build_parser, pick
+from .parser import build_parser, pick, train_configs
 from .run import run
 
 __all__ = ["main"]
@@ -54,19 +54,11 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..training import ModelConfig, TrainConfig, train
-    from ..training.config import AutoencoderConfig, ConfigError
+    from ..training import train
+    from ..training.config import ConfigError
     from ..training.distribute import Distribution
-    from ..training.recipes import QUICK
-    from ..training.tasks import FAMILIES
 
-    if args.quick:
-        for name, value in QUICK.get(args.task, QUICK["dates"]).items():
-            if getattr(args, name, None) is None:
-                setattr(args, name, value)
-    family = args.family or FAMILIES.get(args.task, ("seq2seq",))[0]
-    model = pick(AutoencoderConfig if family == "autoencoder" else ModelConfig, args)
-    config = pick(TrainConfig, args)
+    model, config = train_configs(args)  # the task's recipe, or its quick preset, and the flags given
     distribute = None
     if args.distribute or args.cpu_devices is not None or args.workers or args.worker_index is not None:
         if not args.distribute:

@@ -44,7 +44,9 @@ def _quickstart_flags(sub) -> None:
 
 def _train_flags(sub) -> None:
     p = sub.add_parser("train", help="train a built-in task into a run directory")
-    p.add_argument("task", help="built-in task: dates, sine, g2p, ecg or kdd135")
+    p.add_argument("task", help="built-in task: dates, sine, g2p, ecg or kdd135. With no other flags it trains the "
+                   f"task's documented recipe (training/recipes.py), flags given replacing its fields: "
+                   f"{_show_recipes(quick=False)}")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--family", choices=("seq2seq", "autoencoder"), default=None,
                    help="model family (default: the task's own: seq2seq for dates, sine and g2p, autoencoder "
@@ -52,8 +54,8 @@ def _train_flags(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--quick", action="store_true",
-                   help=f"the task's small preset, minutes on two cores, for tests and demos: {_show_presets()} "
-                        "(flags given win)")
+                   help="the task's small preset instead of its recipe, minutes on two cores, for tests and demos: "
+                        f"{_show_recipes(quick=True)} (flags given win)")
     p.add_argument("--distribute", choices=("mirrored", "multi-worker"),
                    help="train with tf.distribute: mirrored (one replica per local device: the GPUs, or "
                         "--cpu-devices) or multi-worker (one replica per process; the cluster from TF_CONFIG or "
@@ -193,7 +195,9 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     for cls in (ModelConfig, AutoencoderConfig, TrainConfig):
         notes = {name: f"autoencoders: {_show(value)}" for name, value in autoencoder_defaults.items()
                  if cls is ModelConfig}
-        _dataclass_flags(p.add_argument_group(cls.__name__), cls, seen, notes)
+        group = p.add_argument_group(cls.__name__, "the defaults shown are the dataclass's; the task's recipe "
+                                     "replaces them (see task)")
+        _dataclass_flags(group, cls, seen, notes)
 
 
 def _dataclass_flags(group, cls: type, seen: set[str] | None = None, notes: dict[str, str] | None = None) -> None:
@@ -221,11 +225,12 @@ def _field_type(cls: type, name: str) -> type:
     return typing.get_origin(hint) or hint
 
 
-def _show_presets() -> str:
-    from ..training.recipes import QUICK
+def _show_recipes(quick: bool) -> str:
+    """Each task's recipe (or quick preset) as the flags it sets."""
+    from ..training.recipes import recipe_for
+    from ..training.tasks import TASKS
 
-    return "; ".join(f"{task}: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in preset.items())
-                     for task, preset in QUICK.items())
+    return "; ".join(f"{task}: {recipe_for(task, quick).flags() or 'the defaults below'}" for task in TASKS)
 
 
 def _show(value) -> str:
@@ -234,6 +239,24 @@ def _show(value) -> str:
 
 def pick(cls: type, args: argparse.Namespace):
     """Build ``cls`` from the flags given; fields not given keep the dataclass defaults."""
+    return cls(**given(cls, args))
+
+
+def train_configs(args: argparse.Namespace) -> tuple:
+    """`train`'s (model, training) configurations: the task's recipe (``--quick``: its small preset) with each
+    field given as a flag replacing the recipe's (training/recipes.py ``configure``)."""
+    from ..training.config import AutoencoderConfig, ModelConfig, TrainConfig
+    from ..training.recipes import configure
+    from ..training.tasks import FAMILIES
+
+    family = args.family or FAMILIES.get(args.task, ("seq2seq",))[0]
+    model_cls = AutoencoderConfig if family == "autoencoder" else ModelConfig
+    return configure(args.task, quick=args.quick, family=family, model=given(model_cls, args),
+                     train=given(TrainConfig, args))
+
+
+def given(cls: type, args: argparse.Namespace) -> dict:
+    """The fields of ``cls`` given as flags, parsed: {name: value}."""
     values = {}
     for f in fields(cls):
         text = getattr(args, f.name, None)
@@ -247,4 +270,4 @@ def pick(cls: type, args: argparse.Namespace):
             values[f.name] = tuple(int(v) for v in text.split(",")) if kind is tuple else kind(text)
         except ValueError as exc:
             raise Seq2SeqEdgeError(f"--{f.name.replace('_', '-')}: {text!r} is not a valid {kind.__name__}") from exc
-    return cls(**values)
+    return values

@@ -33,16 +33,17 @@ def quickstart(out: str | Path = "quickstart-out", *, force: bool = False, epoch
     """Train, export and run the `dates` model under ``out`` (run/ and bundle/); returns the measurements."""
     from ..export import export_run
     from ..runtime import load
-    from ..training import ModelConfig, TrainConfig, train
+    from ..training import train
     from ..training.inference import KerasSeq2Seq
+    from ..training.recipes import configure
     from ..training.tasks import make_splits
 
     out = Path(out)
     check_output_path(out, force, directory=True)
-    config = TrainConfig(samples=samples, epochs=epochs, patience=2)
-    print_fn(f"[1/4] training `dates` ({samples} examples, {epochs} epochs, LSTM 128) -> {out / 'run'}")
+    model, config = configure("dates", train={"samples": samples, "epochs": epochs})  # the dates recipe
+    print_fn(f"[1/4] training `dates` ({samples} examples, {epochs} epochs, LSTM {model.units}) -> {out / 'run'}")
     started = time.perf_counter()
-    run = train("dates", out / "run", ModelConfig(units=128, embedding_dim=32), config, force=force)
+    run = train("dates", out / "run", model, config, force=force)
     train_seconds = time.perf_counter() - started
     print_fn(f"      trained in {train_seconds:.0f} s")
     print_fn(f"[2/4] exporting to {out / 'bundle'} and checking parity against Keras")

@@ -15,7 +15,7 @@ from seq2seq_edge.export.autoencoder import ThresholdRule
 from seq2seq_edge.runtime import InputError, load
 from seq2seq_edge.training import TrainConfig, train
 from seq2seq_edge.training.config import AutoencoderConfig, ConfigError
-from seq2seq_edge.training.recipes import QUICK, RECIPES, check_floors, match_recipe
+from seq2seq_edge.training.recipes import RECIPES, check_floors
 from seq2seq_edge.training.tasks import kdd135, make_splits
 from seq2seq_edge.training.tasks.base import labelled_windows, packaged_file
 
@@ -155,24 +155,6 @@ def test_a_collapsed_autoencoder_fails_the_check(tmp_path):
     assert metrics["reconstruction_ratio"] > 0.8
     floors = next(r for r in RECIPES if r.name == "ecg-quick").floors
     assert "reconstruction_ratio" in check_floors(metrics, floors)[0]
-
-
-def test_recipes_are_consistent():
-    names = [r.name for r in RECIPES]
-    assert len(set(names)) == len(names)
-    for recipe in RECIPES:
-        assert recipe.command.startswith(f"seq2seq-edge train {recipe.task} ")
-        assert recipe.floors, recipe.name
-    preset = QUICK["ecg"]
-    quick = TrainConfig(epochs=int(preset["epochs"]), patience=int(preset["patience"]),
-                        batch_size=int(preset["batch_size"]), learning_rate=float(preset["learning_rate"]))
-    assert match_recipe("ecg", AutoencoderConfig(cell=preset["cell"], units=(int(preset["units"]),)),
-                        quick).name == "ecg-quick"
-    full = TrainConfig(epochs=80, patience=10, batch_size=32)
-    assert match_recipe("ecg", AutoencoderConfig(cell="lstm", units=(64,)), full).name == "ecg"
-    assert match_recipe("ecg", AutoencoderConfig(cell="lstm", units=(64,)), TrainConfig(epochs=80, patience=10,
-                        batch_size=32, learning_rate=0.01)) is None  # not the documented learning rate
-    assert match_recipe("ecg", AutoencoderConfig(cell="lstm", units=(32,)), full) is None
 
 
 def test_a_bad_fixed_threshold_is_refused(tmp_path):

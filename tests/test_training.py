@@ -76,27 +76,6 @@ def test_input_feeding_is_a_flag(tmp_path):
     assert (model.attention, model.input_feeding, config.label_smoothing) == ("luong", True, 0.1)
 
 
-def test_documented_recipes_parse_to_their_own_configuration():
-    """Each full recipe's command line, read by the CLI, builds the configuration the recipe matches (so a run
-    of the README's command records the recipe's floors), and the README shows that command."""
-    import re
-    import shlex
-    from pathlib import Path
-
-    from seq2seq_edge.cli.parser import build_parser, pick
-    from seq2seq_edge.training.config import AutoencoderConfig
-    from seq2seq_edge.training.recipes import RECIPES, match_recipe
-
-    readme = re.sub(r"\\\n\s+", "", (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8"))
-    full = [r for r in RECIPES if not r.name.endswith("-quick")]
-    assert {r.name for r in full} >= {"g2p", "g2p-attention", "g2p-attention-512"}
-    for recipe in full:
-        args = build_parser().parse_args(shlex.split(recipe.command)[1:])
-        model = pick(AutoencoderConfig if recipe.task in ("ecg", "kdd135") else ModelConfig, args)
-        assert match_recipe(recipe.task, model, pick(TrainConfig, args)) is recipe, recipe.name
-        assert recipe.command.split(" --out ")[1].split(" ", 1)[1] in readme, recipe.name
-
-
 def _train_output(tmp_path, terminal: bool) -> str:
     """What `seq2seq-edge train` prints for two tiny epochs, to a pseudo-terminal or to a pipe."""
     import os

@@ -19,7 +19,7 @@ from .config import AutoencoderConfig, ConfigError, ModelConfig, RunConfig, Trai
 from .distribute import Distribution, check_output_together, fit_multi_worker, make_feeder, worker_scratch
 from .losses import mean_predictor_loss, sequence_accuracy, token_loss
 from .plans import Plan, autoencoder_plan, dtype_policy, float32_copy, seq2seq_plan
-from .recipes import QUALITY_FILE, match_recipe
+from .recipes import QUALITY_FILE, match_recipe, recipe_for
 from .rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunDir
 from .tasks import FAMILIES, make_splits
 
@@ -27,22 +27,24 @@ from .tasks import FAMILIES, make_splits
 __all__ = ["train", "mean_predictor_loss", "token_loss", "sequence_accuracy"]
 
 
-def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = ModelConfig(),
-          train: TrainConfig = TrainConfig(), *, force: bool = False, verbose: int | None = None,
+def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig | None = None,
+          train: TrainConfig | None = None, *, force: bool = False, verbose: int | None = None,
           distribute: Distribution | str | None = None) -> RunDir | None:
     """Generate the task's data, fit the model, and write a run directory.
 
     A ModelConfig trains a state-passing encoder-decoder with teacher forcing; an
     AutoencoderConfig trains a RepeatVector autoencoder (its anomaly threshold is
-    chosen at export). ``out`` must not exist unless ``force``; it appears only when training succeeds.
-    ``verbose``: Keras progress (1 = bar, 2 = a line per epoch, 0 = silent); by default a bar on a terminal,
-    else a line per epoch.
+    chosen at export). ``model`` or ``train`` left out: the task's documented recipe's
+    (training/recipes.py ``recipe_for``), what `seq2seq-edge train TASK` trains. ``out`` must not
+    exist unless ``force``; it appears only when training succeeds. ``verbose``: Keras progress
+    (1 = bar, 2 = a line per epoch, 0 = silent); by default a bar on a terminal, else a line per epoch.
 
     ``distribute``: ``mirrored`` or ``multi-worker``, or a Distribution (training/distribute.py):
     global batches of one process's size, each shared by the replicas. In a multi-worker run every
     worker calls ``train`` with the same arguments; the chief writes ``out`` and returns its
     RunDir, the other workers write nothing and return None.
     """
+    model, train = _recipe_defaults(task, model, train)
     dist = Distribution(distribute) if isinstance(distribute, str) else distribute
     family = _check_request(task, model, train, dist)
     chief = dist is None or dist.is_chief()
@@ -74,6 +76,16 @@ def train(task: str, out: str | Path, model: ModelConfig | AutoencoderConfig = M
         ran = {"distribute": dist.describe(strategy)} if dist else {}
         _write_run(tmp, RunConfig(task, model, train, plan.sides, plan.normalisation), plan, history, seconds, ran)
     return RunDir(Path(out))
+
+
+def _recipe_defaults(task: str, model, train) -> tuple:
+    """``model`` and ``train``, each the task's recipe's where left out (the dataclass defaults for a task
+    without one; an unknown task is refused when its data is made)."""
+    if model is not None and train is not None:
+        return model, train
+    recipe = recipe_for(task)
+    recipe_model, recipe_train = recipe.configs() if recipe else (ModelConfig(), TrainConfig())
+    return (recipe_model if model is None else model), (recipe_train if train is None else train)
 
 
 def _check_request(task: str, model, train: TrainConfig, dist: Distribution | None) -> str:
@@ -126,5 +138,5 @@ def _write_run(tmp: Path, config: RunConfig, plan: Plan, history, seconds: float
               **{k: [float(v) for v in vals] for k, vals in history.history.items()}}
     (tmp / HISTORY_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     recipe = match_recipe(config.task, config.model, config.train)
-    if recipe is not None:  # a documented recipe: its floors travel with the run (evaluate --check)
+    if recipe is not None and recipe.floors:  # a documented recipe: its floors travel with the run (evaluate --check)
         (tmp / QUALITY_FILE).write_text(json.dumps(recipe.record(), indent=1) + "\n", encoding="utf-8")
