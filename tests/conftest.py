@@ -103,3 +103,43 @@ def exported_dates(trained_dates: Path, tmp_path_factory):
 @pytest.fixture(scope="session")
 def attention_bundle() -> Path:
     return DATA / "dates_attention_tiny"
+
+
+@pytest.fixture(scope="session")
+def ecg_tiny(tmp_path_factory):
+    """One epoch of a 4-unit GRU autoencoder on `ecg` (it predicts about the mean), exported: (run, export result).
+    Trained once for the tests that need a real ecg run and bundle but not a good one."""
+    from seq2seq_edge.export import export_run
+    from seq2seq_edge.training import TrainConfig, train
+    from seq2seq_edge.training.config import AutoencoderConfig
+
+    root = tmp_path_factory.mktemp("ecg")
+    run = train("ecg", root / "run", AutoencoderConfig(cell="gru", units=(4,)),
+                TrainConfig(epochs=1, batch_size=64, patience=0), verbose=0)
+    return run, export_run(run.path, root / "bundle", parity_samples=16)
+
+
+# `train g2p --quick` with small overrides, as a user types it; shared by tests/test_g2p.py and the Node binding's
+# test (a reversed source, a space-separated target, every mode).
+G2P_QUICK = ["train", "g2p", "--quick", "--samples", "1500", "--epochs", "1", "--units", "32", "--quiet",
+             "--bidirectional", "--dropout", "0.1", "--lr-patience", "1"]
+
+
+@pytest.fixture(scope="session")
+def g2p_run(tmp_path_factory) -> Path:
+    """The run directory of G2P_QUICK (trained once per test session)."""
+    from seq2seq_edge.cli import main
+
+    run = tmp_path_factory.mktemp("g2p") / "run"
+    assert main(G2P_QUICK + ["--out", str(run)]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def g2p_bundle(g2p_run: Path) -> Path:
+    """g2p_run exported with `seq2seq-edge export` (every mode)."""
+    from seq2seq_edge.cli import main
+
+    bundle = g2p_run.parent / "bundle"
+    assert main(["export", str(g2p_run), "--out", str(bundle), "--parity-samples", "32"]) == 0
+    return bundle

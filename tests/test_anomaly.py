@@ -10,11 +10,11 @@ import pytest
 
 from seq2seq_edge.cli import main
 from seq2seq_edge.export.evaluate import best_operating_point, discord_scores, evaluate_bundle
-from seq2seq_edge.export import ExportError, export_autoencoder, export_run
+from seq2seq_edge.export import ExportError, export_autoencoder
 from seq2seq_edge.export.autoencoder import ThresholdRule
 from seq2seq_edge.runtime import InputError, load
-from seq2seq_edge.training import TrainConfig, train
-from seq2seq_edge.training.config import AutoencoderConfig, ConfigError
+from seq2seq_edge.training import TrainConfig
+from seq2seq_edge.training.config import ConfigError
 from seq2seq_edge.training.recipes import RECIPES, check_floors
 from seq2seq_edge.training.tasks import kdd135, make_splits
 from seq2seq_edge.training.tasks.base import labelled_windows, packaged_file
@@ -110,6 +110,7 @@ def test_floors():
         "beam5.wer: not in the evaluation (beam search needs the step graph)"]
 
 
+@pytest.mark.slow  # minutes: each trains its quick preset in full (the default run evaluates a tiny ecg model)
 @pytest.mark.parametrize("task", ["ecg", "kdd135"])
 def test_quick_preset_learns_and_detects(task, tmp_path, capsys):
     """A real training run of the quick preset: its reconstruction error on held-out normal windows is
@@ -147,14 +148,19 @@ def test_quick_preset_learns_and_detects(task, tmp_path, capsys):
     assert f"check failed: recall = {metrics['recall']:.4g}, documented floor >= 1.01 (recipe {task}-quick:" in err
 
 
-def test_a_collapsed_autoencoder_fails_the_check(tmp_path):
-    """One epoch of a 4-unit model predicts about the mean: the ratio is near 1 and the quick floors fail."""
-    run = train("ecg", tmp_path / "run", AutoencoderConfig(cell="gru", units=(4,)),
-                TrainConfig(epochs=1, batch_size=64, patience=0), verbose=0)
-    metrics = evaluate_bundle(export_run(run.path, tmp_path / "bundle", parity_samples=16).path)
+def test_a_collapsed_autoencoder_fails_the_check(ecg_tiny, tmp_path, capsys):
+    """One epoch of a 4-unit model predicts about the mean: the ratio is near 1 and the quick floors fail.
+    `evaluate --json --plot` reports the same metrics and draws the evaluation."""
+    bundle = ecg_tiny[1].path  # conftest.py
+    metrics = evaluate_bundle(bundle)
     assert metrics["reconstruction_ratio"] > 0.8
     floors = next(r for r in RECIPES if r.name == "ecg-quick").floors
     assert "reconstruction_ratio" in check_floors(metrics, floors)[0]
+    plot = tmp_path / "evaluation.png"
+    assert main(["evaluate", str(bundle), "--json", "--plot", str(plot)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["reconstruction_ratio"] == pytest.approx(metrics["reconstruction_ratio"])
+    assert f"wrote {plot}" in err and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_bad_fixed_threshold_is_refused(tmp_path):

@@ -113,12 +113,10 @@ def test_ecg_data_is_the_labelled_recording():
     assert sorted(set(splits.test_events.tolist())) == [-1, 0]
 
 
-def test_ecg_train_export_evaluate(tmp_path):
+def test_ecg_train_export_evaluate(ecg_tiny):
     from seq2seq_edge.export.evaluate import evaluate_bundle
 
-    run = train("ecg", tmp_path / "run", AutoencoderConfig(cell="gru", units=(4,)),
-                TrainConfig(epochs=1, batch_size=64), verbose=0)
-    result = export_run(run.path, tmp_path / "bundle", parity_samples=16)
+    _, result = ecg_tiny  # one epoch of a 4-unit GRU (conftest.py)
     assert result.parity.ok
     metrics = evaluate_bundle(result.path)
     assert metrics["task"] == "ecg" and metrics["windows"] == 102 and metrics["anomalous_windows"] == 30

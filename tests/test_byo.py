@@ -211,6 +211,7 @@ def test_cli_export_keras(keras_io, tmp_path, capsys):
         capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains its own LSTM 64 for 20 epochs; the keras_io fixture's model exports in the default run
 def test_a_keras_io_model_with_large_log_probabilities_exports(tmp_path):
     """LSTM 64, softmax output, 20 epochs: its rare tokens' log-probabilities are large, and an absolute 1e-4
     on them refused a correct model before; the relative step measure and identical tokens let it through."""

@@ -84,6 +84,7 @@ def accuracy(runs, tmp_path_factory) -> dict[str, float]:
     return out
 
 
+@pytest.mark.slow  # three trainings of dates --quick (the runs fixture), minutes
 def test_distributed_runs_record_how_they_ran(runs):
     history = {name: json.loads((path / "history.json").read_text()) for name, path in runs.items()}
     assert "distribute" not in history["single"]
@@ -91,6 +92,7 @@ def test_distributed_runs_record_how_they_ran(runs):
     assert history["multi"]["distribute"] == {"strategy": "multi-worker", "replicas": 2, "workers": 2}
 
 
+@pytest.mark.slow  # three trainings of dates --quick (the runs fixture), minutes
 def test_both_strategies_take_the_same_steps(runs):
     """Each global batch is the one-process batch split in two, so mirrored and multi-worker see the same
     rows per step (dealt alike) and their losses agree closely, epoch by epoch, and track one process."""
@@ -101,18 +103,21 @@ def test_both_strategies_take_the_same_steps(runs):
     assert loss["mirrored"][0] == pytest.approx(loss["single"][0], rel=0.05)
 
 
+@pytest.mark.slow  # three trainings of dates --quick (the runs fixture), minutes
 def test_distributed_runs_decode_as_well_as_one_process(accuracy):
     assert accuracy["single"] >= 0.95
     for name in ("mirrored", "multi"):
         assert abs(accuracy[name] - accuracy["single"]) <= 0.01, accuracy
 
 
-def test_an_output_the_chief_refuses_stops_every_worker(runs):
+def test_an_output_the_chief_refuses_stops_every_worker(tmp_path):
     """Had the chief stopped alone, the other worker would wait for it forever: both stop, each saying why."""
+    taken = tmp_path / "multi"
+    taken.mkdir()  # an output that exists: the chief refuses it
     workers = _workers()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
-    procs = [subprocess.Popen([*TRAIN, "--out", str(runs["multi"]), "--distribute", "multi-worker", "--workers",
+    procs = [subprocess.Popen([*TRAIN, "--out", str(taken), "--distribute", "multi-worker", "--workers",
                                ",".join(workers), "--worker-index", str(i)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in (0, 1)]
     try:
@@ -122,7 +127,7 @@ def test_an_output_the_chief_refuses_stops_every_worker(runs):
             if p.poll() is None:
                 p.kill()
     assert [p.returncode for p in procs] == [1, 1]
-    assert f"error: {runs['multi']} already exists; choose another path or pass --force" in errors[0]
+    assert f"error: {taken} already exists; choose another path or pass --force" in errors[0]
     assert "error: the chief (worker 0) refused to start training (see its error); nothing was trained" in errors[1]
 
 

@@ -63,19 +63,17 @@ def test_max_minutes_validated():
         TrainConfig(max_minutes=-1)
 
 
-def test_quick_train_export_evaluate(tmp_path, capsys):
+def test_quick_train_export_evaluate(g2p_run, g2p_bundle, capsys):
+    """`train g2p --quick` with overrides (conftest.G2P_QUICK), `export`, then `evaluate`."""
     import json
 
     from seq2seq_edge.cli import main
 
-    run, bundle = tmp_path / "run", tmp_path / "bundle"
-    assert main(["train", "g2p", "--quick", "--samples", "1500", "--epochs", "1", "--units", "32", "--quiet",
-                 "--bidirectional", "--dropout", "0.1", "--lr-patience", "1", "--out", str(run)]) == 0
+    run, bundle = g2p_run, g2p_bundle
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["samples"] == 1500 and config["model"]["units"] == 32 and config["model"]["layers"] == 1
     assert config["model"]["bidirectional"] is True and config["model"]["dropout"] == 0.1
     assert config["train"]["lr_patience"] == 1
-    assert main(["export", str(run), "--out", str(bundle), "--parity-samples", "32"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(bundle), "--beam-width", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

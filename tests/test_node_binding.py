@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -117,20 +116,6 @@ def _task_sources(task: str, samples: int) -> list[str]:
     return [source for source, _ in splits.test]
 
 
-@pytest.fixture(scope="module")
-def g2p_bundle(tmp_path_factory) -> Path:
-    """A g2p quick run, trained once (1 epoch, 32 units) and exported with every mode."""
-    out = tmp_path_factory.mktemp("node_g2p")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    run, bundle = out / "run", out / "bundle"
-    for argv in (["train", "g2p", "--quick", "--samples", "1500", "--epochs", "1", "--units", "32", "--quiet",
-                  "--out", str(run)], ["export", str(run), "--out", str(bundle)]):
-        result = subprocess.run([sys.executable, "-m", "seq2seq_edge", *argv], capture_output=True, text=True,
-                                env=env, timeout=1200)
-        assert result.returncode == 0, result.stderr[-4000:]
-    return bundle
-
-
 def _keras_io_texts(model) -> list[str]:
     vocab = model.source_vocab
     assert {vocab.pad_id, vocab.unk_id, vocab.start_id, vocab.end_id} == {None}  # every token is a symbol
@@ -166,7 +151,7 @@ def test_keras_io_bundle_gives_pythons_outputs():
 
 
 def test_g2p_bundle_gives_pythons_outputs(g2p_bundle):
-    """A reversed source, a space-separated target, fp32 and int8 fused loops."""
+    """A g2p quick run (conftest.py g2p_bundle): a reversed source, a space-separated target, fp32 and int8 loops."""
     model = load(g2p_bundle)
     assert model.source_vocab.reverse and model.target_vocab.separator == " "
     _compare_every_mode(g2p_bundle, _encodable(model, _task_sources("g2p", 1500)))

@@ -122,10 +122,11 @@ def test_progress_is_a_bar_per_epoch_on_a_terminal_and_lines_in_a_pipe(tmp_path)
     assert "━━━━" in shown  # Keras's bar, redrawn in place as each epoch goes
 
 
-@pytest.mark.parametrize("task, model", [
+@pytest.mark.parametrize("task, model", [  # the default run trains the first (about 10 s); .ci/run all three
     ("dates", ModelConfig(units=16, embedding_dim=8, attention="luong", input_feeding=True)),
-    ("dates", ModelConfig(units=16, embedding_dim=8, layers=2, bidirectional=True, attention="bahdanau")),
-    ("ecg", None),
+    pytest.param("dates", ModelConfig(units=16, embedding_dim=8, layers=2, bidirectional=True, attention="bahdanau"),
+                 marks=pytest.mark.slow),
+    pytest.param("ecg", None, marks=pytest.mark.slow),
 ])
 def test_mixed_bfloat16_trains_in_bfloat16_and_saves_float32(tmp_path, monkeypatch, task, model):
     """--precision mixed_bfloat16 fits a net whose layers compute in bfloat16 (the output layer in float32),
