@@ -13,12 +13,18 @@ ENGINES = ["keras predict() per step", "keras direct calls", "litert", "tf2onnx 
            "seq2seq-edge step", "seq2seq-edge fused", "seq2seq-edge fused-int8"]
 
 
-def test_bench_table(trained_dates):
+def test_bench_table(trained_dates, monkeypatch):
+    import seq2seq_edge.bench.run as bench_run
+
+    timed, time_engine = [], bench_run._time  # what each engine decoded, in the order of the rows
+    monkeypatch.setattr(bench_run, "_time", lambda *args: timed.append(time_engine(*args)) or timed[-1])
     lines = []
     rows = bench([str(trained_dates)], [1, 4], budget_s=0.05, print_fn=lines.append)
     assert [(r.batch, r.engine) for r in rows] == [(b, e) for b in (1, 4) for e in ENGINES]
-    for r in rows:
-        assert r.us_per_token > 0 and r.tokens > 0
+    for r, (_, _, outputs) in zip(rows, timed, strict=True):
+        # whole batches, at least one; each row counts its tokens and the step that produced the end token
+        assert len(outputs) >= r.batch and len(outputs) % r.batch == 0
+        assert r.tokens == sum(len(row) + 1 for row in outputs) and r.us_per_token > 0
         if "int8" not in r.engine:
             assert r.identical, r  # every exact engine decodes exactly what Keras decodes
     for batch in (1, 4):  # each ratio is the row's time over our fastest exact mode's, at the same batch
@@ -39,6 +45,7 @@ def test_bench_table(trained_dates):
     assert "size of each mode alone (export --modes MODE; its encoder and decoder graphs): step " in text
 
 
+@pytest.mark.slow  # builds and trains the keras-io LSTM 256 (minutes); test_bench_table covers the bench
 def test_bench_row_for_the_keras_io_example():
     """The keras-io example's own one-hot/softmax models, brought with export_keras: every mode built from
     them, and every exact engine gives the Keras models' tokens."""

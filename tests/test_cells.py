@@ -15,8 +15,11 @@ TEXTS = ["vendredi 14 juillet 2023", "1 May 2000", "Sunday, 31 December 2049", "
          "martes, 4 de julio de 1995", "2 jan 1970"]
 
 
+# The default run trains a GRU and a relu LSTM; a 3-layer LSTM and a bidirectional one are marked slow (.ci/run
+# trains them; the default run's attention tests train a bidirectional 2-layer LSTM encoder).
 @pytest.fixture(scope="module", params=[("gru", "tanh", 2, False), ("lstm", "relu", 1, False),
-                                      ("lstm", "tanh", 3, False), ("lstm", "tanh", 2, True)],
+                                      pytest.param(("lstm", "tanh", 3, False), marks=pytest.mark.slow),
+                                      pytest.param(("lstm", "tanh", 2, True), marks=pytest.mark.slow)],
                 ids=lambda p: f"{p[0]}-{p[1]}-{p[2]}layers" + ("-bidirectional" if p[3] else ""))
 def cell_bundle(request, tmp_path_factory):
     cell, activation, layers, bidirectional = request.param
@@ -84,7 +87,7 @@ def test_encoder_uses_the_native_recurrent_op_with_lengths(cell_bundle):
 
 
 def test_fused_modes(cell_bundle):
-    _, result = cell_bundle
+    run, result = cell_bundle
     model = load(result.path)
     assert model.modes == ("step", "fused", "fused-int8")
     ids, lengths = model.source_vocab.encode_batch(TEXTS)
@@ -94,9 +97,11 @@ def test_fused_modes(cell_bundle):
     assert result.parity.modes["fused"]["tokens_identical"]
     int8 = result.parity.modes["fused-int8"]
     got = model.generate(ids, lengths=lengths, mode="fused-int8")
-    # Seeded one-epoch models leave small margins; int8 kept 89-100% of tokens here (a broken int8 graph keeps
-    # few), on these inputs and on export's own held-out ones.
-    assert token_agreement(step, got)["token_agreement"] >= 0.85 and int8["token_agreement"] >= 0.85
+    # Seeded one-epoch models leave small margins (a broken int8 graph keeps few tokens). Measured, on these
+    # inputs and on export's held-out ones: 99.2-100% of tokens kept, and 89.2% and 91.1% by the bidirectional
+    # model trained with dropout.
+    floor = 0.88 if run.config.model.bidirectional else 0.98
+    assert token_agreement(step, got)["token_agreement"] >= floor and int8["token_agreement"] >= floor
     assert int8["tokens_identical"] == (int8["sequences_differing"] == 0)
 
 
@@ -121,8 +126,8 @@ def test_int8_encoder_quantises_the_recurrent_layers(cell_bundle):
     batch = model._encode(ids, lengths, "fused-int8")
     for i in range(len(TEXTS)):
         alone = model._encode(ids[i:i + 1, :lengths[i]], lengths[i:i + 1], "fused-int8")
-        for name in alone:
-            np.testing.assert_allclose(alone[name][0], batch[name][i], atol=0.03)
+        for name in alone:  # measured at most 0.0042 (values up to 4.1)
+            np.testing.assert_allclose(alone[name][0], batch[name][i], atol=0.01)
 
 
 def test_runtime_equals_keras(cell_bundle):
@@ -139,6 +144,7 @@ def test_runtime_equals_keras(cell_bundle):
         assert [g.tolist() for g in model.generate(ids, lengths=lengths, mode=mode)] == want
 
 
+@pytest.mark.slow  # real-valued stacked export runs by default in tests/test_export.py (2-layer LSTM sine)
 def test_four_layer_gru_sine(tmp_path):
     run = train("sine", tmp_path / "run", ModelConfig(cell="gru", layers=4, units=8),
                 TrainConfig(samples=300, epochs=1, batch_size=32, seed=2), verbose=0)

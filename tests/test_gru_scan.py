@@ -12,6 +12,13 @@ from seq2seq_edge.export.gru_scan import _names_read, gru_ops_as_scans
 RNG = np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rng():
+    """Each test draws the same weights whether it runs alone, after the others or on another xdist worker."""
+    global RNG
+    RNG = np.random.default_rng(0)
+
+
 def _layer(inputs: int, units: int, activation: str = "tanh") -> RecurrentWeights:
     def w(*shape):
         return RNG.normal(0, 0.3, shape).astype(np.float32)
@@ -95,7 +102,7 @@ def test_int8_encoder_quantises_both_products_of_a_gru():
     feeds = {"source": source, "source_length": np.full(6, 8, np.int32)}
     (want,), (got,) = _run(encoder, feeds), _run(int8, feeds)
     error = np.abs(got - want).max()
-    assert 0 < error < 0.05, error
+    assert 0 < error < 0.04, error  # states under 1; measured 0.011-0.037 over 100 draws of the weights
 
 
 def test_int8_attention_encoder_with_padding():
@@ -111,8 +118,8 @@ def test_int8_attention_encoder_with_padding():
     want, got = _run(encoder, feeds), _run(quantize_model(encoder), feeds)
     memory = got[2]
     assert not memory[np.arange(7)[None] >= lengths[:, None]].any()
-    for w, g in zip(want, got, strict=True):
-        assert np.abs(g - w).max() < 0.06
+    for w, g in zip(want, got, strict=True):  # measured at most 0.035 over 100 draws of the weights (keys: 0.035,
+        assert np.abs(g - w).max() < 0.04     # values up to 2.1; states and memory: 0.031, values under 1)
 
 
 def _gru_model(opset: int = 18, direction: str = "forward", linear_before_reset: int = 1, initial_h: bool = False,

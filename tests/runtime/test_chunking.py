@@ -112,12 +112,14 @@ def test_chunked_encoder_equals_one_call(fixture, request, monkeypatch):
         monkeypatch.setattr(chunks_module, "encoder_chunks", lambda lengths: None)
         whole = model._encode(ids, lengths, mode)
         assert counting.batches[-1] == 40
-        tolerance = 0.05 if mode.endswith("int8") else 1e-6  # int8: each call quantises its own rows
         past = np.arange(ids.shape[1])[None, :] >= lengths[:, None]  # where each row's mask is 0
         for key, value in whole.items():
             assert chunked[key].shape == value.shape, key
             # Attention ignores the constants past each row's length (a key bias may leave values there).
             used = ~past if key in model._constants else np.ones(len(value), bool)
+            # int8: each call quantises its own rows. Measured on the two bundles: at most 0.0074 where values stay
+            # within 1 (h, memory), 0.041 on the cell state (values up to 12) and 0.031 on the keys (up to 7).
+            tolerance = 1e-6 if not mode.endswith("int8") else 0.01 if np.abs(value[used]).max() <= 1 else 0.05
             np.testing.assert_allclose(chunked[key][used], value[used], atol=tolerance, err_msg=f"{mode} {key}")
         for mask in (c.name for c in model.manifest.constants if c.size is None):
             np.testing.assert_array_equal(chunked[mask], (~past).astype(np.float32))

@@ -186,7 +186,8 @@ def test_modes_agree_on_the_committed_bundles(dates_bundle, sine_bundle, golden)
     x = np.asarray(golden["sine"]["inputs"], np.float32)
     np.testing.assert_allclose(sine.generate(x, mode="fused"), sine.generate(x, mode="step"), atol=1e-4)
     int8, fp32 = np.stack(sine.generate(x, mode="fused-int8")), np.stack(sine.generate(x, mode="step"))
-    assert np.max(np.abs(int8[:, 0] - fp32[:, 0])) < 0.1  # one step on int8 weights stays near fp32
+    # One step on int8 weights stays near fp32: measured 0.060 on values up to 1.67.
+    assert np.max(np.abs(int8[:, 0] - fp32[:, 0])) < 0.07
     # ... but the rollout drifts past the decode tolerance, so export made fp32 `fused` the default.
     assert np.max(np.abs(int8 - fp32)) > 1e-3 and sine.manifest.default_mode == "fused"
 
