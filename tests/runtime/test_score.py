@@ -116,10 +116,13 @@ def test_cli(dates_bundle, tmp_path, capsys):
                  str(tmp_path / "out.jsonl"), "--workers", "2", "--strategy", "beam", "--beam-width", "2"]) == 0
     assert capsys.readouterr().out.startswith("scored 3 rows (1 with an error) in ")
     assert [r["output"] for r in _rows(tmp_path / "out.jsonl")] == ["1961-05-03", None, "2023-07-14"]
+    written = (tmp_path / "out.jsonl").read_bytes()
+    bundle = {f.name: f.read_bytes() for f in dates_bundle.iterdir()}
     assert main(["score", str(dates_bundle), "--input", str(tmp_path / "in.txt"), "--output",
                  str(tmp_path / "out.jsonl")]) == 1
     assert "already exists; choose another path or pass --force" in capsys.readouterr().err
-    assert load(dates_bundle)  # the bundle is untouched
+    assert (tmp_path / "out.jsonl").read_bytes() == written  # the refused run kept the first one's output
+    assert {f.name: f.read_bytes() for f in dates_bundle.iterdir()} == bundle  # and the bundle is untouched
 
 
 def test_autoencoder_windows_from_npy(ae_bundle, tmp_path):
