@@ -162,12 +162,16 @@ class _Walk:
         if "pattern" in node and not _pattern(node["pattern"]).fullmatch(value):
             raise self.fail("pattern", field, f"must match {node['pattern']}, got {show(value)}", node)
 
-    def array(self, value: list, node: dict, field: str) -> None:
-        low, high = node.get("minItems"), node.get("maxItems")
+    def entries(self, value: list | dict, node: dict, field: str, low_key: str, high_key: str) -> None:
+        """How many entries a list or an object has, against the node's bounds (minItems/maxItems, ...)."""
+        low, high = node.get(low_key), node.get(high_key)
         if low is not None and len(value) < low:
             raise self.fail("too_few", field, f"needs at least {_count(low, 'entry')}, got {len(value)}", node)
         if high is not None and len(value) > high:
             raise self.fail("too_many", field, f"has {len(value)} entries, more than {high}", node)
+
+    def array(self, value: list, node: dict, field: str) -> None:
+        self.entries(value, node, field, "minItems", "maxItems")
         items = node.get("items")
         if items is not None and not _all_plainly_valid(value, items):
             for i, item in enumerate(value):
@@ -181,11 +185,7 @@ class _Walk:
                 seen.add(key)
 
     def object(self, value: dict, node: dict, field: str) -> None:
-        low, high = node.get("minProperties"), node.get("maxProperties")
-        if low is not None and len(value) < low:
-            raise self.fail("too_few", field, f"needs at least {_count(low, 'entry')}, got {len(value)}", node)
-        if high is not None and len(value) > high:
-            raise self.fail("too_many", field, f"has {len(value)} entries, more than {high}", node)
+        self.entries(value, node, field, "minProperties", "maxProperties")
         known, required = node.get("properties", {}), node.get("required", ())
         extra = node.get("additionalProperties", True)
         if extra is False:
