@@ -98,7 +98,8 @@ def test_decode_returns_hypothesis_lists(token_model, options):
     for row, hyps in zip(texts, found):
         assert all(isinstance(h, TextHypothesis) for h in row)
         assert [h.text for h in row] == [model.target_vocab.decode(h.tokens) for h in hyps]
-        assert [(h.log_prob, h.score) for h in row] == pytest.approx([(h.log_prob, h.score) for h in hyps])
+        assert [x for h in row for x in (h.log_prob, h.score)] == pytest.approx(
+                [x for h in hyps for x in (h.log_prob, h.score)])
         text, log_prob, score = row[0]  # still a tuple
         assert (text, log_prob, score) == (row[0].text, row[0].log_prob, row[0].score)
 
