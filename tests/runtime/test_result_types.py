@@ -211,33 +211,29 @@ def test_feature_empty_batches_still_check_the_shape(sine_model):
 
 # -- autoencoder bundles ------------------------------------------------------------------------------------------
 
-def test_autoencoder_calls_return_their_types(ae_model, golden):
-    model = ae_model
-    windows = np.asarray(golden["sine"]["inputs"], np.float32)[:, :model.window]  # (3, 40, 2)
+def _check_autoencoder_calls(model, windows, rows: int) -> None:
+    """Every autoencoder call on ``windows`` returns a numpy array of its dtype with ``rows`` rows."""
     latent = model.manifest.graphs["encoder"].output(model.manifest.latent_name).shape[-1]
-    results = {"reconstruct": (model.reconstruct(windows), np.float32, (3, model.window, 2)),
-               "embed": (model.embed(windows), np.float32, (3, latent)),
-               "score": (model.score(windows), np.float32, (3,)),
-               "score per step": (model.score(windows, per_step=True), np.float32, (3, model.window)),
-               "detect": (model.detect(windows, threshold=0.1), np.bool_, (3,)),
-               "detect per step": (model.detect(windows, threshold=0.1, per_step=True), np.bool_, (3, model.window))}
+    results = {"reconstruct": (model.reconstruct(windows), np.float32, (rows, model.window, 2)),
+               "embed": (model.embed(windows), np.float32, (rows, latent)),
+               "score": (model.score(windows), np.float32, (rows,)),
+               "score per step": (model.score(windows, per_step=True), np.float32, (rows, model.window)),
+               "detect": (model.detect(windows, threshold=0.1), np.bool_, (rows,)),
+               "detect per step": (model.detect(windows, threshold=0.1, per_step=True), np.bool_,
+                                   (rows, model.window))}
     for name, (value, dtype, shape) in results.items():
         assert isinstance(value, np.ndarray) and value.dtype == dtype and value.shape == shape, name
+
+
+def test_autoencoder_calls_return_their_types(ae_model, golden):
+    windows = np.asarray(golden["sine"]["inputs"], np.float32)[:, :ae_model.window]  # (3, 40, 2)
+    _check_autoencoder_calls(ae_model, windows, 3)
 
 
 @pytest.mark.parametrize("empty", [[], np.zeros(0, np.float32), np.zeros((0, 40, 2), np.float32)],
                          ids=["list", "shape (0,)", "shape (0, 40, 2)"])
 def test_autoencoder_empty_batches(ae_model, empty, no_graph_runs):
-    model = ae_model
-    latent = model.manifest.graphs["encoder"].output(model.manifest.latent_name).shape[-1]
-    results = {"reconstruct": (model.reconstruct(empty), np.float32, (0, model.window, 2)),
-               "embed": (model.embed(empty), np.float32, (0, latent)),
-               "score": (model.score(empty), np.float32, (0,)),
-               "score per step": (model.score(empty, per_step=True), np.float32, (0, model.window)),
-               "detect": (model.detect(empty, threshold=0.1), np.bool_, (0,)),
-               "detect per step": (model.detect(empty, threshold=0.1, per_step=True), np.bool_, (0, model.window))}
-    for name, (value, dtype, shape) in results.items():
-        assert isinstance(value, np.ndarray) and value.dtype == dtype and value.shape == shape, name
+    _check_autoencoder_calls(ae_model, empty, 0)
 
 
 def test_autoencoder_empty_batches_still_check_the_shape(ae_model):
