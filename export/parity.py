@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..runtime.contract import SOURCE_MASK
-from ..runtime.inputs import normalise
+from ..runtime.inputs import normalise, source_step_features
 from ..runtime.metrics import exact_match, token_agreement
 from ..runtime.strategies import log_softmax
 
@@ -233,10 +233,9 @@ def feature_parity(keras_ref, runtime, source: np.ndarray, data: str = "") -> Pa
     state_r = runtime.encode(source)
     enc = _max_diff(state_k, state_r)
     steps = runtime.max_steps
-    if m.first_input == "last_source_step":
-        first = normalise(source[:, -1, :], m.target.mean, m.target.std)
-    else:
-        first = np.zeros((len(source), m.target.features), np.float32)
+    raw = source_step_features(source, m.first_input)  # 'last_source_step' or a source_step rule; None: zeros
+    first = (np.zeros((len(source), m.target.features), np.float32) if raw is None
+             else normalise(raw, m.target.mean, m.target.std))
     step_state, step_out = _lockstep(keras_ref, runtime, state_k, first, steps, lambda y: y)
     want = keras_ref.generate_features(source, steps, m.first_input)
     modes = {mode: {"max_abs_decode": float(np.max(np.abs(want - np.stack(runtime.generate(source, mode=mode)))))}

@@ -159,6 +159,19 @@ def normalise(x: Any, mean: Any, std: Any) -> np.ndarray:
                 / np.asarray(std, np.float32)).astype(np.float32)
 
 
+def source_step_features(source: Any, first_input: Any) -> np.ndarray | None:
+    """The raw (batch, features) first decoder input that manifest ``first_input`` reads from a feature source.
+
+    'last_source_step': the last source step; a rule {"rule": "source_step", "step": -1, "features": [i, ...]}:
+    that step's features at those indices; anything else ('zeros', 'start_token'): None.
+    """
+    if first_input == "last_source_step":
+        return np.asarray(source, np.float32)[:, -1, :]
+    if isinstance(first_input, dict) and first_input.get("rule") == "source_step":
+        return np.asarray(source, np.float32)[:, first_input["step"], list(first_input["features"])]
+    return None
+
+
 def check_normalised(x: np.ndarray, name: str = "source") -> np.ndarray:
     """Normalised values must still be finite in float32 (a tiny std can push large values past it)."""
     if not np.isfinite(x).all():

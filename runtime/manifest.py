@@ -37,7 +37,7 @@ MAX_NAME = at("#/$defs/name/maxLength")                                # charact
 FAMILIES = tuple(at("#/properties/family/enum"))
 CELLS = tuple(at("#/$defs/seq2seq/properties/model/properties/cell/enum"))
 PADDINGS = tuple(p for p in at("#/$defs/io/properties/padding/enum") if p is not None)
-FIRST_INPUTS = tuple(at("#/$defs/decode/properties/first_input/enum"))
+FIRST_INPUTS = tuple(at("#/$defs/decode/properties/first_input/then/enum"))
 DTYPES = tuple(at("#/$defs/tensor/properties/dtype/enum"))
 STEP_MODE = "step"
 # with decoder_step; a bundle of fused modes only decodes greedily
@@ -193,7 +193,7 @@ class Manifest:
     target: Side
     io: IONames
     max_steps: int
-    first_input: str
+    first_input: str | dict[str, Any]  # a name, or a {"rule": "source_step", ...} rule over the source
     task: str | None = None
     parity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)

@@ -15,7 +15,8 @@ mode_graph            every mode names graphs that exist; only mode 'step' runs 
 default_mode          decode.default_mode is one of the modes
 strategies            decode.strategies are those the graphs allow
 end_token             a token target has an end token
-first_input           decode.first_input suits the sides
+first_input           decode.first_input suits the sides; a source_step rule's indices are within the
+                      source and one per target feature
 ====================  =========================================================================
 """
 
@@ -144,6 +145,25 @@ def _decode_rules(data: dict[str, Any]) -> None:
                                             and source["features"] == target["features"]):
         raise _fail("first_input", "decode.first_input", "is 'last_source_step', which needs feature source and "
                                                          "target of the same width")
+    if isinstance(first, dict):
+        _first_input_rule(first, source, target)
+
+
+def _first_input_rule(rule: dict[str, Any], source: dict[str, Any], target: dict[str, Any]) -> None:
+    """A {"rule": "source_step"} first input: feature sides, indices within the source, one per target feature."""
+    if not source["kind"] == target["kind"] == "features":
+        raise _fail("first_input", "decode.first_input", "is a source_step rule, which needs feature source and "
+                                                         "target")
+    features = rule["features"]
+    for i, index in enumerate(features):
+        if index >= source["features"]:
+            raise _fail("first_input", f"decode.first_input.features[{i}]",
+                        f"is {show(index)}, but the source has {source['features']} features (indices 0 to "
+                        f"{source['features'] - 1})")
+    if len(features) != target["features"]:
+        raise _fail("first_input", "decode.first_input.features",
+                    f"holds {len(features)} indices but the target has {target['features']} features: one source "
+                    "index per target feature")
 
 
 # -- building the specs from a checked manifest ---------------------------------------------------------------
@@ -178,6 +198,13 @@ def _common(data: dict[str, Any]) -> dict[str, Any]:
             "data": data.get("data")}
 
 
+def _first_input(first: Any) -> str | dict[str, Any]:
+    """A first-input name as is; a rule with its indices as ints (2.0 is the integer 2)."""
+    if isinstance(first, str):
+        return first
+    return {"rule": first["rule"], "step": int(first["step"]), "features": [int(i) for i in first["features"]]}
+
+
 def _seq2seq(data: dict[str, Any]) -> Manifest:
     io, decode = data["io"], data["decode"]
     state = tuple(StateSpec(s["name"], int(s["layer"]), s["kind"], int(s["size"]), s["output"], s["init"],
@@ -189,7 +216,7 @@ def _seq2seq(data: dict[str, Any]) -> Manifest:
     modes = {mode: {"encoder": g["encoder"], "decoder": g["decoder"]} for mode, g in decode["modes"].items()}
     strategies = decode.get("strategies")
     return Manifest(family="seq2seq", state=state, source=_side(data["source"]), target=_side(data["target"]),
-                    io=names, max_steps=int(decode["max_steps"]), first_input=decode["first_input"], modes=modes,
+                    io=names, max_steps=int(decode["max_steps"]), first_input=_first_input(decode["first_input"]), modes=modes,
                     default_mode=decode["default_mode"], constants=constants,
                     strategies=None if strategies is None else tuple(strategies), **_common(data))
 

@@ -17,7 +17,8 @@ from .contract import LOOP_INPUT, LOOP_STEPS
 from .decoding import FeedBack, State, decode, rollout_features, run
 from .encoding import SourceEncoder
 from .errors import InputError
-from .inputs import check_features, check_normalised, check_state, check_texts, check_token_ids, normalise
+from .inputs import (check_features, check_normalised, check_state, check_texts, check_token_ids, normalise,
+                     source_step_features)
 from .manifest import Manifest, TokenSpec
 from .stepping import StepRunner
 from .strategies import DecodeOptions, Hypothesis, TextHypothesis, greedy_tokens, make_search
@@ -269,10 +270,10 @@ class Seq2SeqModel:
             raw = check_features(first_input, m.target.features, "first_input", rank=2)
             if raw.shape[0] != batch:
                 raise InputError(f"first_input: batch {raw.shape[0]} does not match the source's {batch}")
-        elif m.first_input == "last_source_step" and batch:
-            raw = np.asarray(source, np.float32)[:, -1, :]  # (batch, features), validated by encode()
-        else:
-            return np.zeros((batch, m.target.features), np.float32)
+        else:  # 'last_source_step' or a source_step rule: (batch, features), the source validated by encode()
+            raw = source_step_features(source, m.first_input) if batch else None
+            if raw is None:
+                return np.zeros((batch, m.target.features), np.float32)
         return check_normalised(normalise(raw, m.target.mean, m.target.std), "first_input")
 
     def _check_max_steps(self, max_steps: int | None) -> int:

@@ -30,6 +30,7 @@ _many = lambda n, item: [item] * n  # noqa: E731
 _TENSOR = {"name": "t", "dtype": "float32", "shape": []}
 _STATE = {"name": "h", "layer": 0, "kind": "h", "size": 1, "output": "o", "init": "zeros"}
 _CONSTANT = {"name": "m", "kind": "mask", "encoder_output": "m"}
+_rule = lambda features: {"rule": "source_step", "step": -1, "features": features}  # noqa: E731
 
 BOUNDS = [
     ("#/$defs/name/minLength", D, "io.source", "", "io.source"),
@@ -79,6 +80,14 @@ BOUNDS = [
     ("#/$defs/decode/properties/modes/maxProperties", D, "decode.modes", "257 modes", "decode.modes"),
     ("#/$defs/decode/properties/strategies/maxItems", D, "decode.strategies", ["greedy", "sample", "beam", "greedy"],
      "decode.strategies"),
+    ("#/$defs/first_input_rule/properties/features/minItems", S, "decode.first_input", _rule([]),
+     "decode.first_input.features"),
+    ("#/$defs/first_input_rule/properties/features/maxItems", S, "decode.first_input", _rule(_many(65537, 0)),
+     "decode.first_input.features"),
+    ("#/$defs/first_input_rule/properties/features/items/minimum", S, "decode.first_input", _rule([-1]),
+     "decode.first_input.features[0]"),
+    ("#/$defs/first_input_rule/properties/features/items/maximum", S, "decode.first_input", _rule([65536]),
+     "decode.first_input.features[0]"),
     ("#/$defs/seq2seq/properties/state/maxItems", D, "state", _many(257, _STATE), "state"),
     ("#/$defs/seq2seq/properties/constants/maxItems", D, "constants", _many(257, _CONSTANT), "constants"),
     ("#/$defs/threshold/minimum", A, "anomaly.threshold", -1, "anomaly.threshold"),

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..runtime.contract import ATTENTIONAL, CONSTANT_KINDS, state_names
 from ..runtime.decoding import State, rollout_features
-from ..runtime.inputs import normalise
+from ..runtime.inputs import normalise, source_step_features
 from ..runtime.strategies import greedy_tokens
 from .config import RunConfig
 from .models import build_decoder_step, build_encoder
@@ -70,16 +70,19 @@ class KerasSeq2Seq:
         start = np.full(ids.shape[0], start_id, np.int32)
         return greedy_tokens(self.step, self.encode(ids), start, end_id, max_steps)
 
-    def generate_features(self, source: np.ndarray, steps: int, first_input: str = "last_source_step") -> np.ndarray:
+    def generate_features(self, source: np.ndarray, steps: int, first_input="last_source_step") -> np.ndarray:
         """Continue raw source windows (batch, window, features) for ``steps``; raw units out.
 
-        ``first_input``: the decoder's first input, 'last_source_step' or 'zeros'.
+        ``first_input``: the decoder's first input as the manifest records it: 'last_source_step', 'zeros', or a
+        rule {"rule": "source_step", "step": -1, "features": [source indices]} (raw values, then normalised with
+        the target's statistics).
         """
         stats = self.normalisation or {side: {"mean": 0.0, "std": 1.0} for side in ("source", "target")}
         src, tgt = stats["source"], stats["target"]
         state = self.encode(normalise(source, src["mean"], src["std"]))
         width = self.decoder.inputs[0].shape[-1]
-        first = (normalise(source[:, -1, :], tgt["mean"], tgt["std"]) if first_input == "last_source_step"
-                 else np.zeros((len(source), width), np.float32))  # (batch, features)
+        raw = source_step_features(source, first_input)
+        first = (np.zeros((len(source), width), np.float32) if raw is None
+                 else normalise(raw, tgt["mean"], tgt["std"]))  # (batch, features)
         out = rollout_features(self.step, state, first, steps)  # (batch, steps, features), normalised
         return out * np.float32(tgt["std"]) + np.float32(tgt["mean"])

@@ -115,6 +115,24 @@ function checkDecode(data) {
     throw fail('first_input', 'decode.first_input', "is 'last_source_step', which needs feature source and target "
       + 'of the same width');
   }
+  if (typeof first === 'object' && first !== null) checkFirstInputRule(first, source, target);
+}
+
+/** A {"rule": "source_step"} first input: feature sides, indices within the source, one per target feature. */
+function checkFirstInputRule(rule, source, target) {
+  if (!(source.kind === 'features' && target.kind === 'features')) {
+    throw fail('first_input', 'decode.first_input', 'is a source_step rule, which needs feature source and target');
+  }
+  rule.features.forEach((index, i) => {
+    if (index >= source.features) {
+      throw fail('first_input', `decode.first_input.features[${i}]`, `is ${show(index)}, but the source has `
+        + `${source.features} features (indices 0 to ${source.features - 1})`);
+    }
+  });
+  if (rule.features.length !== target.features) {
+    throw fail('first_input', 'decode.first_input.features', `holds ${rule.features.length} indices but the target `
+      + `has ${target.features} features: one source index per target feature`);
+  }
 }
 
 /** The rules between fields, in runtime/manifest_reader.py's order, on a manifest the schema accepted. */
