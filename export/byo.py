@@ -285,7 +285,11 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     sequences; ``max_steps`` caps decoding (required). The state contract is read from the
     models; encoder outputs feed the first decoder layers' states in order (the rest start at
     zero) unless ``state_map`` lists, per encoder output, the decoder state input it feeds.
-    Real-valued decoders start from ``first_input`` ('zeros' or 'last_source_step').
+    Real-valued decoders start from ``first_input``: 'zeros', 'last_source_step' (the whole last source step;
+    source and target of one width), or ``{"source_features": [i, ...]}``: the last source step's features at
+    these indices, one per target feature, as a forecaster's own loop starts from ``x[:, -1, [i, ...]]``. The
+    manifest records it as a rule, so every runtime starts there with no argument, and parity is checked from it.
+    A forecaster exported with 'zeros' decodes from zeros: right only if the user's loop starts from zeros too.
     Parity is checked on ``parity_sources`` (texts, or ids / feature windows as the models take them) or,
     without them, on seeded random inputs that export draws itself; the report and the manifest say which.
     ``modes`` (e.g. ``["fused-int8"]``): write only these decode modes' graphs; without 'step' the bundle

@@ -46,6 +46,47 @@ def _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_i
                     parity=parity, versions=versions(OPSET), constants=constants)
 
 
+def first_input_rule(first_input, vocabs, encoder, decoder):
+    """export_keras's ``first_input`` as the manifest records it, checked against the wrapped models' widths.
+
+    'zeros' and 'last_source_step' stay names; {"source_features": [i, ...]} (the last source step's features at
+    these indices, one per target feature, as a forecaster's own loop starts from x[:, -1, [i, ...]]) becomes
+    the rule {"rule": "source_step", "step": -1, "features": [i, ...]}. Token targets start at <s>.
+    """
+    if vocabs[1] is not None and not isinstance(first_input, dict):
+        return first_input
+    where = "first_input"
+    if vocabs[1] is not None:
+        raise ExportError(f"{where}: a rule over the source applies to real-valued targets; token decoding starts "
+                          "at start_token")
+    width = encoder.inputs[0].shape[-1] if vocabs[0] is None else None
+    target = decoder.outputs[0].shape[-1]
+    if first_input == "last_source_step" and width != target:
+        raise ExportError(f"{where}: 'last_source_step' feeds the whole last source step ({width} features) to a "
+                          f"decoder that takes {target}; pass first_input={{'source_features': [...]}} with the "
+                          f"{target} source feature indices the decoder starts from")
+    if not isinstance(first_input, dict):
+        return first_input
+    if set(first_input) != {"source_features"}:
+        raise ExportError(f"{where}: expected 'zeros', 'last_source_step' or {{'source_features': [indices]}}, "
+                          f"got {first_input!r}")
+    if width is None:
+        raise ExportError(f"{where}: source_features needs a real-valued source; this model reads tokens")
+    indices = first_input["source_features"]
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__len__") or not all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in indices):
+        raise ExportError(f"{where}: source_features must be a list of integer source feature indices, got "
+                          f"{indices!r}")
+    bad = [int(i) for i in indices if not 0 <= i < width]
+    if bad:
+        raise ExportError(f"{where}: source feature index {bad[0]} is out of range: the source has {width} features "
+                          f"(indices 0 to {width - 1})")
+    if len(indices) != target:
+        raise ExportError(f"{where}: source_features holds {len(indices)} indices but the decoder takes {target} "
+                          f"features per step: give one source index per target feature")
+    return {"rule": "source_step", "step": -1, "features": [int(i) for i in indices]}
+
+
 DRAWN_SAMPLES, DRAWN_LENGTH = 64, 12
 
 
@@ -74,6 +115,7 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
     if modes is not None and fused is None and set(modes) - {"step"}:
         raise ExportError(f"modes {list(modes)}: the fused loop cannot be built for this decoder ({not_fused}); "
                           "export it with modes=['step']")
+    first_input = first_input_rule(first_input, vocabs, encoder, decoder)
     args = (encoder, decoder, contract, feeds, vocabs, out)
     kwargs = dict(max_steps=max_steps, force=force, first_input=first_input, parity_sources=parity_sources,
                   encoder_model=encoder_model)
