@@ -21,7 +21,15 @@ def keras_to_onnx(model, opset: int = OPSET):
     import tf2onnx
 
     spec = tuple(tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    except Exception as exc:  # tf2onnx raises many types; its message names the op it could not convert
+        kinds = sorted({type(layer).__name__ for layer in getattr(model, "layers", ())})
+        text = str(exc).strip().splitlines()
+        raise ExportError(f"{model.name}: tf2onnx {tf2onnx.__version__} could not convert it at opset {opset} "
+                          f"({type(exc).__name__}: {text[0][:300] if text else 'no message'}); its layers: "
+                          f"{', '.join(kinds)}. Replace the layer the message names, or export with "
+                          "export_functions around code tf2onnx converts") from exc
     want_in, want_out = {t.name for t in model.inputs}, set(model.output_names)
     got_in, got_out = {i.name for i in proto.graph.input}, {o.name for o in proto.graph.output}
     if got_in != want_in or got_out != want_out:
