@@ -72,6 +72,17 @@ def _train_flags(sub) -> None:
     _config_flags(p)
 
 
+def _first_input(text: str):
+    """--first-input: 'zeros', 'last_source_step', or source:I[,J...] (export_keras's {"source_features": [...]})."""
+    if text in ("zeros", "last_source_step"):
+        return text
+    indices = text.removeprefix("source:").split(",") if text.startswith("source:") else None
+    if not indices or not all(i.strip().isdigit() for i in indices):
+        raise argparse.ArgumentTypeError(f"expected zeros, last_source_step or source:I[,J...] (source feature "
+                                         f"indices), got {text!r}")
+    return {"source_features": [int(i) for i in indices]}
+
+
 def _export_keras_flags(sub) -> None:
     p = sub.add_parser("export-keras", help="export your own Keras models (.keras files) to a verified bundle")
     p.add_argument("--encoder", help="encoder_model .keras (source -> states)")
@@ -84,8 +95,9 @@ def _export_keras_flags(sub) -> None:
     p.add_argument("--parity-sources", metavar="FILE",
                    help="a UTF-8 text file, one source per line, to check parity on (default: seeded random "
                         "sequences that export draws itself)")
-    p.add_argument("--first-input", choices=("zeros", "last_source_step"), default="zeros",
-                   help="real-valued decoders: the first decoder input (default: %(default)s)")
+    p.add_argument("--first-input", type=_first_input, default="zeros", metavar="zeros|last_source_step|source:I,...",
+                   help="real-valued decoders: the first decoder input; source:0 starts from the last source step's "
+                        "feature 0, as a forecaster's own loop starting from x[:, -1, [0]] (default: %(default)s)")
     p.add_argument("--threshold", help="autoencoders: the detect threshold, a number or a rule applied to "
                    "--normal windows: quantile:Q or sigma:K")
     p.add_argument("--normal", help="autoencoders: .npy windows (n, window, features) known to be normal, to "

@@ -161,3 +161,21 @@ def test_node_refuses_a_bad_rule_alike(bundle, tmp_path, features):
     expected = python_outcome(lambda: load(edited))
     assert expected[0] == "BundleError" and expected[1] in ("first_input", "range"), expected
     assert node_outcomes([{"dir": str(edited)}]) == [expected]
+
+
+def test_the_export_command_takes_the_rule(forecaster, windows, tmp_path, capsys):
+    from seq2seq_edge.cli import main
+
+    encoder, decoder, forecast = forecaster
+    encoder.save(tmp_path / "enc.keras")
+    decoder.save(tmp_path / "dec.keras")
+    assert main(["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--decoder", str(tmp_path / "dec.keras"),
+                 "--max-steps", str(HORIZON), "--first-input", "source:0", "--modes", "step",
+                 "--out", str(tmp_path / "b")]) == 0
+    model = load(tmp_path / "b")
+    assert model.manifest.first_input == {"rule": "source_step", "step": -1, "features": [0]}
+    np.testing.assert_allclose(np.stack(model.generate(windows)), forecast(windows), atol=1e-4)
+    with pytest.raises(SystemExit):
+        main(["export-keras", "--first-input", "source:x", "--out", str(tmp_path / "c")])
+    assert "expected zeros, last_source_step or source:I[,J...] (source feature indices), got 'source:x'" in \
+        capsys.readouterr().err
