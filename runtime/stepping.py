@@ -27,20 +27,23 @@ class StepRunner:
         # A source mask the step graph does not take: steps run per group of rows of equal source length.
         self.unfed_mask = next((c.name for c in manifest.constants if not c.decoder_input), None)
         self.outputs = [manifest.io.step_output] + [s.output for s in manifest.state]
+        self.state_names = [s.name for s in manifest.state]
+        self.ids = isinstance(manifest.target, TokenSpec)  # step input: ids (batch,) fed as (batch, 1)
         target = manifest.target
         self.width = len(target.vocabulary) if isinstance(target, TokenSpec) else target.features  # step output
 
     def step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """``x`` ids (batch,) or normalised features (batch, features) -> (output, next state). A batch of
         no rows gives a (0, width) output and the state as it was, without running the graph."""
-        m = self.manifest
         if len(x) == 0:
             return np.zeros((0, self.width), np.float32), dict(state)
-        feed = dict(state)
-        feed[m.io.step_input] = x[:, None] if isinstance(m.target, TokenSpec) else x
+        feed = dict(state)  # the caller's dict stays as it was
+        feed[self.manifest.io.step_input] = x[:, None] if self.ids else x
         out, *next_values = self.run(self.outputs, feed)
-        return out, {**{s.name: v for s, v in zip(m.state, next_values)},
-                     **{name: state[name] for name in self.constants}}
+        after = dict(zip(self.state_names, next_values))
+        for name in self.constants:
+            after[name] = state[name]
+        return out, after
 
     def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         """One decoder_step call. When the step graph does not take the source mask, it would attend to

@@ -163,15 +163,22 @@ class TokenSearch:
             logp = log_softmax(logits.astype(np.float64))  # (batch, vocab)
             tokens = (self.choose or _argmax)(logp).astype(np.int32)
             self.log_probs += np.where(self.finished, 0.0, logp[np.arange(len(tokens)), tokens])
-        self.emitted = np.where(self.finished, -1, tokens).astype(np.int32)  # (batch,)
-        self._emitted.append(self.emitted)
+        # The step's tokens as chosen; ``emitted`` masks ended rows only when asked (the per-step decode
+        # loop pays for no np.where), and ``sequences`` cuts each row at its first end token either way.
+        self._was_finished = self.finished
+        self._emitted.append(tokens)
         self.finished = self.finished | (tokens == self.end_id)
         self.done = bool(self.finished.all())
         return tokens, None
 
+    @property
+    def emitted(self) -> np.ndarray:
+        """The last step's tokens (batch,) int32, -1 for rows that had ended before it."""
+        return np.where(self._was_finished, -1, self._emitted[-1]).astype(np.int32)
+
     def sequences(self) -> list[np.ndarray]:
         """Each row's ids, without the end token."""
-        steps = np.stack(self._emitted, axis=1)  # (batch, steps), -1 after a row's end
+        steps = np.stack(self._emitted, axis=1)  # (batch, steps), what each step chose: cut at the first end
         ended = steps == self.end_id
         lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), steps.shape[1])
         return [steps[i, : lengths[i]] for i in range(len(steps))]
