@@ -1,0 +1,147 @@
+"""export_functions on TensorFlow's NMT-with-attention tutorial (tests/nmt_tutorial.py): a subclassed Keras
+model that export_keras cannot read, exported through a few lines of glue around its encoder and decoder.
+
+The tutorial's own loop is compared on unpadded rows, one at a time. On a 0-padded batch its Keras 3 port
+attends to the padding from the second step on: MultiHeadAttention deletes ``context._keras_mask`` the first
+time it reads it. The bundle encodes rows unpadded and steps rows of equal length together, so it needs
+no mask at all (the mask constant it carries is ones over each row).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seq2seq_edge.export import ExportError, export_functions
+from seq2seq_edge.runtime import load
+
+import nmt_tutorial as nmt
+
+MAX_LENGTH = 8
+
+
+@pytest.fixture(scope="module")
+def translator():
+    return nmt.train_reverse(units=16, epochs=3)
+
+
+def glue(translator):
+    """The few lines a user writes: encode returns the context, step runs one decoder call."""
+    def encode(source):
+        return {"context": translator.encoder(source)}
+
+    def step(token, states, constants):
+        logits, state = translator.decoder(constants["context"], token[:, None], state=states["state"],
+                                           return_state=True)
+        return logits[:, 0], {"state": state}
+
+    return encode, step
+
+
+def export(translator, out, **kwargs):
+    encode, step = glue(translator)
+    args = dict(source_tokens=nmt.TOKENS, target_tokens=nmt.TOKENS, start_token="[START]", end_token="[END]",
+                max_steps=MAX_LENGTH, zero_states={"state": 16})
+    return export_functions(encode, step, out, **{**args, **kwargs})
+
+
+def tutorial_tokens(translator, row) -> list[int]:
+    """The tutorial's translate loop on one unpadded row, cut at its end (the loop writes 0 from there on)."""
+    tokens = translator.translate(np.asarray([row], np.int32), max_length=MAX_LENGTH)[0].tolist()
+    ended = len(tokens) < MAX_LENGTH or tokens[-1] == 0
+    return tokens[: len(tokens) - 1] if ended else tokens
+
+
+def test_the_bundle_decodes_as_the_tutorials_own_loop(translator, tmp_path):
+    rows, src, _, _ = nmt.reverse_data(8, seed=1)  # held out: training used seed 0
+    result = export(translator, tmp_path / "nmt", parity_sources=[r.tolist() for r in rows])
+    assert result.parity.tokens_identical and result.parity.ok, result.parity.summary()
+    assert result.parity.max_abs_step_state < 1e-4 and result.parity.data == "inputs given as parity_sources"
+
+    model = load(tmp_path / "nmt")
+    lengths = np.array([len(r) for r in rows], np.int32)
+    got = [g.tolist() for g in model.generate(src, lengths=lengths)]  # one 0-padded batch of 8
+    want = [tutorial_tokens(translator, r) for r in rows]
+    assert got == want  # 8/8 identical
+    assert len({tuple(w) for w in want}) >= 4 and sum(w == r[::-1].tolist() for w, r in zip(want, rows)) >= 2
+
+    manifest = json.loads((tmp_path / "nmt" / "manifest.json").read_text())
+    assert manifest["state"] == [{"name": "state", "layer": 0, "kind": "h", "size": 16, "output": "state_out",
+                                  "init": "zeros", "encoder_output": None}]
+    assert [(c["name"], c["kind"], c.get("decoder_input", True)) for c in manifest["constants"]] == [
+        ("memory", "memory", True), ("source_mask", "mask", False)]
+    assert manifest["io"]["padding"] == "none" and list(manifest["decode"]["modes"]) == ["step"]
+    assert result.notes == ("step mode only: the fused loop is not built from a step graph yet",)
+
+    # The runtime serves it without TensorFlow, Keras, onnx or tf2onnx.
+    code = ("import sys, json\n"
+            "for m in ('tensorflow', 'keras', 'onnx', 'tf2onnx'): sys.modules[m] = None\n"
+            "import numpy as np\nfrom seq2seq_edge.runtime import load\n"
+            f"m = load({str(tmp_path / 'nmt')!r})\n"
+            f"print(json.dumps([g.tolist() for g in m.generate(np.array({src.tolist()}, np.int32), "
+            f"lengths=np.array({lengths.tolist()}, np.int32))]))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == want
+
+
+def test_a_state_step_reads_but_nobody_gives_is_refused(translator, tmp_path):
+    out = tmp_path / "nmt"
+    with pytest.raises(ExportError, match=r"step reads state 'state', but encode does not return it and zero_states "
+                                          r"does not declare it .*zero_states=\{'state': SIZE\}"):
+        export(translator, out, zero_states=None)
+    assert not out.exists()
+
+
+def test_glue_mistakes_name_the_fix(translator, tmp_path):
+    encode, step = glue(translator)
+
+    def step_with_default(token, states, constants):  # reads the state with .get: it returns a state never given
+        logits, state = translator.decoder(constants["context"], token[:, None], state=states.get("state"),
+                                           return_state=True)
+        return logits[:, 0], {"state": state}
+
+    def step_3d(token, states, constants):
+        logits, state = translator.decoder(constants["context"], token[:, None], state=states["state"],
+                                           return_state=True)
+        return logits, {"state": state}
+
+    args = dict(source_tokens=nmt.TOKENS, target_tokens=nmt.TOKENS, start_token="[START]", end_token="[END]",
+                max_steps=MAX_LENGTH)
+    with pytest.raises(ExportError, match=r"step returns state\(s\) \['state'\] that encode does not return and "
+                                          r"zero_states does not declare"):
+        export_functions(encode, step_with_default, tmp_path / "a", **args)
+    with pytest.raises(ExportError, match=r"step's output has shape \(2, 1, 12\); expected \(batch, 12\)"):
+        export_functions(encode, step_3d, tmp_path / "b", zero_states={"state": 16}, **args)
+    with pytest.raises(ExportError, match=r"state\(s\) \['context'\] are returned by encode and declared in "
+                                          r"zero_states"):
+        export_functions(lambda s: {"context": encode(s)["context"][:, 0]}, step, tmp_path / "c",
+                         zero_states={"context": 16}, **args)
+    with pytest.raises(ExportError, match=r"export_functions builds the step mode only for now"):
+        export_functions(encode, step, tmp_path / "d", zero_states={"state": 16}, modes=["fused"], **args)
+    assert not any((tmp_path / n).exists() for n in "abcd")
+
+
+def test_a_graph_that_computes_otherwise_than_the_eager_functions_is_refused(translator, tmp_path):
+    import tensorflow as tf
+
+    from seq2seq_edge.export import ParityError
+
+    encode, step = glue(translator)
+
+    def traced_differently(token, states, constants):  # the traced graph ends every row at once, eager does not
+        logits, new = step(token, states, constants)
+        if not tf.executing_eagerly():
+            logits = logits + 100.0 * tf.one_hot(nmt.END, len(nmt.TOKENS))
+        return logits, new
+
+    rows = [r.tolist() for r in nmt.reverse_data(8, seed=1)[0]]
+    with pytest.raises(ParityError, match=r"parity check failed, nothing written: .*greedy tokens identical: False"):
+        export_functions(encode, traced_differently, tmp_path / "nmt", source_tokens=nmt.TOKENS,
+                         target_tokens=nmt.TOKENS, start_token="[START]", end_token="[END]", max_steps=MAX_LENGTH,
+                         zero_states={"state": 16}, parity_sources=rows)
+    assert not (tmp_path / "nmt").exists()
