@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _PUBLIC = {"export_run": "api", "ExportResult": "writing", "ParityError": "writing", "export_keras": "byo",
            "export_autoencoder": "autoencoder", "AutoencoderParity": "autoencoder", "ExportError": "convert",
-           "ParityReport": "parity", "evaluate_bundle": "evaluate"}
+           "ParityReport": "parity", "evaluate_bundle": "evaluate", "export_functions": "functions"}
 
 __all__ = sorted(_PUBLIC)
 
