@@ -13,6 +13,7 @@ from ..runtime.contract import STATE_KINDS as KINDS
 from ..runtime.vocab import Vocabulary
 from .byo_bundle import write_byo_bundle
 from .byo_fused import fused_weights
+from .byo_wiring import check_models, encoder_feeds, memory_output
 from .convert import ExportError
 from .writing import check_modes
 from .support import all_layers, cell_of_layer, check_supported_layers
@@ -144,41 +145,6 @@ def _is_softmax(layer) -> bool:
     return getattr(activation, "__name__", "") == "softmax"
 
 
-def memory_output(encoder_model) -> int | None:
-    """The index of the encoder's sequence output (batch, time, units), for attention; None without one."""
-    seqs = [i for i, t in enumerate(encoder_model.outputs) if len(t.shape) == 3]
-    if len(seqs) > 1:
-        raise ExportError(f"encoder_model returns {len(seqs)} sequences (batch, time, units); an attention encoder "
-                          "returns one (the memory the decoder attends over) besides its final states")
-    return seqs[0] if seqs else None
-
-
-def encoder_feeds(encoder_model, contract: DecoderContract, state_map: Sequence[str] | None) -> list[str]:
-    """Which of our state names each encoder state output feeds (in the encoder's output order; the
-    sequence output of an attention encoder is left out)."""
-    skip = memory_output(encoder_model)
-    outputs = [t for i, t in enumerate(encoder_model.outputs) if i != skip]
-    by_input_name = {s.input_name: s for s in contract.slots}
-    if state_map is not None:
-        if len(state_map) != len(outputs):
-            raise ExportError(f"state_map names {len(state_map)} decoder inputs for {len(outputs)} encoder outputs")
-        unknown = [n for n in state_map if n not in by_input_name]
-        if unknown:
-            raise ExportError(f"state_map: {unknown} are not decoder state inputs; they are "
-                              f"{sorted(by_input_name)}")
-        slots = [by_input_name[n] for n in state_map]
-    else:
-        if len(outputs) > len(contract.slots):
-            raise ExportError(f"encoder_model returns {len(outputs)} tensors but decoder_model takes only "
-                              f"{len(contract.slots)} state inputs")
-        slots = list(contract.slots[: len(outputs)])  # the first layers' states; the rest start at zero
-    for tensor, slot in zip(outputs, slots):
-        if tensor.shape[-1] != slot.size or len(tensor.shape) != 2:
-            raise ExportError(f"encoder output {tensor.name!r} has shape {tuple(tensor.shape)} but feeds decoder "
-                              f"state input {slot.input_name!r} of size {slot.size}")
-    return [slot.name for slot in slots]
-
-
 def _one_hot(size: int, name: str):
     import keras
 
@@ -201,11 +167,21 @@ def _side_kind(tensor, tokens: Sequence[str] | None, what: str) -> str:
         if "int" in dtype:
             raise ExportError(f"{what} takes integer ids: pass the index-to-token list ({what}_tokens=...)")
         return "features"
-    if "int" in dtype:
-        return "ids"
+    if "int" in dtype or (rank == 2 and tensor.shape[-1] != len(tokens)):
+        return "ids"  # a float (batch, time) input feeding an Embedding takes ids too: the wrapper casts them
     if tensor.shape[-1] != len(tokens):
         raise ExportError(f"{what} input has {tensor.shape[-1]} one-hot channels but {len(tokens)} tokens were given")
     return "one_hot" if rank == 3 else "features"
+
+
+def _cast(ids, model_input):
+    """Our int32 ids as the model input's dtype (a float Input(shape=(None,)) feeding an Embedding)."""
+    import keras
+
+    dtype = str(model_input.dtype)
+    if "int" in dtype:
+        return ids
+    return keras.layers.Lambda(lambda t: keras.ops.cast(t, dtype), name=f"{ids.name}_as_{dtype}")(ids)
 
 
 def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: list[str],
@@ -221,11 +197,12 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
         x = source
     else:
         source = keras.Input(tuple(src_t.shape[1:2]), dtype="int32", name=SOURCE)
-        x = _one_hot(len(source_tokens), "source_one_hot")(source) if src_kind == "one_hot" else source
+        x = _one_hot(len(source_tokens), "source_one_hot")(source) if src_kind == "one_hot" else _cast(source, src_t)
     outs = encoder_model(x)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     seq = memory_output(encoder_model)
-    named = [layers.Identity(name=n)(o) for n, o in zip(feeds, [o for i, o in enumerate(outs) if i != seq])]
+    named = [layers.Identity(name=n)(o)  # one output per state it feeds: the manifest reads each by its name
+             for group, o in zip(feeds, [o for i, o in enumerate(outs) if i != seq]) for n in group]
     if seq is not None:  # attention: the memory, and a mask of ones (rows are encoded unpadded; see runtime)
         named.append(layers.Identity(name=MEMORY)(outs[seq]))
         ones = layers.Embedding(_source_size(source_tokens), 1, embeddings_initializer="ones",
@@ -241,7 +218,7 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
         y = layers.Reshape((1, width))(step) if len(step_t.shape) == 3 else step
     else:
         step = keras.Input((1,), dtype="int32", name=STEP_INPUT)
-        y = _one_hot(len(target_tokens), "target_one_hot")(step) if tgt_kind == "one_hot" else step
+        y = _one_hot(len(target_tokens), "target_one_hot")(step) if tgt_kind == "one_hot" else _cast(step, step_t)
     states = {s.name: keras.Input((s.size,), name=s.name) for s in contract.slots}
     args = [None] * len(decoder_model.inputs)
     args[contract.step_input_index] = y
@@ -276,15 +253,19 @@ def wrap_models(encoder_model, decoder_model, contract: DecoderContract, feeds: 
 def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_tokens: Sequence[str] | None = None,
                  target_tokens: Sequence[str] | None = None, start_token: str | None = None,
                  end_token: str | None = None, max_steps: int | None = None, force: bool = False,
-                 state_map: Sequence[str] | None = None, first_input: str = "zeros", parity_sources=None,
-                 modes=None, samples=None):
+                 state_map=None, zero_states: Sequence[str] | None = None, first_input: str = "zeros",
+                 parity_sources=None, modes=None, reference=None, samples=None):
     """Export a user's inference encoder_model and one-step decoder_model to a verified bundle.
 
     ``source_tokens``/``target_tokens``: index-to-token lists (the models read one-hot vectors
     over them, or integer ids if they embed); ``start_token``/``end_token`` delimit target
     sequences; ``max_steps`` caps decoding (required). The state contract is read from the
-    models; encoder outputs feed the first decoder layers' states in order (the rest start at
-    zero) unless ``state_map`` lists, per encoder output, the decoder state input it feeds.
+    models. How each decoder state starts is never guessed: when the encoder returns as many states as the
+    decoder takes (sizes matching), they feed them in order; otherwise ``state_map`` says which decoder state
+    input(s) each encoder output feeds, as a list (per encoder state output, an input name or a list of names)
+    or a dict ``{encoder output index or name: input name or [names]}`` (one output may start several layers),
+    and ``zero_states=[decoder state input names]`` declares the states your loop starts at zero. A decoder
+    state left with neither is refused before anything is written, with a message showing both fixes.
     Real-valued decoders start from ``first_input``: 'zeros', 'last_source_step' (the whole last source step;
     source and target of one width), or ``{"source_features": [i, ...]}``: the last source step's features at
     these indices, one per target feature, as a forecaster's own loop starts from ``x[:, -1, [i, ...]]``. The
@@ -294,6 +275,15 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     without them, on seeded random inputs that export draws itself; the report and the manifest say which.
     ``modes`` (e.g. ``["fused-int8"]``): write only these decode modes' graphs; without 'step' the bundle
     decodes greedily only. Default: every mode that can be built.
+    ``reference``: your own decode function, called on one parity source at a time (a text, a 1-D array of
+    ids, or a (time, features) window, as ``parity_sources`` holds them; export's drawn sources otherwise)
+    and returning the decoded text, its token ids, or a (steps, features) array, e.g. keras-io's
+    ``decode_sequence`` behind a function that one-hot encodes the text. Export runs it on every parity source
+    and refuses (ParityError, nothing written) a bundle whose greedy decode differs from it on any row in any
+    fp32 mode; int8 modes report their agreement. Recorded as ``reference_loop`` in the parity report.
+    encoder_model and decoder_model must be functional keras.Model objects (subclassed ones: see
+    ``seq2seq_edge.export.functions.export_functions``); a float ``Input(shape=(None,))`` feeding an
+    Embedding takes token ids like an int one.
     """
     import warnings
 
@@ -307,23 +297,26 @@ def export_keras(encoder_model, decoder_model, out_dir: str | Path, *, source_to
     with warnings.catch_warnings():  # Keras warns that our Reshape/Identity layers drop the masks it tracks
         warnings.filterwarnings("ignore", message=r".*does not support masking")
         return _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens, start_token, end_token,
-                       max_steps, force, state_map, first_input, parity_sources, check_modes(modes))
+                       max_steps, force, state_map, zero_states, first_input, parity_sources, check_modes(modes),
+                       reference)
 
 
 def _export(encoder_model, decoder_model, out_dir, source_tokens, target_tokens, start_token, end_token, max_steps,
-            force, state_map, first_input, parity_sources, modes):
+            force, state_map, zero_states, first_input, parity_sources, modes, reference):
+    check_models(encoder_model=encoder_model, decoder_model=decoder_model)
     check_supported_layers(encoder_model)
     seq = memory_output(encoder_model)
     contract = decoder_contract(decoder_model, None if seq is None else encoder_model.outputs[seq].shape[-1])
-    feeds = encoder_feeds(encoder_model, contract, state_map)
+    feeds = encoder_feeds(encoder_model, contract, state_map, zero_states)
     encoder, decoder, src_kind, tgt_kind = wrap_models(encoder_model, decoder_model, contract, feeds,
                                                        source_tokens, target_tokens)
     vocabs = _vocabularies(source_tokens, target_tokens, start_token, end_token, tgt_kind)
     fused, not_fused = fused_weights(decoder_model, contract, tgt_kind)
-    return write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out_dir, max_steps=max_steps, force=force,
+    fed = [name for group in feeds for name in group]
+    return write_byo_bundle(encoder, decoder, contract, fed, vocabs, out_dir, max_steps=max_steps, force=force,
                             fused=fused, not_fused=not_fused,
                             first_input=first_input, parity_sources=parity_sources, encoder_model=encoder_model,
-                            modes=modes)
+                            modes=modes, reference=reference)
 
 
 def _vocabularies(source_tokens, target_tokens, start_token, end_token, tgt_kind):

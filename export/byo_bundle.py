@@ -13,6 +13,7 @@ from ..runtime.fsutil import atomic_directory
 from ..training.inference import KerasSeq2Seq
 from .convert import OPSET, ExportError
 from .manifest_builder import versions
+from .loop_parity import with_reference_loop
 from .parity import ParityReport, default_mode, feature_parity, token_parity
 from .support import all_layers, cell_of_layer
 from .writing import ExportResult, ParityError, write_fused_modes, write_seq2seq_graphs, write_verified
@@ -105,12 +106,13 @@ def _default_samples(runtime, encoder) -> tuple[np.ndarray, str]:
 
 def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path, *, max_steps: int, force: bool,
                      first_input: str, parity_sources, encoder_model, fused=None, not_fused: str | None = None,
-                     modes: tuple[str, ...] | None = None) -> ExportResult:
+                     modes: tuple[str, ...] | None = None, reference=None) -> ExportResult:
     """Convert the wrapped models, check parity against them, and write the bundle atomically.
 
     ``fused`` (fused.DecoderWeights of the user's decoder): also the fused and fused-int8 modes, each checked
     like the step mode; the default mode is the fastest that matched. ``not_fused``: why there is no fused
     loop, reported in the result's notes. ``modes``: keep only these modes' graphs (check_modes).
+    ``reference``: the user's own decode function, compared row by row with every mode (loop_parity).
     """
     if modes is not None and fused is None and set(modes) - {"step"}:
         raise ExportError(f"modes {list(modes)}: the fused loop cannot be built for this decoder ({not_fused}); "
@@ -118,7 +120,7 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
     first_input = first_input_rule(first_input, vocabs, encoder, decoder)
     args = (encoder, decoder, contract, feeds, vocabs, out)
     kwargs = dict(max_steps=max_steps, force=force, first_input=first_input, parity_sources=parity_sources,
-                  encoder_model=encoder_model)
+                  encoder_model=encoder_model, reference=reference)
     try:
         return _write(*args, **kwargs, fused=fused, not_fused=not_fused, keep=modes)
     except ParityError as exc:
@@ -136,7 +138,7 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
 
 
 def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, first_input, parity_sources,
-           encoder_model, fused, not_fused, keep) -> ExportResult:
+           encoder_model, fused, not_fused, keep, reference) -> ExportResult:
     names = [s.name for s in contract.slots]
     constants = [MEMORY, SOURCE_MASK] if contract.memory_index is not None else []
     keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None, constant_names=constants)
@@ -156,13 +158,14 @@ def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, 
             return m.to_dict()
 
         report, sizes = write_verified(
-            tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources), keep)
+            tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources, reference), keep)
     notes = () if not_fused is None else (f"step mode only: {not_fused}",)
     return ExportResult(Path(out), report, notes, sizes, keep or tuple(sizes))
 
 
-def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources) -> ParityReport:
-    """Parity on ``sources`` (texts, ids or feature windows) or on seeded random inputs."""
+def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources, reference=None) -> ParityReport:
+    """Parity on ``sources`` (texts, ids or feature windows) or on seeded random inputs; with ``reference``,
+    also each mode's greedy decode against the user's own loop on the same sources."""
     if sources is None:
         x, data = _default_samples(runtime, encoder)
     else:
@@ -174,7 +177,9 @@ def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources) -> ParityReport
         if texts:
             raise ExportError("parity_sources: this model reads real-valued windows, not texts; pass an array "
                               "(samples, time, features)")
-        return feature_parity(keras_ref, runtime, _array(x, np.float32, 3), data=data)
+        windows = _array(x, np.float32, 3)
+        report = feature_parity(keras_ref, runtime, windows, data=data)
+        return report if reference is None else with_reference_loop(report, reference, runtime, list(windows))
     if texts:
         empty = [i for i, t in enumerate(x) if not t]
         if empty:
@@ -188,7 +193,11 @@ def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources) -> ParityReport
     if fixed is not None and set(lengths.tolist()) != {fixed}:
         raise ExportError(f"parity_sources: encoder_model takes sources of exactly {fixed} steps; these have "
                           f"{sorted(set(lengths.tolist()))}")
-    return token_parity(keras_ref, runtime, ids, lengths, data=data, unpadded_keras=True)
+    report = token_parity(keras_ref, runtime, ids, lengths, data=data, unpadded_keras=True)
+    if reference is None:
+        return report
+    rows = list(x) if texts else [row[:n] for row, n in zip(ids, lengths)]
+    return with_reference_loop(report, reference, runtime, rows, ids, lengths)
 
 
 def _array(x, dtype, rank: int) -> np.ndarray:

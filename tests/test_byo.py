@@ -93,7 +93,9 @@ def _keras_sine_loop(enc, dec, x, steps, feeds):
 
 def test_four_layer_decoder_with_zero_started_layers(tmp_path):
     enc, dec = sine_four_layer_decoder(horizon=150)
-    result = export_keras(enc, dec, tmp_path / "b", max_steps=150)
+    with pytest.raises(ExportError, match=r"get no encoder output .* zero_states=\["):
+        export_keras(enc, dec, tmp_path / "b", max_steps=150)  # zero-started layers must be declared
+    result = export_keras(enc, dec, tmp_path / "b", max_steps=150, zero_states=[t.name for t in dec.inputs[3:]])
     assert result.parity.ok
     model = load(result.path)
     assert [(s.name, s.init) for s in model.manifest.state] == [
@@ -111,7 +113,8 @@ def test_four_layer_decoder_with_zero_started_layers(tmp_path):
 def test_state_map_routes_encoder_states(tmp_path):
     enc, dec = sine_four_layer_decoder()
     feeds = [dec.inputs[3].name, dec.inputs[4].name]  # layer 1's h and c
-    result = export_keras(enc, dec, tmp_path / "b", max_steps=20, state_map=feeds)
+    zero = [t.name for t in dec.inputs[1:] if t.name not in feeds]
+    result = export_keras(enc, dec, tmp_path / "b", max_steps=20, state_map=feeds, zero_states=zero)
     model = load(result.path)
     assert [s.name for s in model.manifest.state if s.init == "encoder"] == ["h1", "c1"]
     x = np.cos(np.linspace(0, 4, 12, dtype=np.float32))[None, :, None]
