@@ -145,3 +145,29 @@ def test_a_graph_that_computes_otherwise_than_the_eager_functions_is_refused(tra
                          target_tokens=nmt.TOKENS, start_token="[START]", end_token="[END]", max_steps=MAX_LENGTH,
                          zero_states={"state": 16}, parity_sources=rows)
     assert not (tmp_path / "nmt").exists()
+
+
+def test_states_only_and_probabilities_on_drawn_inputs(tmp_path):
+    """No constants (a GRU encoder's final state starts the decoder), a step that returns probabilities
+    (exported as log-probabilities), parity on the seeded random rows export draws itself."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    embed, enc, dec = keras.layers.Embedding(12, 8), keras.layers.GRU(8), keras.layers.GRUCell(8)
+    dense = keras.layers.Dense(12, activation="softmax")
+
+    def encode(source):
+        return {"h": enc(embed(source))}
+
+    def step(token, states, constants):
+        out, new = dec(embed(token), states["h"])
+        return dense(out), {"h": new[0] if isinstance(new, (list, tuple)) else new}
+
+    result = export_functions(encode, step, tmp_path / "gru", source_tokens=nmt.TOKENS, target_tokens=nmt.TOKENS,
+                              start_token="[START]", end_token="[END]", max_steps=6)
+    assert result.parity.ok and result.parity.samples == 48 and "seeded random" in result.parity.data
+    manifest = json.loads((tmp_path / "gru" / "manifest.json").read_text())
+    assert manifest["state"][0]["init"] == "encoder" and not manifest.get("constants")
+    model = load(tmp_path / "gru")
+    logits, _ = model.step(np.array([nmt.START], np.int32), model.encode(np.array([[4, 5, 6]], np.int32)))
+    assert np.all(logits <= 0) and np.isclose(np.exp(logits).sum(), 1.0, atol=1e-5)  # log-probabilities
