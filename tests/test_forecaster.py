@@ -179,3 +179,32 @@ def test_the_export_command_takes_the_rule(forecaster, windows, tmp_path, capsys
         main(["export-keras", "--first-input", "source:x", "--out", str(tmp_path / "c")])
     assert "expected zeros, last_source_step or source:I[,J...] (source feature indices), got 'source:x'" in \
         capsys.readouterr().err
+
+
+NODE_FORECAST = """
+const { load } = require(process.argv[1]);
+(async () => {
+  const model = await load(process.argv[2]);
+  const windows = JSON.parse(process.argv[3]);
+  const out = {};
+  for (const mode of [null, ...model.modes]) out[mode || 'default'] = await model.generateFeatures(windows, { mode });
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e.message); process.exit(1); });
+"""
+
+
+def test_node_starts_from_the_rule_too(bundle, forecaster, windows):
+    """The Node.js runtime (and the browser demo, which uses its lib) decodes the bundle as the user's loop, with
+    no first input given: within 1e-4 by default and in the float modes, int8 within its quantisation error."""
+    from test_node_binding import NODE_DIR, _tool
+
+    result = subprocess.run([_tool("node"), "-e", NODE_FORECAST, str(NODE_DIR), str(bundle),
+                             json.dumps(windows.tolist())], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    got = {mode: np.asarray(v, np.float32) for mode, v in json.loads(result.stdout).items()}
+    want, python = forecaster[2](windows), load(bundle)
+    for mode in ("default", "step", "fused"):
+        np.testing.assert_allclose(got[mode], want, atol=1e-4, err_msg=mode)
+        np.testing.assert_allclose(got[mode], np.stack(python.generate(windows, mode=None if mode == "default"
+                                                                       else mode)), atol=1e-5, err_msg=mode)
+    assert np.max(np.abs(got["fused-int8"] - want)) < 0.05

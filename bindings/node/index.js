@@ -6,8 +6,9 @@
  *   const model = await load('tests/data/dates_tiny');
  *   await model.generateText(['14 juillet 2023']); // ['2023-07-14']
  *
- * Only onnxruntime-node is needed. Token seq2seq bundles only: an autoencoder or a bundle of real-valued
- * features is refused with a BundleError that points to the Python runtime.
+ * Only onnxruntime-node is needed. Token seq2seq bundles (generateText) and real-valued forecasts of features
+ * to features (generateFeatures); an autoencoder, or a bundle mixing tokens and features, is refused with a
+ * BundleError that points to the Python runtime.
  */
 
 const { openBundle } = require('./lib/bundle');

@@ -19,6 +19,7 @@ const MAX_MANIFEST_BYTES = SCHEMA['x-limits'].max_bytes;
 const LOOP_INPUT = 'first_input';
 const LOOP_STEPS = 'max_steps';
 const LOOP_TOKENS = 'tokens';
+const LOOP_PREDICTIONS = 'predictions';
 // onnxruntime-node's type names -> the ONNX type string the Python runtime would print
 const ORT_TYPES = { float64: 'double', float32: 'float', int32: 'int32', int64: 'int64' };
 const OUR_DTYPES = new Set(['int32', 'int64', 'float32']);
@@ -244,8 +245,11 @@ function checkStepGraph(m, dec) {
     expect(find(m, dec, 'outputs', s.output), ['batch', s.size],
       `state ${name} (decoder_step output ${JSON.stringify(s.output)})`, 'float32');
   }
-  expect(find(m, dec, 'outputs', m.io.stepOutput), ['batch', m.target.vocabulary.size], 'step_output', 'float32');
-  expect(find(m, dec, 'inputs', m.io.stepInput), ['batch', 1], 'step_input', 'int32');
+  const tokens = m.target.kind === 'tokens';
+  expect(find(m, dec, 'outputs', m.io.stepOutput), ['batch', tokens ? m.target.vocabulary.size : m.target.features],
+    'step_output', 'float32');
+  if (tokens) expect(find(m, dec, 'inputs', m.io.stepInput), ['batch', 1], 'step_input', 'int32');
+  else expect(find(m, dec, 'inputs', m.io.stepInput), ['batch', m.target.features], 'step_input', 'float32');
 }
 
 /** A fused decode graph: states and constants, first_input and max_steps in; tokens out. */
@@ -264,8 +268,14 @@ function checkLoop(m, key, mode) {
     expect(find(m, key, 'inputs', c.name), constantShape(c), `constant ${JSON.stringify(c.name)} (${file})`, 'float32');
   }
   expect(find(m, key, 'inputs', LOOP_STEPS), [], 'max_steps', 'int64');
-  expect(find(m, key, 'inputs', LOOP_INPUT), ['batch'], 'first_input', 'int32');
-  expect(find(m, key, 'outputs', LOOP_TOKENS), ['steps', 'batch'], 'tokens', 'int32');
+  if (m.target.kind === 'tokens') {
+    expect(find(m, key, 'inputs', LOOP_INPUT), ['batch'], 'first_input', 'int32');
+    expect(find(m, key, 'outputs', LOOP_TOKENS), ['steps', 'batch'], 'tokens', 'int32');
+  } else {
+    const width = m.target.features;
+    expect(find(m, key, 'inputs', LOOP_INPUT), ['batch', width], 'first_input', 'float32');
+    expect(find(m, key, 'outputs', LOOP_PREDICTIONS), ['steps', 'batch', width], 'predictions', 'float32');
+  }
 }
 
 /** Sizes, names and dtypes must agree between encoder, decoders and the declared sides. */
@@ -280,11 +290,13 @@ function checkContract(m) {
     expect(find(m, enc, 'outputs', s.encoderOutput), ['batch', s.size],
       `state ${JSON.stringify(s.name)} (encoder output ${JSON.stringify(s.encoderOutput)})`, 'float32');
   }
-  expect(find(m, enc, 'inputs', m.io.source), ['batch', 'time'], 'source', 'int32');
-  if (m.io.sourceLength !== null) {
+  if (m.source.kind === 'features') {
+    expect(find(m, enc, 'inputs', m.io.source), ['batch', 'time', m.source.features], 'source', 'float32');
+  } else expect(find(m, enc, 'inputs', m.io.source), ['batch', 'time'], 'source', 'int32');
+  if (m.source.kind === 'tokens' && m.io.sourceLength !== null) {
     expect(find(m, enc, 'inputs', m.io.sourceLength), ['batch'], 'source_length', 'int32');
   }
-  const fed = new Set([m.io.source, m.io.sourceLength].filter((n) => n !== null));
+  const fed = new Set([m.io.source, m.source.kind === 'tokens' ? m.io.sourceLength : null].filter((n) => n !== null));
   const inputs = names(m, enc, 'inputs');
   const first = m.graphs.get(enc);
   if (!sameSet(inputs, fed)) {

@@ -150,11 +150,12 @@ function checkRules(data) {
   checkDecode(data);
 }
 
-/** What this runtime decodes: token seq2seq bundles. */
+/** What this runtime decodes: seq2seq bundles of tokens to tokens, or of features to features (forecasts). */
 function checkSupported(data) {
   if (data.family !== 'seq2seq') {
     throw new BundleError(`${WHERE}: family ${show(data.family)}: ${USE_PYTHON}`, { code: 'unsupported', field: 'family' });
   }
+  if (data.source.kind === 'features' && data.target.kind === 'features') return;
   for (const side of ['source', 'target']) {
     if (data[side].kind !== 'tokens') {
       throw new BundleError(`${WHERE}: the ${side} is real-valued features; ${USE_PYTHON}`,
@@ -179,6 +180,10 @@ function checkSupported(data) {
 const tensor = (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape });
 const graph = (g) => ({ file: g.file, sha256: g.sha256, inputs: g.inputs.map(tensor), outputs: g.outputs.map(tensor) });
 
+/** A token side (its vocabulary) or a feature side (its width and scaling). */
+const side = (d) => (d.kind === 'tokens' ? { kind: 'tokens', vocabulary: Vocabulary.fromDict(d.vocabulary) }
+  : { kind: 'features', features: d.features, mean: d.mean, std: d.std });
+
 function build(data) {
   const { io, decode } = data;
   const orNull = (value) => (value === undefined ? null : value);
@@ -190,8 +195,7 @@ function build(data) {
       name: s.name, layer: s.layer, kind: s.kind, size: s.size, output: s.output, init: s.init,
       encoderOutput: orNull(s.encoder_output),
     })),
-    source: { kind: 'tokens', vocabulary: Vocabulary.fromDict(data.source.vocabulary) },
-    target: { kind: 'tokens', vocabulary: Vocabulary.fromDict(data.target.vocabulary) },
+    source: side(data.source), target: side(data.target),
     io: {
       source: io.source, stepInput: io.step_input, stepOutput: io.step_output, sourceLength: orNull(io.source_length),
       padding: orNull(io.padding), attention: orNull(io.attention),

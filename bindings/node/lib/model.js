@@ -11,6 +11,7 @@ const { InputError } = require('./errors');
 const { isBlank } = require('./vocab');
 const { STEP_MODE } = require('./manifest');
 const { zeros, takeRows, putRows, putPadded, argmaxRows, maskLengths } = require('./tensors');
+const features = require('./features');
 
 const TOKEN_BUDGET = 1 << 16; // padded source ids per decode chunk (rows x longest row)
 // As runtime/model.py: with one thread, encoders that take lengths run rows of very different lengths in
@@ -112,6 +113,9 @@ class Model {
    * @throws {InputError} for an empty text, an unknown symbol (on_unknown "error"), a bad mode or maxSteps
    */
   async generateText(texts, { mode, maxSteps } = {}) {
+    if (this.spec.source.kind !== 'tokens') {
+      throw new InputError("this bundle's source is real-valued features, not tokens; use generateFeatures()");
+    }
     checkTexts(texts);
     this.checkMode(mode);
     this.checkMaxSteps(maxSteps);
@@ -123,6 +127,21 @@ class Model {
       chunk.forEach((i, k) => { results[i] = ids[k]; });
     }
     return results.map((ids) => this.spec.target.vocabulary.decode(ids));
+  }
+
+  /**
+   * Continue raw windows (a forecast): one array (steps) of arrays (features) a row, in the data's units. The
+   * decoder starts from `firstInput` ((batch, features) raw values) or as the manifest's decode.first_input says
+   * (the last source step, a {"rule": "source_step"} over it, or zeros), as the Python runtime's generate.
+   * @param {number[][][]} windows (batch, time, features)
+   * @param {{mode?: string, maxSteps?: number, firstInput?: number[][]}} [options]
+   * @returns {Promise<number[][][]>}
+   */
+  async generateFeatures(windows, options = {}) {
+    if (this.spec.source.kind !== 'features') {
+      throw new InputError("this bundle's source is tokens, not real-valued features; use generateText()");
+    }
+    return features.generateFeatures(this, windows, options);
   }
 
   /**

@@ -157,5 +157,18 @@ test('a manifest that disagrees with its graphs', async () => {
 
 test('bundles this runtime does not decode are refused with a pointer to the Python runtime', async () => {
   await refused(bundle('sine_ae_tiny'), 'unsupported', 'family', /^manifest.json: family "autoencoder": the Node.js runtime decodes token seq2seq bundles .*Python runtime/);
-  await refused(bundle('sine_tiny'), 'unsupported', 'source.kind', /^manifest.json: the source is real-valued features; the Node.js runtime decodes token seq2seq bundles .*Python runtime/);
+  const mixed = copyBundle('sine_tiny');
+  editManifest(mixed, (m) => {
+    m.target = { kind: 'tokens', vocabulary: { tokens: ['<s>', '</s>', 'a'], start_id: 0, end_id: 1 } };
+    m.decode.first_input = 'start_token';
+  });
+  await refused(mixed, 'unsupported', 'source.kind', /^manifest.json: the source is real-valued features; the Node.js runtime decodes token seq2seq bundles .*Python runtime/);
+});
+
+test('a forecast bundle decodes windows, not texts', async () => {
+  const model = await load(bundle('sine_tiny'));
+  await assert.rejects(model.generateText(['1 2']), { name: 'InputError', message: /real-valued features, not tokens; use generateFeatures\(\)$/ });
+  const out = await model.generateFeatures([[[0.1, 0.2], [0.3, 0.4]]], { maxSteps: 3 });
+  assert.deepEqual([out.length, out[0].length, out[0][0].length], [1, 3, 2]);
+  await assert.rejects(model.generateFeatures([[[0.1, NaN]]]), { name: 'InputError', message: /^source: contains a value that is not a finite number/ });
 });
