@@ -126,6 +126,7 @@ def _convert(function, signature, names_out: dict[str, tuple], what: str):
         text = str(exc).strip().splitlines()
         raise ExportError(f"{what}: tf2onnx {tf2onnx.__version__} could not convert it at opset {OPSET} "
                           f"({type(exc).__name__}: {text[0][:300] if text else 'no message'})") from exc
+    _freeze_captures(proto, function.get_concrete_function(*signature), len(signature))
     want_in, got_in = [s.name for s in signature], [i.name for i in proto.graph.input]
     got_out = [o.name for o in proto.graph.output]
     if sorted(got_in) != sorted(want_in) or sorted(got_out) != sorted(names_out):
@@ -138,6 +139,18 @@ def _convert(function, signature, names_out: dict[str, tuple], what: str):
         _set_shape(value, dims)
     onnx.checker.check_model(proto)
     return proto
+
+
+def _freeze_captures(proto, concrete, given: int) -> None:
+    """Tensors the functions close over (``tf.constant`` weights, not variables) reach tf2onnx as extra
+    graph inputs: make each an initializer holding its captured value."""
+    from onnx import numpy_helper
+
+    captured = {t.name: value for t, value in zip(concrete.inputs[given:], concrete.captured_inputs)
+                if t.dtype.name != "resource"}
+    for value in [v for v in proto.graph.input if v.name in captured]:
+        proto.graph.initializer.append(numpy_helper.from_array(np.asarray(captured[value.name]), value.name))
+        proto.graph.input.remove(value)
 
 
 def _set_shape(value, dims: tuple) -> None:
@@ -212,7 +225,8 @@ def _manifest(plan: FunctionPlan, vocabs, graphs, max_steps: int, parity: dict) 
     encoder_units = tuple(plan.states[n] for n in plan.encoder_states) + tuple(plan.constant_sizes.values())
     io = IONames(source_length=None, padding="none", step_output=LOGITS)
     return Manifest(family="seq2seq", cell="gru", encoder_units=encoder_units,
-                    decoder_units=tuple(plan.states.values()), graphs=graphs, state=state, source=TokenSpec(vocabs[0]), target=TokenSpec(vocabs[1]), io=io,
+                    decoder_units=tuple(plan.states.values()), graphs=graphs, state=state,
+                    source=TokenSpec(vocabs[0]), target=TokenSpec(vocabs[1]), io=io,
                     max_steps=max_steps, first_input="start_token", task=None, parity=parity,
                     versions=versions(OPSET), constants=constants)
 

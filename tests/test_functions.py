@@ -171,3 +171,34 @@ def test_states_only_and_probabilities_on_drawn_inputs(tmp_path):
     model = load(tmp_path / "gru")
     logits, _ = model.step(np.array([nmt.START], np.int32), model.encode(np.array([[4, 5, 6]], np.int32)))
     assert np.all(logits <= 0) and np.isclose(np.exp(logits).sum(), 1.0, atol=1e-5)  # log-probabilities
+
+
+def test_hand_written_tensorflow_with_two_constants_and_two_states(tmp_path):
+    """Plain TensorFlow: two per-sequence constants (named memory_keys, memory_values in the bundle), a
+    state from the encoder and one declared to start at zero, on rows of different lengths."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    emb, wk, wv = (tf.constant(rng.normal(size=s).astype(np.float32)) for s in ((12, 6), (6, 6), (6, 5)))
+    wo = tf.constant(rng.normal(size=(6 + 5 + 4, 12)).astype(np.float32))
+
+    def encode(source):
+        x = tf.gather(emb, source)  # (batch, time, 6)
+        return {"h": tf.reduce_mean(x, axis=1), "keys": tf.tanh(x @ wk), "values": x @ wv}
+
+    def step(token, states, constants):
+        q = tf.gather(emb, token) + states["h"]  # (batch, 6)
+        weights = tf.nn.softmax(tf.einsum("bd,btd->bt", q, constants["keys"]), axis=-1)
+        context = tf.einsum("bt,btd->bd", weights, constants["values"])
+        count = states["count"] + 1.0
+        logits = tf.concat([q, context, count], axis=-1) @ wo
+        return logits, {"h": tf.tanh(q), "count": count}
+
+    rows = [[4, 5, 6], [7, 8], [9, 10, 11, 4, 5], [6]]
+    result = export_functions(encode, step, tmp_path / "tf", source_tokens=nmt.TOKENS, target_tokens=nmt.TOKENS,
+                              start_token="[START]", end_token="[END]", max_steps=5, zero_states={"count": 4},
+                              parity_sources=rows)
+    assert result.parity.tokens_identical and result.parity.ok, result.parity.summary()
+    manifest = json.loads((tmp_path / "tf" / "manifest.json").read_text())
+    assert [(s["name"], s["init"]) for s in manifest["state"]] == [("h", "encoder"), ("count", "zeros")]
+    assert [c["name"] for c in manifest["constants"]] == ["memory_keys", "memory_values", "source_mask"]
