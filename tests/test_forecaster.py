@@ -208,3 +208,15 @@ def test_node_starts_from_the_rule_too(bundle, forecaster, windows):
         np.testing.assert_allclose(got[mode], np.stack(python.generate(windows, mode=None if mode == "default"
                                                                        else mode)), atol=1e-5, err_msg=mode)
     assert np.max(np.abs(got["fused-int8"] - want)) < 0.05
+
+
+def test_node_command_line_forecasts_from_the_rule(bundle, forecaster, windows):
+    """`node cli.js BUNDLE` on a real-valued bundle: JSON windows in, one JSON line of forecasts out."""
+    from test_node_binding import node_cli
+
+    result = node_cli(bundle, json.dumps(windows.tolist()))
+    assert result.returncode == 0 and result.stdout.count("\n") == 1, result.stderr
+    np.testing.assert_allclose(np.asarray(json.loads(result.stdout), np.float32), forecaster[2](windows), atol=1e-4)
+    bad = node_cli(bundle, "1 May 2000\n")
+    assert bad.returncode == 1 and bad.stderr.startswith("error: stdin: this bundle forecasts real values: pass JSON "
+                                                         "windows (batch, time, features)")

@@ -6,7 +6,8 @@
  * Reads one text per line on stdin (UTF-8; a line ends at \n, a trailing \r is dropped, blank lines are
  * skipped) and prints one output per line, in order: what `seq2seq-edge run BUNDLE` prints for the same
  * input (greedy decoding). Any error is one line `error: <message>` on stderr and exit status 1; a usage
- * error exits with 2.
+ * error exits with 2. A real-valued bundle (a forecaster) reads JSON windows (batch, time, features) on stdin
+ * and prints the forecasts (batch, steps, features) as one JSON line, started as the manifest says.
  */
 
 const { load, Seq2SeqEdgeError, InputError } = require('./index');
@@ -100,6 +101,18 @@ async function* lineBlocks(input, size) {
   if (block.length) yield block;
 }
 
+/** All of stdin as JSON windows (batch, time, features), for a real-valued bundle. */
+async function readWindows(input) {
+  const chunks = [];
+  for await (const chunk of input) chunks.push(chunk);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf-8'));
+  } catch (error) {
+    throw new InputError(`stdin: this bundle forecasts real values: pass JSON windows (batch, time, features) (${
+      error.message})`);
+  }
+}
+
 /** Write to stdout, waiting when the pipe is full. */
 function write(text) {
   return new Promise((resolve, reject) => {
@@ -122,6 +135,11 @@ async function main(argv) {
   }
   try {
     const model = await load(args.bundle, { threads: args.threads });
+    if (model.spec.source.kind === 'features') {
+      await write(`${JSON.stringify(await model.generateFeatures(await readWindows(process.stdin),
+        { mode: args.mode, maxSteps: args.maxSteps }))}\n`);
+      return 0;
+    }
     for await (const block of lineBlocks(process.stdin, BLOCK)) {
       const outputs = await model.generateText(block, { mode: args.mode, maxSteps: args.maxSteps });
       await write(outputs.map((o) => `${o}\n`).join(''));
