@@ -86,6 +86,18 @@ def _check_name(name, what: str) -> None:
                           f"'_out', not one of {sorted(RESERVED)})")
 
 
+def _probing(what: str, given: str, call, *args):
+    """Call a user's function on the probe batch; its own errors become an ExportError that says what it got."""
+    try:
+        return call(*args)
+    except ExportError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        raise ExportError(f"{what} raised {type(exc).__name__} ({text[0][:300] if text else 'no message'}) when "
+                          f"export called it eagerly with {given}") from exc
+
+
 def plan_functions(encode: Callable, step: Callable, vocabs, zero_states: dict) -> FunctionPlan:
     """Call ``encode`` and ``step`` once eagerly on a small batch and read the contract from what they return."""
     import tensorflow as tf
@@ -98,7 +110,7 @@ def plan_functions(encode: Callable, step: Callable, vocabs, zero_states: dict) 
     ids = (np.arange(PROBE_BATCH * PROBE_TIME).reshape(PROBE_BATCH, PROBE_TIME) % max(len(source_vocab) - 1, 1)) + 1
     ids = np.minimum(ids, len(source_vocab) - 1).astype(np.int32)
     probe = FunctionPlan({}, (), {}, {}, len(target_vocab))
-    outs = probe.call_encode(encode, tf.constant(ids))
+    outs = _probing("encode", f"a tf.Tensor of int32 ids {ids.shape}", probe.call_encode, encode, tf.constant(ids))
     states, constants, sizes = {}, {}, {}
     for name, value in outs.items():
         _check_name(name, "encode output")
@@ -127,7 +139,8 @@ def plan_functions(encode: Callable, step: Callable, vocabs, zero_states: dict) 
     given.update({n: tf.zeros((PROBE_BATCH, s), tf.float32) for n, s in zero_states.items()})
     consts = {u: tf.constant(np.asarray(outs[u], np.float32)) for u in constants}
     token = tf.fill((PROBE_BATCH,), np.int32(target_vocab.start_id))
-    output, new = plan.call_step(step, token, given, consts)
+    output, new = _probing("step", f"token int32 ({PROBE_BATCH},) and the states {sorted(given)}", plan.call_step,
+                           step, token, given, consts)
     out_shape = _rank_shape(output, "step's output")
     if out_shape != (PROBE_BATCH, len(target_vocab)):
         raise ExportError(f"step's output has shape {out_shape}; expected (batch, {len(target_vocab)}): one logit per "

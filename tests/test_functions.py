@@ -202,3 +202,13 @@ def test_hand_written_tensorflow_with_two_constants_and_two_states(tmp_path):
     manifest = json.loads((tmp_path / "tf" / "manifest.json").read_text())
     assert [(s["name"], s["init"]) for s in manifest["state"]] == [("h", "encoder"), ("count", "zeros")]
     assert [c["name"] for c in manifest["constants"]] == ["memory_keys", "memory_values", "source_mask"]
+
+
+def test_a_function_that_fails_on_the_probe_says_what_it_was_given(tmp_path):
+    def encode(source):
+        return {"h": source.numpy_only_attribute}
+
+    with pytest.raises(ExportError, match=r"encode raised AttributeError \(.*numpy_only_attribute.*\) when export "
+                                          r"called it eagerly with a tf.Tensor of int32 ids \(2, 5\)"):
+        export_functions(encode, lambda t, s, c: None, tmp_path / "x", source_tokens=nmt.TOKENS,
+                         target_tokens=nmt.TOKENS, start_token="[START]", end_token="[END]", max_steps=3)
