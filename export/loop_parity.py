@@ -89,7 +89,7 @@ def with_reference_loop(report: ParityReport, reference, runtime, sources, ids=N
         raise ExportError(f"reference must be your decode function (one source -> its decoded output), "
                           f"got {type(reference).__name__}")
     yours = [_call(reference, i, s) for i, s in enumerate(sources)]
-    vocab = runtime.target_vocab
+    vocab = runtime.target_vocab if ids is not None else None  # token bundles give ids
     modes, first = {}, None
     for mode in runtime.modes:
         got = (runtime.generate(ids, lengths=lengths, mode=mode) if ids is not None

@@ -205,3 +205,30 @@ def test_training_and_subclassed_models_are_refused_with_the_fix(pair, tmp_path)
             "Model or Layer). Export subclassed models with seq2seq_edge.export.functions.export_functions(encode, "
             "step, ...), which traces your own encode and step functions")
     assert not (tmp_path / "b").exists()
+
+
+def test_reference_for_a_real_valued_decoder(tmp_path):
+    """A continuous decoder: the user's loop returns a (steps, features) array per window; within the decode
+    tolerance it matches, and a loop wired otherwise (encoder states into every layer) is refused."""
+    from keras_examples import sine_four_layer_decoder
+
+    enc, dec = sine_four_layer_decoder(horizon=20)
+    names = [t.name for t in dec.inputs[1:]]
+
+    def loop(window, every_layer=False):
+        h, c = (np.asarray(t) for t in enc(window[None]))
+        states = [h, c] * 4 if every_layer else [h, c] + [np.zeros_like(h)] * 6
+        y, out = np.zeros((1, 1, 1), np.float32), []
+        for _ in range(20):
+            y, *states = (np.asarray(t) for t in dec([y] + states))
+            out.append(y[0, 0])
+        return np.stack(out)  # (steps, features)
+
+    windows = np.sin(np.linspace(0, 6, 24, dtype=np.float32))[None, :, None] * np.float32([[[1]], [[.5]], [[-1]]])
+    kw = dict(max_steps=20, parity_sources=windows, zero_states=names[2:])
+    result = export_keras(enc, dec, tmp_path / "a", reference=loop, **kw)
+    assert result.parity.reference_loop["identical"] and result.parity.reference_loop["rows"] == 3
+    assert max(abs(loop(w, True) - loop(w)).max() for w in windows) > 1e-2  # the wirings differ here
+    with pytest.raises(ParityError, match=r"first difference: step mode, row 0, source "):
+        export_keras(enc, dec, tmp_path / "b", reference=lambda w: loop(w, every_layer=True), **kw)
+    assert not (tmp_path / "b").exists()
