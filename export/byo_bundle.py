@@ -105,7 +105,7 @@ def _default_samples(runtime, encoder) -> tuple[np.ndarray, str]:
 
 
 def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path, *, max_steps: int, force: bool,
-                     first_input: str, parity_sources, encoder_model, fused=None, not_fused: str | None = None,
+                     first_input, parity_sources, encoder_model, fused=None, not_fused: str | None = None,
                      modes: tuple[str, ...] | None = None, reference=None) -> ExportResult:
     """Convert the wrapped models, check parity against them, and write the bundle atomically.
 
