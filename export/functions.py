@@ -23,7 +23,7 @@ from .convert import OPSET, ExportError
 from .functions_reference import FunctionPlan, FunctionReference, plan_functions
 from .manifest_builder import versions
 from .parity import ParityReport, default_mode, token_parity
-from .writing import DECODER_FILE, ENCODER_FILE, ExportResult, check_modes, write_graph, write_verified
+from .writing import DECODER_FILE, ENCODER_FILE, ExportResult, ParityError, check_modes, write_graph, write_verified
 
 __all__ = ["export_functions", "fused_modes_from_step"]
 
@@ -66,17 +66,42 @@ def export_functions(encode: Callable, step: Callable, out: str | Path, *, sourc
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise ExportError(f"max_steps must be a positive integer (the longest output to decode), got {max_steps!r}")
     keep = check_modes(modes)
-    if keep is not None and set(keep) - {"step"}:  # fused_modes_from_step is where those modes will come from
-        raise ExportError(f"modes {list(keep)}: export_functions builds the step mode only for now; "
-                          "export with modes=['step']")
     vocabs = _vocabularies(source_tokens, target_tokens, start_token, end_token)
     plan = plan_functions(encode, step, vocabs, dict(zero_states or {}))
     ref = FunctionReference(encode, step, plan)
+    try:
+        return _write(encode, step, plan, ref, vocabs, out, max_steps, force, parity_sources, keep, fused=True)
+    except ParityError as exc:
+        # The step graph matches the user's functions but the loop built around it does not (or the step mode
+        # itself fails, which is re-raised): keep the step mode unless the caller asked for a fused one.
+        report = exc.report
+        step_ok = report is not None and replace(report, modes={"step": report.modes["step"]}).ok
+        if not step_ok or "fused" not in report.modes or (keep is not None and set(keep) - {"step"}):
+            raise
+        why = ", ".join(f"{k} {v}" for k, v in report.modes["fused"].items())
+        return _write(encode, step, plan, ref, vocabs, out, max_steps, force, parity_sources, keep, fused=False,
+                      note=f"step mode only: the loop built from the step graph did not match it ({why}); "
+                           "please report the model")
+
+
+def _write(encode, step, plan, ref, vocabs, out, max_steps, force, parity_sources, keep, *, fused: bool,
+           note: str | None = None) -> ExportResult:
     with atomic_directory(out, force) as tmp:
         graphs = {"encoder": write_graph(_convert_encoder(encode, plan), tmp, ENCODER_FILE)}
         step_proto = _convert_step(step, plan)
         graphs["decoder_step"] = write_graph(step_proto, tmp, DECODER_FILE)
-        modes_built = fused_modes_from_step(step_proto, plan, vocabs[1].end_id, graphs, tmp)
+        modes_built = None
+        if fused:
+            try:
+                modes_built = fused_modes_from_step(step_proto, plan, vocabs[1].end_id, graphs, tmp)
+            except ExportError as exc:
+                note = f"step mode only: {exc}"
+            if modes_built and "fused-int8" not in modes_built:
+                note = ("no fused-int8 mode: onnxruntime's quantiser broke the loop built from this step graph "
+                        "(nested loops, as tf2onnx writes a GRU); step and fused are built")
+        if keep is not None and set(keep) - {"step"} and not modes_built:
+            raise ExportError(f"modes {list(keep)}: the fused loop could not be built ({note}); export with "
+                              "modes=['step']")
 
         def manifest(report) -> dict:
             m = _manifest(plan, vocabs, graphs, max_steps, report.to_dict() if report else {})
@@ -85,17 +110,19 @@ def export_functions(encode: Callable, step: Callable, out: str | Path, *, sourc
             return m.to_dict()
 
         report, sizes = write_verified(tmp, manifest, lambda runtime: _measure(ref, runtime, parity_sources), keep)
-    return ExportResult(Path(out), report, ("step mode only: the fused loop is not built from a step graph yet",)
-                        if not modes_built else (), sizes, keep or tuple(sizes))
+    return ExportResult(Path(out), report, (note,) if note else (), sizes, keep or tuple(sizes))
 
 
-def fused_modes_from_step(step_proto, plan: FunctionPlan, end_id: int, graphs: dict, folder: Path) -> dict | None:
-    """Hook for the fused modes of a function export: a decode Loop graph built around the converted step
-    graph ``step_proto`` (whose interface is the contract's: step_input, the states ``plan.states`` and the
-    constants in; logits and ``NAME_out`` out). A builder writes its graphs into ``folder``, adds their
-    GraphSpecs to ``graphs`` and returns the manifest's modes ({"step": ..., "fused": ...}); parity then
-    checks every mode. Returns None: no generic builder yet, so the bundle has the step mode only."""
-    return None
+def fused_modes_from_step(step_proto, plan: FunctionPlan, end_id: int, graphs: dict, folder: Path) -> dict:
+    """The fused modes of a function export: a decode Loop built around the converted step graph
+    ``step_proto`` (step_loop.build_step_loop) and its int8 variant, written into ``folder`` and added to
+    ``graphs``; returns the manifest's modes. Parity then checks every mode like the step mode."""
+    from .step_loop import StepLoopSpec, write_generic_fused_modes
+
+    constants = tuple(plan.constants.values())
+    spec = StepLoopSpec(states=tuple((n, state_output(n)) for n in plan.states),
+                        constants=constants + ((SOURCE_MASK,) if constants else ()), end_id=end_id)
+    return write_generic_fused_modes(spec, graphs, folder, OPSET)
 
 
 def _vocabularies(source_tokens, target_tokens, start_token, end_token) -> tuple[Vocabulary, Vocabulary]:

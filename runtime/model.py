@@ -145,13 +145,31 @@ class Seq2SeqModel:
         target = self.manifest.target
         return list(out * np.asarray(target.std, np.float32) + np.asarray(target.mean, np.float32))
 
-    def _fused(self, mode: str, state: State, first: np.ndarray, steps: int) -> np.ndarray:
+    def _fused(self, mode: str, state: State, first: np.ndarray, steps: int, pad: int = 0) -> np.ndarray:
+        """The fused loop's output (steps run, batch[, features]). When the step graph takes no source mask,
+        rows of equal source length run together, their constants cut to that length (as step mode does);
+        groups that stop early are padded with ``pad`` (the end id)."""
         session = self.bundle.sessions[self.manifest.modes[mode]["decoder"]]
-        feed = {**state, LOOP_INPUT: first, LOOP_STEPS: np.array(steps, np.int64)}
-        return session.run(None, feed)[0][:steps]  # (steps run, batch[, features]); the graph may run past steps
+        unfed = next((c.name for c in self.manifest.constants if not c.decoder_input), None)
+        lengths = None if unfed is None else state[unfed].sum(axis=1).astype(np.int64)
+        if lengths is None or (lengths == state[unfed].shape[1]).all():
+            feed = {**state, LOOP_INPUT: first, LOOP_STEPS: np.array(steps, np.int64)}
+            return session.run(None, feed)[0][:steps]  # the graph may run past steps
+        constants = {c.name for c in self.manifest.constants}
+        parts = []
+        for length in np.unique(lengths):
+            rows = np.flatnonzero(lengths == length)
+            feed = {k: v[rows, :length] if k in constants else v[rows] for k, v in state.items()}
+            parts.append((rows, session.run(None, {**feed, LOOP_INPUT: first[rows],
+                                                   LOOP_STEPS: np.array(steps, np.int64)})[0][:steps]))
+        run = max(p.shape[0] for _, p in parts)
+        out = np.full((run, len(lengths)) + parts[0][1].shape[2:], pad, parts[0][1].dtype)
+        for rows, p in parts:
+            out[: p.shape[0], rows] = p
+        return out
 
     def _fused_tokens(self, mode: str, state: State, start: np.ndarray, steps: int, end_id: int) -> list[np.ndarray]:
-        tokens = self._fused(mode, state, start, steps).T  # (batch, steps run)
+        tokens = self._fused(mode, state, start, steps, pad=end_id).T  # (batch, steps run)
         ended = tokens == end_id
         lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), tokens.shape[1])
         return [tokens[i, : lengths[i]].astype(np.int32) for i in range(len(tokens))]

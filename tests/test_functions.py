@@ -64,9 +64,14 @@ def test_the_bundle_decodes_as_the_tutorials_own_loop(translator, tmp_path):
 
     model = load(tmp_path / "nmt")
     lengths = np.array([len(r) for r in rows], np.int32)
-    got = [g.tolist() for g in model.generate(src, lengths=lengths)]  # one 0-padded batch of 8
     want = [tutorial_tokens(translator, r) for r in rows]
-    assert got == want  # 8/8 identical
+    assert model.modes[:2] == ("step", "fused")  # the fused loop is built from the step graph
+    for mode in model.modes:
+        got = [g.tolist() for g in model.generate(src, lengths=lengths, mode=mode)]  # one 0-padded batch of 8
+        if "int8" in mode:  # measured by its rule, not promised identical
+            assert sum(a == b for a, b in zip(got, want)) >= 6
+        else:
+            assert got == want, mode  # 8/8 identical
     assert len({tuple(w) for w in want}) >= 4 and sum(w == r[::-1].tolist() for w, r in zip(want, rows)) >= 2
 
     manifest = json.loads((tmp_path / "nmt" / "manifest.json").read_text())
@@ -74,8 +79,11 @@ def test_the_bundle_decodes_as_the_tutorials_own_loop(translator, tmp_path):
                                   "init": "zeros", "encoder_output": None}]
     assert [(c["name"], c["kind"], c.get("decoder_input", True)) for c in manifest["constants"]] == [
         ("memory", "memory", True), ("source_mask", "mask", False)]
-    assert manifest["io"]["padding"] == "none" and list(manifest["decode"]["modes"]) == ["step"]
-    assert result.notes == ("step mode only: the fused loop is not built from a step graph yet",)
+    assert manifest["io"]["padding"] == "none" and list(manifest["decode"]["modes"])[:2] == ["step", "fused"]
+    assert manifest["decode"]["default_mode"] in ("fused", "fused-int8")
+    assert result.notes == (() if "fused-int8" in model.modes else (
+        "no fused-int8 mode: onnxruntime's quantiser broke the loop built from this step graph (nested loops, as "
+        "tf2onnx writes a GRU); step and fused are built",))
 
     # The runtime serves it without TensorFlow, Keras, onnx or tf2onnx.
     code = ("import sys, json\n"
@@ -121,8 +129,8 @@ def test_glue_mistakes_name_the_fix(translator, tmp_path):
                                           r"zero_states"):
         export_functions(lambda s: {"context": encode(s)["context"][:, 0]}, step, tmp_path / "c",
                          zero_states={"context": 16}, **args)
-    with pytest.raises(ExportError, match=r"export_functions builds the step mode only for now"):
-        export_functions(encode, step, tmp_path / "d", zero_states={"state": 16}, modes=["fused"], **args)
+    with pytest.raises(ExportError, match=r"modes must name one or more of \['step', 'fused', 'fused-int8'\]"):
+        export_functions(encode, step, tmp_path / "d", zero_states={"state": 16}, modes=["fast"], **args)
     assert not any((tmp_path / n).exists() for n in "abcd")
 
 
