@@ -101,7 +101,8 @@ def _export_keras(args: argparse.Namespace) -> int:
         vocab = json.loads(Path(args.vocab).read_text(encoding="utf-8")) if args.vocab else {}
         result = export_keras(_load_keras(args.encoder), _load_keras(args.decoder), args.out, force=args.force,
                               max_steps=args.max_steps, first_input=args.first_input,
-                              state_map=args.state_map.split(",") if args.state_map else None,
+                              state_map=[e.split("+") for e in args.state_map.split(",")] if args.state_map else None,
+                              zero_states=args.zero_states.split(",") if args.zero_states else None,
                               parity_sources=_parity_sources(args.parity_sources), modes=args.modes,
                               **{k: vocab.get(k) for k in ("source_tokens", "target_tokens", "start_token",
                                                            "end_token")})

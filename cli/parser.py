@@ -91,7 +91,9 @@ def _export_keras_flags(sub) -> None:
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--vocab", help="JSON with source_tokens, target_tokens, start_token, end_token")
     p.add_argument("--max-steps", type=int, help="decode cap (required for encoder/decoder pairs)")
-    p.add_argument("--state-map", help="comma-separated decoder state input names fed by the encoder's outputs")
+    p.add_argument("--state-map", help="per encoder output, comma-separated, the decoder state input(s) it feeds; "
+                   "'+' joins several (h1+h2,c1+c2 starts both layers from one encoder's [h, c])")
+    p.add_argument("--zero-states", help="comma-separated decoder state input names your decode loop starts at zero")
     p.add_argument("--parity-sources", metavar="FILE",
                    help="a UTF-8 text file, one source per line, to check parity on (default: seeded random "
                         "sequences that export draws itself)")

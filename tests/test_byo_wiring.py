@@ -232,3 +232,26 @@ def test_reference_for_a_real_valued_decoder(tmp_path):
     with pytest.raises(ParityError, match=r"first difference: step mode, row 0, source "):
         export_keras(enc, dec, tmp_path / "b", reference=lambda w: loop(w, every_layer=True), **kw)
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_declares_the_wiring(pair, tmp_path, capsys):
+    import json
+
+    from seq2seq_edge.cli import main
+
+    enc, dec = pair
+    enc.save(tmp_path / "enc.keras")
+    dec.save(tmp_path / "dec.keras")
+    names = [t.name for t in __import__("keras").saving.load_model(tmp_path / "dec.keras").inputs[1:]]
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps({"source_tokens": TOKENS, "target_tokens": TOKENS, "start_token": "\t",
+                                 "end_token": "\n"}))
+    args = ["export-keras", "--encoder", str(tmp_path / "enc.keras"), "--decoder", str(tmp_path / "dec.keras"),
+            "--vocab", str(vocab), "--max-steps", str(STEPS)]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 1
+    assert f"zero_states={names[2:]} starts them at zero" in capsys.readouterr().err
+    state_map = f"{names[0]}+{names[2]},{names[1]}+{names[3]}"
+    assert main(args + ["--out", str(tmp_path / "b"), "--state-map", state_map]) == 0
+    assert [s.init for s in load(tmp_path / "b").manifest.state] == ["encoder"] * 4
+    assert main(args + ["--out", str(tmp_path / "c"), "--zero-states", ",".join(names[2:])]) == 0
+    assert [s.init for s in load(tmp_path / "c").manifest.state] == ["encoder", "encoder", "zeros", "zeros"]
