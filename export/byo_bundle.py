@@ -110,35 +110,44 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
     """Convert the wrapped models, check parity against them, and write the bundle atomically.
 
     ``fused`` (fused.DecoderWeights of the user's decoder): also the fused and fused-int8 modes, each checked
-    like the step mode; the default mode is the fastest that matched. ``not_fused``: why there is no fused
-    loop, reported in the result's notes. ``modes``: keep only these modes' graphs (check_modes).
+    like the step mode; the default mode is the fastest that matched. Without it (``not_fused``: why), or when
+    its loop does not match, the fused modes are built around the converted step graph (step_loop), and
+    failing that the bundle has the step mode alone; the result's notes say which and why. ``modes``: keep only these modes' graphs (check_modes).
     ``reference``: the user's own decode function, compared row by row with every mode (loop_parity).
     """
-    if modes is not None and fused is None and set(modes) - {"step"}:
-        raise ExportError(f"modes {list(modes)}: the fused loop cannot be built for this decoder ({not_fused}); "
-                          "export it with modes=['step']")
     first_input = first_input_rule(first_input, vocabs, encoder, decoder)
     args = (encoder, decoder, contract, feeds, vocabs, out)
     kwargs = dict(max_steps=max_steps, force=force, first_input=first_input, parity_sources=parity_sources,
-                  encoder_model=encoder_model, reference=reference)
-    try:
-        return _write(*args, **kwargs, fused=fused, not_fused=not_fused, keep=modes)
-    except ParityError as exc:
-        report = exc.report
-        step_only = report is not None and replace(report, modes={"step": report.modes["step"]}).ok
-        if fused is None or not step_only or (modes is not None and set(modes) - {"step"}):
-            raise
-        # The step graph matches the user's models but the loop read from their weights does not: the
-        # pattern was misread. Keep the bundle, in step mode, and say so.
-        why = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                        for k, v in report.modes.get("fused", {}).items())
-        return _write(*args, **kwargs, fused=None, keep=modes,
-                      not_fused=f"the fused loop built from the decoder's weights did not match it at export "
-                                f"({why}); please report the model")
+                  encoder_model=encoder_model, reference=reference, keep=modes)
+    # The loop read from the decoder's weights where its pattern is known, else the loop built around the
+    # converted step graph (step_loop), else the step mode alone; each later try only when the step graph
+    # matched and the fused loop did not.
+    tries = (["weights"] if fused is not None else []) + ["step graph", None]
+    why = not_fused
+    for loop in tries:
+        try:
+            return _write(*args, **kwargs, fused=fused if loop == "weights" else None, generic=loop == "step graph",
+                          not_fused=None if loop == "weights" else why)
+        except ParityError as exc:
+            report = exc.report
+            step_only = report is not None and replace(report, modes={"step": report.modes["step"]}).ok
+            if loop is None or not step_only or (modes is not None and set(modes) - {"step"}):
+                raise
+            found = ", ".join(f"{key} {v:.3g}" if isinstance(v, float) else f"{key} {v}"
+                              for key, v in report.modes.get("fused", {}).items())
+            why = (f"the fused loop built from the decoder's {loop} did not match it at export ({found}); "
+                   "please report the model")
+        except ExportError as exc:
+            if loop != "step graph" or isinstance(exc, ParityError):
+                raise
+            why = f"the fused loop could not be built around the step graph ({exc})"
+            if modes is not None and set(modes) - {"step"}:
+                raise ExportError(f"modes {list(modes)}: {why}; export it with modes=['step']") from exc
+    raise AssertionError("unreachable: the step-only try returns or raises")
 
 
 def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, first_input, parity_sources,
-           encoder_model, fused, not_fused, keep, reference) -> ExportResult:
+           encoder_model, fused, not_fused, keep, reference, generic: bool = False) -> ExportResult:
     names = [s.name for s in contract.slots]
     constants = [MEMORY, SOURCE_MASK] if contract.memory_index is not None else []
     keras_ref = KerasSeq2Seq(encoder, decoder, names, tokens=vocabs[1] is not None, constant_names=constants)
@@ -149,6 +158,8 @@ def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, 
             layers = sorted({s.layer for s in contract.slots})
             by_layer = [[s.name for s in contract.slots if s.layer == k] for k in layers]
             modes = write_fused_modes(fused, by_layer, vocabs[1].end_id if vocabs[1] else None, graphs, tmp, OPSET)
+        elif generic:
+            modes = _generic_modes(contract, vocabs, graphs, tmp)
 
         def manifest(report) -> dict:
             m = _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_input,
@@ -159,8 +170,25 @@ def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, 
 
         report, sizes = write_verified(
             tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources, reference), keep)
-    notes = () if not_fused is None else (f"step mode only: {not_fused}",)
+    notes = () if not_fused is None else (
+        f"fused modes built around the step graph: {not_fused}" if generic else f"step mode only: {not_fused}",)
+    if generic and "fused-int8" not in modes:
+        notes += ("no fused-int8 mode: onnxruntime's quantiser broke the loop built from this step graph; step and "
+                  "fused are built",)
     return ExportResult(Path(out), report, notes, sizes, keep or tuple(sizes))
+
+
+def _generic_modes(contract, vocabs, graphs, folder) -> dict:
+    """The fused modes built around the converted decoder_step.onnx (step_loop), for decoders whose layer
+    pattern the weight-reading builder does not know."""
+    from .step_loop import StepLoopSpec, write_generic_fused_modes
+
+    tokens = vocabs[1] is not None
+    spec = StepLoopSpec(states=tuple((s.name, state_output(s.name)) for s in contract.slots),
+                        constants=(MEMORY, SOURCE_MASK) if contract.memory_index is not None else (),
+                        step_output=STEP_OUTPUTS["tokens" if tokens else "features"],
+                        target="tokens" if tokens else "features", end_id=vocabs[1].end_id if tokens else None)
+    return write_generic_fused_modes(spec, graphs, folder, OPSET)
 
 
 def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources, reference=None) -> ParityReport:

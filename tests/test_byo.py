@@ -47,7 +47,7 @@ def test_keras_io_pair_matches_its_own_decode_loop(keras_io, keras_io_bundle):
     assert model.manifest.default_mode == ("fused-int8" if verdict["eligible"] else "fused")
 
 
-def test_a_decoder_the_loop_cannot_compute_keeps_the_step_mode_and_says_why(keras_io, tmp_path):
+def test_a_decoder_the_pattern_does_not_know_gets_the_loop_built_from_its_step_graph(keras_io, tmp_path):
     import keras
 
     enc, dec, source_tokens, target_tokens, _, max_out = keras_io
@@ -59,13 +59,13 @@ def test_a_decoder_the_loop_cannot_compute_keeps_the_step_mode_and_says_why(kera
     odd = keras.Model([step, h, c], [head(extra), h2, c2])
     result = export_keras(enc, odd, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
                           start_token="\t", end_token="\n", max_steps=max_out)
-    assert load(result.path).modes == ("step",)
+    assert load(result.path).modes == ("step", "fused", "fused-int8")
+    assert result.parity.modes["fused"]["tokens_identical"]
     why = f"recurrent layer {lstm.name!r} does not feed {head.name} directly; the fused loop computes a plain stack"
-    assert result.notes == (f"step mode only: {why}",)
-    with pytest.raises(ExportError, match=rf"modes \['fused'\]: the fused loop cannot be built for this decoder "
-                                          rf"\({why}\); export it with modes=\['step'\]"):
-        export_keras(enc, odd, tmp_path / "c", source_tokens=source_tokens, target_tokens=target_tokens,
-                     start_token="\t", end_token="\n", max_steps=max_out, modes=["fused"])
+    assert result.notes == (f"fused modes built around the step graph: {why}",)
+    only = export_keras(enc, odd, tmp_path / "c", source_tokens=source_tokens, target_tokens=target_tokens,
+                        start_token="\t", end_token="\n", max_steps=max_out, modes=["fused"])
+    assert load(only.path).modes == ("fused",)
 
 
 def test_keras_io_state_contract_read_from_the_models(keras_io_bundle):

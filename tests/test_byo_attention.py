@@ -47,10 +47,14 @@ def _keras_greedy(enc, dec, ids: list[int], target_tokens, mask: bool) -> list[i
 
 
 NOT_FUSED = {
-    "mha": "step mode only: the fused loop does not compute MultiHeadAttention (its per-head projections of query, "
+    "mha": "fused modes built around the step graph: the fused loop does not compute MultiHeadAttention (its per-head projections of query, "
            "keys and values); Keras's Attention and AdditiveAttention layers get it",
-    "dense": "step mode only: the fused loop computes Keras's Attention or AdditiveAttention layers, concatenated "
+    "dense": "fused modes built around the step graph: the fused loop computes Keras's Attention or AdditiveAttention layers, concatenated "
              "with the top recurrent layer's output; this decoder concatenates ['Dot', '{cell}']"}
+
+
+INT8_BROKEN = ("no fused-int8 mode: onnxruntime's quantiser broke the loop built from this step graph; step and "
+               "fused are built")
 
 
 def dec_kind(brought) -> str:
@@ -71,9 +75,11 @@ def test_parity_and_the_contract_read_from_the_graphs(brought):
         assert tuple(m.modes) == ("step", "fused", "fused-int8") and result.notes == ()
         assert result.parity.modes["fused"]["tokens_identical"] and m.default_mode in ("fused", "fused-int8")
     else:
-        assert tuple(m.modes) == ("step",) and m.default_mode == "step"
+        # Other attention: the fused loop built around the converted step graph, checked like the rest.
+        assert tuple(m.modes)[:2] == ("step", "fused") and result.parity.modes["fused"]["tokens_identical"]
         cell = next(type(layer).__name__ for layer in brought[1].layers if type(layer).__name__ in ("LSTM", "GRU"))
-        assert result.notes == (NOT_FUSED[kind].format(cell=cell),)
+        assert result.notes[0] == NOT_FUSED[kind].format(cell=cell)
+        assert result.notes[1:] == (() if "fused-int8" in m.modes else (INT8_BROKEN,))
     written = json.loads((result.path / "manifest.json").read_text())["constants"][1]
     assert ("decoder_input" in written) == (not mask)  # written only when false
 
@@ -135,8 +141,8 @@ def test_refused_attention_patterns_name_what_is_wrong(tmp_path):
     probs = layers.Dense(len(target_tokens), activation="softmax")(layers.Concatenate()([y, context]))
     result = export_keras(enc, keras.Model([step, hi, ci, memory], [probs, h2, c2]), tmp_path / "a", **kw)
     assert result.parity.ok and result.parity.tokens_identical
-    assert result.notes and result.notes[0].startswith("step mode only:")
-    assert list(load(tmp_path / "a").modes) == ["step"]
+    assert result.notes and result.notes[0].startswith("fused modes built around the step graph:")
+    assert list(load(tmp_path / "a").modes)[:2] == ["step", "fused"]
 
 
 def test_pairs_are_the_examples_data():
@@ -240,14 +246,15 @@ def test_attention_called_with_what_the_loop_does_not_compute_keeps_the_step_mod
     result = export_keras(keras.Model(src, [memory, h]), keras.Model([step, h_in, memory_in], [probs, h2]),
                           tmp_path / "b", source_tokens=tokens, target_tokens=tokens, start_token="\t",
                           end_token="\n", max_steps=6)
-    assert load(result.path).modes == ("step",)
-    assert result.notes == (f"step mode only: attention layer {attend.name!r} is called with ['use_causal_mask']; "
-                            "the fused loop computes attention(inputs, mask=..., return_attention_scores=...) only",)
+    assert load(result.path).modes[:2] == ("step", "fused") and result.parity.modes["fused"]["tokens_identical"]
+    assert result.notes[0] == (f"fused modes built around the step graph: attention layer {attend.name!r} is called "
+                               "with ['use_causal_mask']; the fused loop computes attention(inputs, mask=..., "
+                               "return_attention_scores=...) only")
 
 
-def test_a_fused_loop_that_does_not_match_falls_back_to_the_step_mode(tmp_path, monkeypatch):
-    """Should the pattern be misread, the loop fails its parity check: the bundle is written in step mode
-    (which matched), and the note says what happened."""
+def test_a_fused_loop_that_does_not_match_falls_back_to_the_step_graph_loop(tmp_path, monkeypatch):
+    """Should the pattern be misread, the loop fails its parity check: the bundle gets the loop built around the
+    step graph instead (which matched), and the note says what happened."""
     from dataclasses import replace
 
     import seq2seq_edge.export.byo as byo
@@ -262,7 +269,9 @@ def test_a_fused_loop_that_does_not_match_falls_back_to_the_step_mode(tmp_path, 
     enc, dec, source_tokens, target_tokens = attention_seq2seq("luong", "lstm", mask=True, epochs=5)
     result = export_keras(enc, dec, tmp_path / "b", source_tokens=source_tokens, target_tokens=target_tokens,
                           start_token="\t", end_token="\n", max_steps=MAX_STEPS)
-    assert load(result.path).modes == ("step",) and result.parity.tokens_identical
-    assert len(result.notes) == 1 and result.notes[0].startswith(
-        "step mode only: the fused loop built from the decoder's weights did not match it at export "
+    assert load(result.path).modes[:2] == ("step", "fused") and result.parity.tokens_identical
+    assert result.parity.modes["fused"]["tokens_identical"]  # the loop around the step graph, which matched
+    assert result.notes[0].startswith(
+        "fused modes built around the step graph: the fused loop built from the decoder's weights did not match it "
+        "at export "
         "(tokens_identical False, sequences_differing ")
