@@ -64,7 +64,9 @@ def _same_tokens(yours, bundle_ids: np.ndarray, vocab) -> tuple[bool, object]:
     if isinstance(yours, str):
         end = vocab.tokens[vocab.end_id]
         yours = yours[: -len(end)] if end and yours.endswith(end) else yours
-        text = vocab.decode(bundle_ids)
+        # Every token the bundle emitted, start and pad included (an untrained model may emit them; the
+        # runtime's text drops them, the user's loop usually does not): the computation is compared, not the text.
+        text = vocab.separator.join(vocab.tokens[int(i)] for i in bundle_ids)
         return yours == text, text
     ids = [int(t) for t in np.asarray(yours).reshape(-1)]
     if ids and ids[-1] == vocab.end_id:
