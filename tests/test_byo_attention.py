@@ -252,6 +252,7 @@ def test_attention_called_with_what_the_loop_does_not_compute_keeps_the_step_mod
                                "return_attention_scores=...) only")
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_a_fused_loop_that_does_not_match_falls_back_to_the_step_graph_loop(tmp_path, monkeypatch):
     """Should the pattern be misread, the loop fails its parity check: the bundle gets the loop built around the
     step graph instead (which matched), and the note says what happened."""

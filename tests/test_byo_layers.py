@@ -94,6 +94,7 @@ def test_bidirectional_gru_encoder_with_a_dense_bridge(tmp_path):
     _compare(result, encoder_model, decoder_model, held_out, 1)
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_layer_normalization_in_the_decoder(tmp_path):
     import keras
     from keras import layers

@@ -207,6 +207,7 @@ def test_training_and_subclassed_models_are_refused_with_the_fix(pair, tmp_path)
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_reference_for_a_real_valued_decoder(tmp_path):
     """A continuous decoder: the user's loop returns a (steps, features) array per window; within the decode
     tolerance it matches, and a loop wired otherwise (encoder states into every layer) is refused."""
@@ -234,6 +235,7 @@ def test_reference_for_a_real_valued_decoder(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_cli_declares_the_wiring(pair, tmp_path, capsys):
     import json
 

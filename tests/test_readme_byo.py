@@ -30,6 +30,7 @@ def test_the_section_holds_the_three_shapes():
     assert [b.splitlines()[0][:5] for b in blocks] == ["# 1. ", "# 2. ", "# 3. "]
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_keras_io_block(tmp_path, monkeypatch):
     from keras_examples import PAIRS, keras_io_char_seq2seq
 
@@ -48,6 +49,7 @@ def test_keras_io_block(tmp_path, monkeypatch):
         assert got == want, mode
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_nmt_tutorial_block(tmp_path, monkeypatch):
     import nmt_tutorial as nmt
 
