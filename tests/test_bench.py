@@ -13,6 +13,7 @@ ENGINES = ["keras predict() per step", "keras direct calls", "litert", "tf2onnx 
            "seq2seq-edge step", "seq2seq-edge fused", "seq2seq-edge fused-int8"]
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_bench_table(trained_dates, monkeypatch):
     import seq2seq_edge.bench.run as bench_run
 

@@ -134,6 +134,7 @@ def test_glue_mistakes_name_the_fix(translator, tmp_path):
     assert not any((tmp_path / n).exists() for n in "abcd")
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_a_graph_that_computes_otherwise_than_the_eager_functions_is_refused(translator, tmp_path):
     import tensorflow as tf
 
@@ -155,6 +156,7 @@ def test_a_graph_that_computes_otherwise_than_the_eager_functions_is_refused(tra
     assert not (tmp_path / "nmt").exists()
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_states_only_and_probabilities_on_drawn_inputs(tmp_path):
     """No constants (a GRU encoder's final state starts the decoder), a step that returns probabilities
     (exported as log-probabilities), parity on the seeded random rows export draws itself."""
@@ -181,6 +183,7 @@ def test_states_only_and_probabilities_on_drawn_inputs(tmp_path):
     assert np.all(logits <= 0) and np.isclose(np.exp(logits).sum(), 1.0, atol=1e-5)  # log-probabilities
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_hand_written_tensorflow_with_two_constants_and_two_states(tmp_path):
     """Plain TensorFlow: two per-sequence constants (named memory_keys, memory_values in the bundle), a
     state from the encoder and one declared to start at zero, on rows of different lengths."""

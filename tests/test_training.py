@@ -111,6 +111,7 @@ def _train_output(tmp_path, terminal: bool) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_progress_is_a_bar_per_epoch_on_a_terminal_and_lines_in_a_pipe(tmp_path):
     piped = _train_output(tmp_path, terminal=False)
     lines = [line for line in piped.splitlines() if line.strip()]
