@@ -112,7 +112,8 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
     ``fused`` (fused.DecoderWeights of the user's decoder): also the fused and fused-int8 modes, each checked
     like the step mode; the default mode is the fastest that matched. Without it (``not_fused``: why), or when
     its loop does not match, the fused modes are built around the converted step graph (step_loop), and
-    failing that the bundle has the step mode alone; the result's notes say which and why. ``modes``: keep only these modes' graphs (check_modes).
+    failing that the bundle has the step mode alone; the result's notes say which and why.
+    ``modes``: keep only these modes' graphs (check_modes).
     ``reference``: the user's own decode function, compared row by row with every mode (loop_parity).
     """
     first_input = first_input_rule(first_input, vocabs, encoder, decoder)
@@ -137,12 +138,6 @@ def write_byo_bundle(encoder, decoder, contract, feeds, vocabs, out: str | Path,
                               for key, v in report.modes.get("fused", {}).items())
             why = (f"the fused loop built from the decoder's {loop} did not match it at export ({found}); "
                    "please report the model")
-        except ExportError as exc:
-            if loop != "step graph" or isinstance(exc, ParityError):
-                raise
-            why = f"the fused loop could not be built around the step graph ({exc})"
-            if modes is not None and set(modes) - {"step"}:
-                raise ExportError(f"modes {list(modes)}: {why}; export it with modes=['step']") from exc
     raise AssertionError("unreachable: the step-only try returns or raises")
 
 
@@ -159,7 +154,12 @@ def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, 
             by_layer = [[s.name for s in contract.slots if s.layer == k] for k in layers]
             modes = write_fused_modes(fused, by_layer, vocabs[1].end_id if vocabs[1] else None, graphs, tmp, OPSET)
         elif generic:
-            modes = _generic_modes(contract, vocabs, graphs, tmp)
+            try:
+                modes = _generic_modes(contract, vocabs, graphs, tmp)
+            except ExportError as exc:  # the step mode alone, in this same conversion
+                generic, not_fused = False, f"the fused loop could not be built around the step graph ({exc})"
+        if keep is not None and set(keep) - {"step"} and not modes:
+            raise ExportError(f"modes {list(keep)}: {not_fused}; export it with modes=['step']")
 
         def manifest(report) -> dict:
             m = _manifest(contract, feeds, vocabs, graphs, encoder_model, max_steps, first_input,
