@@ -19,22 +19,81 @@ def quantize_model(proto):
     from .gru_scan import gru_ops_as_scans
 
     proto = copy.deepcopy(proto)
+    nested = any(n.op_type in CONTROL_FLOW for n in proto.graph.node)  # before our GRU Scans, which quantise safely
     gru_ops_as_scans(proto, quantize_body=_quantize_subgraph)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model_int8.onnx"
         onnx.save(proto, str(src))
-        _quantize_file(src, dst)
-        return onnx.load(str(dst))
+        _quantize_file(src, dst, keep_gather=nested)
+        quantized = onnx.load(str(dst))
+    sort_nodes(quantized.graph)
+    return quantized
 
 
-def _quantize_file(src, dst) -> None:
+def _outer_reads(node) -> set:
+    """Names a node's subgraphs (Loop, Scan, If bodies, nested ones too) read from enclosing graphs."""
+    from onnx import AttributeProto
+
+    reads = set()
+    for a in node.attribute:
+        for g in [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs):
+            defined = ({i.name for i in g.input} | {i.name for i in g.initializer}
+                       | {o for n in g.node for o in n.output})
+            for n in g.node:
+                reads |= ({i for i in n.input if i} | _outer_reads(n)) - defined
+    return reads
+
+
+def sort_nodes(graph) -> None:
+    """Put ``graph``'s nodes in an order where every node comes after what it reads, values its subgraphs
+    read from this graph included; otherwise the order is kept. quantize_dynamic sorts by the nodes' own
+    inputs only, so a Loop whose body reads an outer value (tf2onnx's GRU) could land before that value's
+    producer: a graph onnxruntime refuses. Names produced by no node (inputs, initializers, an enclosing
+    graph's values) are taken as ready; a cycle leaves the order as it was, for onnx's checker to report."""
+    import copy
+    import heapq
+
+    producer = {o: k for k, n in enumerate(graph.node) for o in n.output if o}
+    waits = [{producer[i] for i in ({*n.input} | _outer_reads(n)) if i in producer} - {k}
+             for k, n in enumerate(graph.node)]
+    users: dict[int, list[int]] = {}
+    for k, need in enumerate(waits):
+        for j in need:
+            users.setdefault(j, []).append(k)
+    left = [len(need) for need in waits]
+    ready = [k for k, n in enumerate(left) if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for u in users.get(k, ()):
+            left[u] -= 1
+            if left[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) == len(graph.node):
+        nodes = [copy.deepcopy(graph.node[k]) for k in order]
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+
+CONTROL_FLOW = ("Loop", "Scan", "If")
+
+
+def _quantize_file(src, dst, keep_gather: bool = False) -> None:
+    """quantize_dynamic with int8 weights. ``keep_gather``: leave Gather (embedding) nodes in float. A graph
+    whose Loop body reads a value of the enclosing graph (a GRU step as tf2onnx writes it, in the TF NMT
+    tutorial's decoder) makes onnxruntime 1.32 abort the whole process on load (a failed assertion, not an
+    exception) once its Gathers are quantised; MatMuls quantise safely."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
 
+    types = [t for t in IntegerOpsRegistry if t != "Gather"] if keep_gather else None
     logging.disable(logging.WARNING)  # its advice to pre-process applies to image models, not these graphs
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=types)
     finally:
         logging.disable(logging.NOTSET)
 

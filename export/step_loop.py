@@ -286,11 +286,20 @@ def write_generic_fused_modes(spec: StepLoopSpec, graphs: dict, folder: Path, op
 
 
 def _loads(proto) -> bool:
-    """Whether onnxruntime accepts the graph (the int8 variant is left out when it does not)."""
-    import onnxruntime as ort
+    """Whether onnxruntime accepts the graph (the int8 variant is left out when it does not). Tried in a
+    child process: on some quantised graphs with nested loops onnxruntime fails an assertion and aborts
+    the whole process instead of raising, which would take the user's export (and Python) down with it."""
+    import subprocess
+    import sys
+    import tempfile
 
-    try:
-        ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    except Exception:  # onnxruntime raises several private types
-        return False
-    return True
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "graph.onnx"
+        path.write_bytes(proto.SerializeToString())
+        code = ("import sys, onnxruntime as ort\n"
+                "ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n")
+        try:
+            run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return False
+    return run.returncode == 0

@@ -162,3 +162,29 @@ def test_a_step_node_with_a_subgraph_reads_the_renamed_values():
         h = np.tanh(x)
         want.append(x)
     np.testing.assert_allclose(got, np.stack(want), rtol=1e-6, atol=1e-6)
+
+
+def test_nodes_are_sorted_after_the_values_their_subgraphs_read():
+    """quantize_dynamic sorts nodes by their own inputs only; a Loop body reading an outer value (tf2onnx's
+    GRU) can land before that value's producer, which onnxruntime refuses. sort_nodes puts it after, and
+    leaves the rest of the order alone."""
+    from onnx import TensorProto, helper
+
+    from seq2seq_edge.export.quantize import sort_nodes
+
+    f32, vi = TensorProto.FLOAT, helper.make_tensor_value_info
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                              helper.make_node("Add", ["acc", "outer"], ["acc_out"])], "body",
+                             [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []),
+                              vi("acc", f32, [2])], [vi("cond_out", TensorProto.BOOL, []), vi("acc_out", f32, [2])])
+    nodes = [helper.make_node("Loop", ["trips", "", "x"], ["y"], body=body),  # reads 'outer' before it exists
+             helper.make_node("Neg", ["x"], ["unrelated"]),
+             helper.make_node("Relu", ["x"], ["outer"])]
+    graph = helper.make_graph(nodes, "g", [vi("x", f32, [2])], [vi("y", f32, [2]), vi("unrelated", f32, [2])],
+                              initializer=[helper.make_tensor("trips", TensorProto.INT64, [], [3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    with pytest.raises(onnx.checker.ValidationError, match="topologically sorted"):
+        onnx.checker.check_model(model)
+    sort_nodes(model.graph)
+    assert [n.op_type for n in model.graph.node] == ["Neg", "Relu", "Loop"]
+    onnx.checker.check_model(model)
