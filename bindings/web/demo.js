@@ -7,7 +7,7 @@
  */
 
 // Every module of bindings/node/lib that the page runs (tests/test_demo.py checks this list against the folder).
-const LIB_MODULES = ['errors', 'schema', 'vocab', 'manifest', 'onnx_scan', 'tensors', 'features', 'model', 'bundle'];
+const LIB_MODULES = ['errors', 'schema', 'vocab', 'manifest', 'onnx_scan', 'tensors', 'fused', 'features', 'model', 'bundle'];
 
 /**
  * A CommonJS `require` over sources fetched beforehand; Node's built-ins that the page never calls are empty,

@@ -8,6 +8,7 @@
 const ort = require('onnxruntime-node');
 
 const { InputError } = require('./errors');
+const { runFused } = require('./fused');
 
 /**
  * Raw values (batch, time, features) as nested arrays, checked: equal lengths, `features` finite numbers a step.
@@ -97,11 +98,8 @@ async function generateFeatures(model, windows, { mode, maxSteps, firstInput } =
   const first = normalise(raw, m.target.mean, m.target.std);
   const out = new Float32Array(steps * batch * width); // (steps, batch, features), normalised
   if (mode !== 'step') {
-    const session = model.sessions.get(m.modes.get(mode).decoder);
-    const feed = { ...state, first_input: new ort.Tensor('float32', first, [batch, width]),
-      max_steps: new ort.Tensor('int64', BigInt64Array.from([BigInt(steps)]), []) };
-    const predictions = (await session.run(feed))[session.outputNames[0]]; // (steps run, batch, features)
-    out.set(predictions.data.subarray(0, out.length));
+    const predictions = await runFused(model, mode, state, new ort.Tensor('float32', first, [batch, width]), steps);
+    out.set(predictions.data.subarray(0, out.length)); // (steps run, batch, features)
   } else {
     let current = state;
     let y = first;

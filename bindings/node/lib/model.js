@@ -12,6 +12,7 @@ const { isBlank } = require('./vocab');
 const { STEP_MODE } = require('./manifest');
 const { zeros, takeRows, putRows, putPadded, argmaxRows, maskLengths } = require('./tensors');
 const features = require('./features');
+const { runFused } = require('./fused');
 
 const TOKEN_BUDGET = 1 << 16; // padded source ids per decode chunk (rows x longest row)
 // As runtime/model.py: with one thread, encoders that take lengths run rows of very different lengths in
@@ -293,20 +294,17 @@ class Model {
     return state;
   }
 
-  /** A fused mode: the whole loop in one call; rows cut at the end id. */
+  /**
+   * A fused mode: the whole loop in one call (one per source length when the step graph takes no mask, see
+   * fused.js); rows cut at the end id.
+   */
   async fusedTokens(mode, state, start, steps, endId) {
-    const session = this.sessions.get(this.spec.modes.get(mode).decoder);
-    const feed = {
-      ...state, first_input: new ort.Tensor('int32', start, [start.length]),
-      max_steps: new ort.Tensor('int64', BigInt64Array.from([BigInt(steps)]), []),
-    };
-    const tokens = (await session.run(feed))[session.outputNames[0]]; // (steps run, batch); may run past steps
-    const [run, batch] = tokens.dims;
-    const taken = Math.min(run, steps);
+    const first = new ort.Tensor('int32', start, [start.length]);
+    const { data, dims: [run, batch] } = await runFused(this, mode, state, first, steps, endId); // (steps run, batch)
     return Array.from({ length: batch }, (_, b) => {
       const row = [];
-      for (let t = 0; t < taken; t++) {
-        const id = tokens.data[t * batch + b];
+      for (let t = 0; t < run; t++) {
+        const id = data[t * batch + b];
         if (id === endId) break;
         row.push(id);
       }
