@@ -107,6 +107,7 @@ def plain_onnx(bundle_path, start_id: int, end_id: int, max_steps: int, threads:
     fed = [s["name"] for s in manifest["state"] if s["init"] == "encoder"]
     constants = [c["name"] for c in manifest.get("constants", [])]
     out_names = [manifest["io"]["step_output"]] + [s["output"] for s in manifest["state"]]
+    dec_inputs = {i.name for i in dec.get_inputs()}  # a mask the step graph does not read is not fed
 
     def decode(ids, lengths):
         feed = {"source": ids}
@@ -118,7 +119,8 @@ def plain_onnx(bundle_path, start_id: int, end_id: int, max_steps: int, threads:
         token = np.full((len(ids), 1), start_id, np.int32)
         out, done = [], np.zeros(len(ids), bool)
         for _ in range(max_steps):
-            logits, *values = dec.run(out_names, {"step_input": token, **state})
+            feed = {"step_input": token, **state}
+            logits, *values = dec.run(out_names, {k: v for k, v in feed.items() if k in dec_inputs})
             state.update(zip(names, values))
             token = logits.argmax(axis=1).astype(np.int32)[:, None]
             out.append(token[:, 0])

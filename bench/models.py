@@ -10,7 +10,7 @@ import numpy as np
 
 from ..runtime.vocab import Vocabulary
 
-__all__ = ["BenchModel", "BUILTIN", "KERAS_IO", "make_char_run", "make_keras_io_models", "sample_sources"]
+__all__ = ["BenchModel", "BUILTIN", "KERAS_IO", "NMT", "NMT_SOURCE_LENGTH", "make_char_run", "make_keras_io_models", "sample_sources"]
 
 # About 70 input and 90 output symbols, as in the keras-io English -> French example.
 SOURCE_SYMBOLS = string.ascii_letters + string.digits + " .,!?'-"  # 69 characters
@@ -26,6 +26,9 @@ class BenchModel:
     attention: str | None = None
     source_length: int | None = None  # every source this long (attention: the memory's length); else 8-24
 
+
+# TensorFlow's NMT tutorial (bench/nmt.py), exported with export_functions; every source this long.
+NMT, NMT_SOURCE_LENGTH = "tf-nmt-tutorial-256", 16
 
 # The keras-io character seq2seq example's own models (one-hot inputs, softmax output), brought with export_keras.
 KERAS_IO = "keras-io-lstm-256"

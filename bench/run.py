@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import engines
 from .floors import machine_rates, step_floor_us, step_macs
-from .models import BUILTIN, KERAS_IO, make_char_run, make_keras_io_models, sample_sources
+from .models import BUILTIN, KERAS_IO, NMT, NMT_SOURCE_LENGTH, make_char_run, make_keras_io_models, sample_sources
 
 __all__ = ["bench", "Row"]
 
@@ -28,6 +29,7 @@ class Row:
     us_per_token: float
     tokens: int
     identical: bool | None
+    differing: tuple[int, int] = (0, 0)  # (rows unlike Keras's, rows compared)
     ratio: float = 0.0     # time over our fastest exact mode's, same model and batch
     vs_litert: float = 0.0  # time over LiteRT's
     vs_floor: float = 0.0   # time over the step's floor (its arithmetic, or its weights read from cache)
@@ -41,8 +43,10 @@ class Prepared:
     name: str
     bundle: Path
     sources: list[str]
-    ref: object  # KerasSeq2Seq
+    ref: object  # KerasSeq2Seq, or anything with its generate_ids
     macs: int
+    ids: Callable | None = None  # sources -> (ids, lengths); default: the bundle's source vocabulary
+    engines: Callable | None = None  # (batch, time, (start, end, max_steps), threads) -> [(engine, make)]
 
 
 def _time(decode, batches, budget_s: float) -> tuple[float, int, list]:
@@ -58,8 +62,10 @@ def _time(decode, batches, budget_s: float) -> tuple[float, int, list]:
     return (time.perf_counter() - started) * 1e6 / tokens, tokens, outputs
 
 
-def _same(a: list, b: list) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
+def _differing(a: list, b: list) -> tuple[int, int]:
+    """(rows of ``a`` unlike ``b``'s, rows compared): an engine may stop early, at its time budget."""
+    pairs = list(zip(a, b))
+    return sum(not np.array_equal(x, y) for x, y in pairs), len(pairs)
 
 
 def _prepare(model: str, workdir: Path) -> Prepared:
@@ -70,6 +76,8 @@ def _prepare(model: str, workdir: Path) -> Prepared:
 
     if model == KERAS_IO:
         return _prepare_keras_io(workdir / model)
+    if model == NMT:
+        return _prepare_nmt(workdir / model)
     if model in BUILTIN:
         run = make_char_run(BUILTIN[model], workdir / model / "run")
         vocab = RunDir(run).vocabularies()[0]
@@ -126,21 +134,19 @@ def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: 
             tv = runtime.target_vocab
             args = (tv.start_id, tv.end_id, runtime.max_steps)
             for batch in batches:
-                data = [runtime.source_vocab.encode_batch(p.sources[i:i + batch])
-                        for i in range(0, len(p.sources) - batch + 1, batch)]
+                encode = p.ids or runtime.source_vocab.encode_batch
+                data = [encode(p.sources[i:i + batch]) for i in range(0, len(p.sources) - batch + 1, batch)]
                 reference = [r for ids, _ in data for r in p.ref.generate_ids(ids, *args)]
                 time_len = max(ids.shape[1] for ids, _ in data)
-                candidates = [("keras predict() per step", lambda: engines.keras_predict(p.ref, *args)),
-                              ("keras direct calls", lambda: engines.keras_direct(p.ref, *args)),
-                              ("litert", lambda: engines.litert(p.ref, batch, time_len, *args, threads)),
-                              ("tf2onnx graphs, python loop", lambda: engines.plain_onnx(p.bundle, *args, threads))]
+                candidates = (p.engines or partial(_keras_engines, p))(batch, time_len, args, threads)
                 candidates += [(f"seq2seq-edge {mode}", lambda mode=mode: engines.runtime_mode(runtime, mode))
                                for mode in runtime.modes]
                 group = []
                 for engine, make in candidates:
                     budget = budget_s / 4 if engine.startswith("keras") else budget_s
                     us, tokens, outputs = _time(make(), data, budget)
-                    group.append(Row(p.name, batch, engine, us, tokens, _same(outputs, reference)))
+                    differing = _differing(outputs, reference)
+                    group.append(Row(p.name, batch, engine, us, tokens, differing[0] == 0, differing))
                 ours = min(r.us_per_token for r in group
                            if r.engine.startswith("seq2seq-edge") and "int8" not in r.engine)
                 litert = next(r.us_per_token for r in group if r.engine == "litert")
@@ -155,6 +161,41 @@ def bench(models: list[str], batches: list[int], *, threads: int = 1, budget_s: 
     return rows
 
 
+def _keras_engines(p: Prepared, batch: int, time_len: int, args: tuple, threads: int) -> list:
+    """The engines every Keras model is timed on, beside our runtime's modes."""
+    return [("keras predict() per step", lambda: engines.keras_predict(p.ref, *args)),
+            ("keras direct calls", lambda: engines.keras_direct(p.ref, *args)),
+            ("litert", lambda: engines.litert(p.ref, batch, time_len, *args, threads)),
+            ("tf2onnx graphs, python loop", lambda: engines.plain_onnx(p.bundle, *args, threads))]
+
+
+def _prepare_nmt(workdir: Path) -> Prepared:
+    """TensorFlow's NMT tutorial (subclassed encoder and decoder) at its own size, exported with
+    export_functions through the README's glue; its engines are the tutorial's translate loop, LiteRT of
+    the same two functions and the plain tf2onnx loop."""
+    from ..export import export_functions
+    from . import nmt
+
+    translator = nmt.make_translator()
+    rng = np.random.default_rng(0)
+    sources = [row.tolist() for row in rng.integers(4, 5000, size=(256, NMT_SOURCE_LENGTH))]
+    encode, step = nmt.glue(translator)
+    tokens = nmt.word_tokens(5000)
+    bundle = export_functions(encode, step, workdir / "bundle", source_tokens=tokens, target_tokens=tokens,
+                              start_token="[START]", end_token="[END]", max_steps=40, zero_states={"state": 256},
+                              parity_sources=sources[:64]).path
+    ref = nmt.TranslateReference(translator)
+
+    def ids(rows):
+        return np.asarray(rows, np.int32), np.full(len(rows), len(rows[0]), np.int32)
+
+    def nmt_engines(batch, time_len, args, threads):
+        return [("keras: tutorial's translate", lambda: ref),
+                ("litert", lambda: nmt.litert(translator, batch, time_len, *args, threads)),
+                ("tf2onnx graphs, python loop", lambda: engines.plain_onnx(bundle, *args, threads))]
+    return Prepared(NMT, bundle, sources, ref, nmt.step_macs(translator, NMT_SOURCE_LENGTH), ids, nmt_engines)
+
+
 def _print_group(group: list[Row], floor_us: float, print_fn) -> None:
     r0 = group[0]
     print_fn(f"\n{r0.model}, batch {r0.batch} (floor per token {floor_us:.1f} us: the step's arithmetic or its "
@@ -163,7 +204,7 @@ def _print_group(group: list[Row], floor_us: float, print_fn) -> None:
              f"{'x floor':>7} | identical to Keras |")
     print_fn(f"|{'-' * 32}|{'-' * 11}|{'-' * 11}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 20}|")
     for r in group:
-        same = {True: "yes", False: "no", None: "-"}[r.identical]
+        same = {True: "yes", False: f"no: {r.differing[0]} of {r.differing[1]} rows", None: "-"}[r.identical]
         print_fn(f"| {r.engine:30} | {r.us_per_token:9.1f} | {1e6 / r.us_per_token:9.0f} | {r.ratio:7.2f} | "
                  f"{r.vs_litert:8.2f} | {r.vs_floor:7.2f} | {same:18} |")
 

@@ -170,9 +170,9 @@ def _print_modes(result) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     from ..bench import bench
-    from ..bench.models import BUILTIN
+    from ..bench.models import BUILTIN, NMT
 
-    bench(args.model or list(BUILTIN), args.batch or [1, 32], threads=args.threads, budget_s=args.seconds)
+    bench(args.model or [*BUILTIN, NMT], args.batch or [1, 32], threads=args.threads, budget_s=args.seconds)
     return 0
 
 

@@ -141,8 +141,9 @@ def _bench_flags(sub) -> None:
     p.add_argument("--model", action="append", default=None,
                    help="a token run directory, or a built-in: char-lstm-1x256, char-lstm-2x256, char-gru-1x256, "
                         "char-lstm-1x256-luong (Luong attention over 20-character sources), keras-io-lstm-256 (the "
-                        "keras-io example's own one-hot/softmax models, exported with export-keras) (repeatable; "
-                        "default: all five built-ins)")
+                        "keras-io example's own one-hot/softmax models, exported with export-keras), tf-nmt-tutorial-256 "
+                        "(TensorFlow's NMT tutorial, subclassed, exported with export_functions) (repeatable; "
+                        "default: all six built-ins)")
     p.add_argument("--batch", action="append", type=int, default=None, help="batch sizes (default: 1 and 32)")
     p.add_argument("--threads", type=int, default=1, help="threads for every engine (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=2.0, help="time budget per row (default: %(default)s)")

@@ -57,6 +57,18 @@ def test_bench_row_for_the_keras_io_example():
     assert "keras-io-lstm-256, batch 1" in "\n".join(lines)
 
 
+@pytest.mark.slow  # exports the tutorial at its own size (256 units, 5,000 words: a minute or more)
+def test_bench_row_for_the_nmt_tutorial():
+    """TensorFlow's NMT tutorial, exported with export_functions: its own translate loop, LiteRT of the same
+    two functions, the plain tf2onnx loop and every mode; the exact ones give the tutorial's tokens."""
+    lines = []
+    rows = bench(["tf-nmt-tutorial-256"], [1], budget_s=0.02, print_fn=lines.append)
+    assert [r.engine for r in rows] == ["keras: tutorial's translate", "litert", "tf2onnx graphs, python loop",
+                                        "seq2seq-edge step", "seq2seq-edge fused", "seq2seq-edge fused-int8"]
+    assert all(r.identical and r.differing[1] >= 1 for r in rows if "int8" not in r.engine), rows
+    assert "tf-nmt-tutorial-256, batch 1" in "\n".join(lines)
+
+
 def test_evaluate_reports_every_mode(exported_dates):
     result = evaluate_bundle(exported_dates.path)
     assert result["task"] == "dates" and result["samples"] == 75

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from seq2seq_edge.export import ExportError, export_functions
+from seq2seq_edge.bench.nmt import glue, translate_rows  # the README's glue: encode returns the context, step one decoder call
 from seq2seq_edge.runtime import load
 
 import nmt_tutorial as nmt
@@ -29,19 +30,6 @@ def translator():
     return nmt.train_reverse(units=16, epochs=3)
 
 
-def glue(translator):
-    """The few lines a user writes: encode returns the context, step runs one decoder call."""
-    def encode(source):
-        return {"context": translator.encoder(source)}
-
-    def step(token, states, constants):
-        logits, state = translator.decoder(constants["context"], token[:, None], state=states["state"],
-                                           return_state=True)
-        return logits[:, 0], {"state": state}
-
-    return encode, step
-
-
 def export(translator, out, **kwargs):
     encode, step = glue(translator)
     args = dict(source_tokens=nmt.TOKENS, target_tokens=nmt.TOKENS, start_token="[START]", end_token="[END]",
@@ -51,9 +39,7 @@ def export(translator, out, **kwargs):
 
 def tutorial_tokens(translator, row) -> list[int]:
     """The tutorial's translate loop on one unpadded row, cut at its end (the loop writes 0 from there on)."""
-    tokens = translator.translate(np.asarray([row], np.int32), max_length=MAX_LENGTH)[0].tolist()
-    ended = len(tokens) < MAX_LENGTH or tokens[-1] == 0
-    return tokens[: len(tokens) - 1] if ended else tokens
+    return translate_rows(translator, np.asarray([row], np.int32), MAX_LENGTH)[0].tolist()
 
 
 def test_the_bundle_decodes_as_the_tutorials_own_loop(translator, tmp_path):
