@@ -59,8 +59,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, force: bool = False, par
             return build_manifest(config, graphs, vocabs, report.to_dict(), opset, modes,
                                   default_mode(report, modes) if modes else "step", quality=run.quality()).to_dict()
 
-        report, sizes = write_verified(
-            tmp, manifest, lambda runtime: _parity(keras_ref, runtime, config, parity_samples, parity_inputs), keep)
+        sources = _ParitySources(config, parity_samples, parity_inputs)
+        report, sizes = write_verified(tmp, manifest, lambda runtime: _parity(keras_ref, runtime, sources(runtime)),
+                                       keep, calibrate=lambda runtime: _calibrate(runtime, sources(runtime)))
     return ExportResult(Path(out), report, mode_sizes=sizes, kept_modes=keep or tuple(sizes))
 
 
@@ -116,15 +117,41 @@ def _write_fused(model, config, vocabs, graphs: dict[str, GraphSpec], folder: Pa
     return write_fused_modes(decoder_weights(model, config), names, end_id, graphs, folder, opset)
 
 
-def _parity(keras_ref: KerasSeq2Seq, runtime, config, samples: int, inputs: list[str] | None) -> ParityReport:
-    if inputs is not None:
-        ids, lengths = runtime.source_vocab.encode_batch(inputs[:samples])
-        return token_parity(keras_ref, runtime, ids, lengths, data="texts given as parity_inputs")
-    held_out = make_splits(config.task, config.train).test
-    data = f"held-out samples (the {config.task} task's test split)"
-    if config.sides.target_kind == "tokens":
-        pairs = held_out[:samples]
-        ids, lengths = runtime.source_vocab.encode_batch([s for s, _ in pairs])
-        return token_parity(keras_ref, runtime, ids, lengths, targets=[t for _, t in pairs], data=data)
-    source, _ = held_out
-    return feature_parity(keras_ref, runtime, source[:samples], data=data)
+class _ParitySources:
+    """The parity inputs, made once: (x, lengths, targets, data), ids and lengths for token sources (``inputs``
+    texts, else the task's held-out split), windows otherwise."""
+
+    def __init__(self, config, samples: int, inputs: list[str] | None) -> None:
+        self.config, self.samples, self.inputs, self.made = config, samples, inputs, None
+
+    def __call__(self, runtime) -> tuple:
+        if self.made is None:
+            self.made = self._make(runtime)
+        return self.made
+
+    def _make(self, runtime) -> tuple:
+        config, samples = self.config, self.samples
+        if self.inputs is not None:
+            ids, lengths = runtime.source_vocab.encode_batch(self.inputs[:samples])
+            return ids, lengths, None, "texts given as parity_inputs"
+        held_out = make_splits(config.task, config.train).test
+        data = f"held-out samples (the {config.task} task's test split)"
+        if config.sides.target_kind == "tokens":
+            pairs = held_out[:samples]
+            ids, lengths = runtime.source_vocab.encode_batch([s for s, _ in pairs])
+            return ids, lengths, [t for _, t in pairs], data
+        source, _ = held_out
+        return source[:samples], None, None, data
+
+
+def _calibrate(runtime, sources: tuple) -> None:
+    """A greedy decode of the parity inputs in the fp32 fused mode: what the int8 scales are calibrated on."""
+    x, lengths, _, _ = sources
+    runtime.generate(x, lengths=lengths, mode="fused")
+
+
+def _parity(keras_ref: KerasSeq2Seq, runtime, sources: tuple) -> ParityReport:
+    x, lengths, targets, data = sources
+    if lengths is not None:
+        return token_parity(keras_ref, runtime, x, lengths, targets=targets, data=data)
+    return feature_parity(keras_ref, runtime, x, data=data)

@@ -169,7 +169,8 @@ def _write(encoder, decoder, contract, feeds, vocabs, out, *, max_steps, force, 
             return m.to_dict()
 
         report, sizes = write_verified(
-            tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources, reference), keep)
+            tmp, manifest, lambda runtime: _measure(keras_ref, runtime, encoder, parity_sources, reference), keep,
+            calibrate=lambda runtime: _calibrate(runtime, encoder, parity_sources))
     notes = () if not_fused is None else (
         f"fused modes built around the step graph: {not_fused}" if generic else f"step mode only: {not_fused}",)
     if generic and "fused-int8" not in modes:
@@ -194,6 +195,25 @@ def _generic_modes(contract, vocabs, graphs, folder) -> dict:
 def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources, reference=None) -> ParityReport:
     """Parity on ``sources`` (texts, ids or feature windows) or on seeded random inputs; with ``reference``,
     also each mode's greedy decode against the user's own loop on the same sources."""
+    x, lengths, rows, data = _parity_inputs(runtime, encoder, sources)
+    if lengths is None:
+        report = feature_parity(keras_ref, runtime, x, data=data)
+        return report if reference is None else with_reference_loop(report, reference, runtime, rows)
+    report = token_parity(keras_ref, runtime, x, lengths, data=data, unpadded_keras=True)
+    if reference is None:
+        return report
+    return with_reference_loop(report, reference, runtime, rows, x, lengths)
+
+
+def _calibrate(runtime, encoder, sources) -> None:
+    """A greedy decode of the parity inputs in the fp32 fused mode: what the int8 scales are calibrated on."""
+    x, lengths, _, _ = _parity_inputs(runtime, encoder, sources)
+    runtime.generate(x, lengths=lengths, mode="fused")
+
+
+def _parity_inputs(runtime, encoder, sources) -> tuple:
+    """(x, lengths, rows, data): ``sources`` (texts, ids or feature windows) or seeded random inputs, as ids and
+    lengths (token sources) or windows (lengths None); ``rows`` as the user's loop takes them."""
     if sources is None:
         x, data = _default_samples(runtime, encoder)
     else:
@@ -206,8 +226,7 @@ def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources, reference=None)
             raise ExportError("parity_sources: this model reads real-valued windows, not texts; pass an array "
                               "(samples, time, features)")
         windows = _array(x, np.float32, 3)
-        report = feature_parity(keras_ref, runtime, windows, data=data)
-        return report if reference is None else with_reference_loop(report, reference, runtime, list(windows))
+        return windows, None, list(windows), data
     if texts:
         empty = [i for i, t in enumerate(x) if not t]
         if empty:
@@ -221,11 +240,8 @@ def _measure(keras_ref: KerasSeq2Seq, runtime, encoder, sources, reference=None)
     if fixed is not None and set(lengths.tolist()) != {fixed}:
         raise ExportError(f"parity_sources: encoder_model takes sources of exactly {fixed} steps; these have "
                           f"{sorted(set(lengths.tolist()))}")
-    report = token_parity(keras_ref, runtime, ids, lengths, data=data, unpadded_keras=True)
-    if reference is None:
-        return report
     rows = list(x) if texts else [row[:n] for row, n in zip(ids, lengths)]
-    return with_reference_loop(report, reference, runtime, rows, ids, lengths)
+    return ids, lengths, rows, data
 
 
 def _array(x, dtype, rank: int) -> np.ndarray:

@@ -109,7 +109,8 @@ def _write(encode, step, plan, ref, vocabs, out, max_steps, force, parity_source
                 m = replace(m, modes=modes_built, default_mode=default_mode(report, modes_built) if report else "step")
             return m.to_dict()
 
-        report, sizes = write_verified(tmp, manifest, lambda runtime: _measure(ref, runtime, parity_sources), keep)
+        report, sizes = write_verified(tmp, manifest, lambda runtime: _measure(ref, runtime, parity_sources), keep,
+                                       calibrate=lambda runtime: _calibrate(runtime, parity_sources))
     return ExportResult(Path(out), report, (note,) if note else (), sizes, keep or tuple(sizes))
 
 
@@ -260,15 +261,26 @@ def _manifest(plan: FunctionPlan, vocabs, graphs, max_steps: int, parity: dict) 
 
 def _measure(ref: FunctionReference, runtime, sources) -> ParityReport:
     """Greedy tokens and per-step errors of the bundle against the user's functions, rows unpadded."""
+    ids, lengths, data = _parity_inputs(runtime, sources)
+    return token_parity(ref, runtime, ids, lengths, data=data, unpadded_keras=True)
+
+
+def _calibrate(runtime, sources) -> None:
+    """A greedy decode of the parity inputs in the fp32 fused mode: what the int8 scales are calibrated on."""
+    ids, lengths, _ = _parity_inputs(runtime, sources)
+    runtime.generate(ids, lengths=lengths, mode="fused")
+
+
+def _parity_inputs(runtime, sources) -> tuple[np.ndarray, np.ndarray, str]:
+    """``sources`` or seeded random token sequences, as right-padded ids, lengths and a description."""
     if sources is None:
         rng = np.random.default_rng(0)
         lengths = rng.integers(DRAWN_LENGTHS[0], DRAWN_LENGTHS[1] + 1, size=DRAWN_SAMPLES).astype(np.int32)
         ids = rng.integers(0, len(runtime.source_vocab), size=(DRAWN_SAMPLES, DRAWN_LENGTHS[1])).astype(np.int32)
         data = (f"seeded random token sequences of {DRAWN_LENGTHS[0]} to {DRAWN_LENGTHS[1]} steps drawn by export "
                 "(pass parity_sources= to check on real inputs)")
-    else:
-        ids, lengths, data = _sources(sources, runtime.source_vocab)
-    return token_parity(ref, runtime, ids, lengths, data=data, unpadded_keras=True)
+        return ids, lengths, data
+    return _sources(sources, runtime.source_vocab)
 
 
 def _sources(x, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, str]:

@@ -17,10 +17,12 @@ def quantize_model(proto):
     import onnx
 
     from .gru_scan import gru_ops_as_scans
+    from .lstm_scan import lstm_ops_as_scans
 
     proto = copy.deepcopy(proto)
-    nested = any(n.op_type in CONTROL_FLOW for n in proto.graph.node)  # before our GRU Scans, which quantise safely
+    nested = any(n.op_type in CONTROL_FLOW for n in proto.graph.node)  # before our Scans, which quantise safely
     gru_ops_as_scans(proto, quantize_body=_quantize_subgraph)
+    lstm_ops_as_scans(proto, quantize_body=_quantize_subgraph)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model_int8.onnx"
         onnx.save(proto, str(src))
@@ -90,7 +92,8 @@ def _quantize_file(src, dst, keep_gather: bool = False) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.registry import IntegerOpsRegistry
 
-    types = [t for t in IntegerOpsRegistry if t != "Gather"] if keep_gather else None
+    # LSTM: never DynamicQuantizeLSTM, whose scales come from the batch (lstm_scan writes plain LSTMs out first)
+    types = [t for t in IntegerOpsRegistry if t != "LSTM" and not (keep_gather and t == "Gather")]
     logging.disable(logging.WARNING)  # its advice to pre-process applies to image models, not these graphs
     try:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=types)

@@ -130,27 +130,97 @@ def check_modes(modes) -> tuple[str, ...] | None:
 
 
 def write_verified(folder: Path, manifest: Callable[[Any], dict], measure: Callable[[Any], Any],
-                   keep_modes: tuple[str, ...] | None = None) -> tuple[Any, dict]:
+                   keep_modes: tuple[str, ...] | None = None,
+                   calibrate: Callable[[Any], Any] | None = None) -> tuple[Any, dict]:
     """Write the manifest, measure parity on the bundle as the runtime loads it, and record the result.
 
     ``manifest(report)`` builds the manifest dict (``report`` is None before parity is known);
     ``measure(model)`` returns a report with ``ok`` and ``summary()``. Raises ParityError, leaving
     the caller to discard ``folder``, when the graphs disagree with Keras. ``keep_modes``: after the
     check (which runs every mode, the step graph included), only these modes' graphs stay.
-    Returns (report, bytes per built mode).
+    ``calibrate(model)``: decodes the calibration inputs (the parity sources) greedily in ``model``'s
+    'fused' mode; before parity is measured, the int8 graphs' activation scales are fixed from what that
+    decode fed the fp32 graphs (static_int8_graphs), so that no int8 answer depends on the batch. A bundle
+    with an int8 mode needs it. Returns (report, bytes per built mode).
     """
     write_manifest(folder, manifest(None))
+    int8 = static_int8_graphs(folder, calibrate)
     report = measure(load(folder))
     if not report.ok:
         raise ParityError(f"parity check failed, nothing written: {report.summary()}", report)
     data = manifest(report)
+    if int8 is not None:
+        data["decode"]["int8"] = int8
     stamp_metadata(folder, data)  # before the sizes are measured, and before any graph is dropped
     sizes = mode_sizes(folder, data)
     if keep_modes is not None and "decode" in data:
         _keep_modes(folder, data, keep_modes, report)
+        if INT8_MODE not in data["decode"]["modes"]:
+            data["decode"].pop("int8", None)
     write_manifest(folder, data)
     load(folder)  # the final bundle must load and verify as written
     return report, sizes
+
+
+INT8_MODE = "fused-int8"
+
+
+class _Recorder:
+    """An onnxruntime session that keeps a copy of every feed it runs."""
+
+    def __init__(self, session) -> None:
+        self.session, self.feeds = session, []
+
+    def run(self, names, feed, *args, **kwargs):
+        self.feeds.append(dict(feed))
+        return self.session.run(names, feed, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def static_int8_graphs(folder: Path, calibrate: Callable[[Any], Any] | None) -> dict | None:
+    """Give the int8 graphs of the bundle in ``folder`` (manifest written) static activation scales: decode with
+    ``calibrate`` in the fp32 'fused' mode, recording what its encoder and loop are fed, measure on those feeds
+    the range of every value the int8 twins quantise, and rewrite them (static_int8.make_static) and their
+    hashes in the manifest. Returns the manifest's ``decode.int8`` record, or None without an int8 mode."""
+    import onnx
+
+    from .static_int8 import METHOD, calibrate as ranges_of, dynamic_ops, make_static
+
+    data = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    modes = data.get("decode", {}).get("modes", {})
+    if INT8_MODE not in modes:
+        return None
+    if calibrate is None or "fused" not in modes:
+        raise ExportError("an int8 mode needs calibration inputs and the fp32 'fused' mode beside it (export bug)")
+    model = load(folder)
+    fp32, int8 = modes["fused"], modes[INT8_MODE]
+    recorders = {role: _Recorder(model.bundle.sessions[key]) for role, key in fp32.items()}
+    for role, key in fp32.items():
+        model.bundle.sessions[key] = recorders[role]
+    calibrate(model)
+    values = 0
+    for role, key in int8.items():
+        if not recorders[role].feeds:
+            raise ExportError(f"int8 calibration: the fp32 {role} was never run (export bug)")
+        graph = data["graphs"][key]
+        proto = onnx.load(str(folder / graph["file"]))
+        ranges = ranges_of(proto, recorders[role].feeds)
+        static = make_static(proto, ranges)
+        left = dynamic_ops(static)
+        if left:
+            raise ExportError(f"int8 graph {key} keeps ops whose scales depend on the batch ({left}) (export bug)")
+        blob = static.SerializeToString()
+        (folder / graph["file"]).write_bytes(blob)
+        graph["sha256"] = sha256_bytes(blob)
+        values += len(ranges)
+    write_manifest(folder, data)
+    rows = sum(len(next(iter(f.values()))) for f in recorders["encoder"].feeds)
+    return {"method": METHOD, "weights": "int8, per tensor, symmetric",
+            "activations": f"uint8, one fixed scale per tensor: the range of {values} values over a greedy fp32 "
+                           f"decode of {rows} parity sources at export",
+            "batch_independent": True}
 
 
 # What every graph's metadata_props carry from the manifest, so that Netron and other ONNX tools show what a

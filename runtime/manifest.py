@@ -206,6 +206,9 @@ class Manifest:
     # The decode strategies the graphs allow: sampling and beam search (and step(), stream) need the step
     # graph; a bundle exported with fused modes only decodes greedily. None: derived from the modes.
     strategies: tuple[str, ...] | None = None
+    # How the int8 mode's graphs were quantised (decode.int8: method 'static', batch_independent, ...); None in
+    # bundles without one, and in bundles written before int8 was static (their scales follow the batch).
+    int8: dict[str, Any] | None = None
 
     @property
     def has_step(self) -> bool:
@@ -238,7 +241,8 @@ class Manifest:
             "state": [s.to_dict() for s in self.state],
             "source": self.source.to_dict(), "target": self.target.to_dict(),
             "decode": {"max_steps": self.max_steps, "first_input": self.first_input, "modes": self.modes,
-                       "default_mode": self.default_mode, "strategies": list(self.strategies)},
+                       "default_mode": self.default_mode, "strategies": list(self.strategies),
+                       **({"int8": self.int8} if self.int8 is not None else {})},
             "data": self.data, "parity": self.parity, "versions": self.versions,
             **({"constants": [c.to_dict() for c in self.constants]} if self.constants else {}),
         }

@@ -218,7 +218,8 @@ def _seq2seq(data: dict[str, Any]) -> Manifest:
     return Manifest(family="seq2seq", state=state, source=_side(data["source"]), target=_side(data["target"]),
                     io=names, max_steps=int(decode["max_steps"]), first_input=_first_input(decode["first_input"]), modes=modes,
                     default_mode=decode["default_mode"], constants=constants,
-                    strategies=None if strategies is None else tuple(strategies), **_common(data))
+                    strategies=None if strategies is None else tuple(strategies), int8=decode.get("int8"),
+                    **_common(data))
 
 
 def _autoencoder(data: dict[str, Any]) -> AutoencoderManifest:

@@ -1,6 +1,7 @@
 """Regenerate the committed tiny bundles and their golden outputs (needs the [train] extra).
 
     python tests/make_fixtures.py [dates] [sine] [autoencoder] [keras_io] [attention]     (default: all)
+    python tests/make_fixtures.py --requantize [dates] [sine] [attention]                 (default: those three)
 
 Writes tests/data/{dates_tiny,sine_tiny,sine_ae_tiny,keras_io_tiny,dates_attention_tiny}/ and their entries in
 tests/data/golden.json.
@@ -9,6 +10,8 @@ held-out date exactly, in every decode mode), so that the golden outputs are the
 answers and a test can say so. golden.json stores token ids beside the text, so an end
 token wrongly kept in the output would show. The runtime tests use these without
 TensorFlow; regenerate them only when the bundle format changes, and commit the result.
+--requantize rebuilds only the int8 graphs from the committed fp32 ones (static scales, calibrated on 256 held-out
+inputs), without training: the fp32 graphs and their golden outputs stay as they are.
 """
 
 from __future__ import annotations
@@ -138,7 +141,55 @@ def keras_io(tmp: Path) -> dict:
     return {"inputs": words, "outputs": want}
 
 
+def requantize(name: str) -> dict | None:
+    """Rebuild the int8 graphs of the committed bundle ``name`` from its fp32 graphs (export.quantize, then
+    static scales calibrated by a greedy fp32 decode of 256 held-out inputs), as export now builds them."""
+    import onnx
+
+    from seq2seq_edge.export.quantize import quantize_loop, quantize_model
+    from seq2seq_edge.export.writing import (MANIFEST_FILE, stamp_metadata, static_int8_graphs, write_graph,
+                                             write_manifest)
+    from seq2seq_edge.runtime import load
+    from seq2seq_edge.training.tasks import make_splits
+    from seq2seq_edge.training.config import TrainConfig
+
+    folder = DATA / {"dates": "dates_tiny", "sine": "sine_tiny", "attention": "dates_attention_tiny"}[name]
+    data = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    modes = data["decode"]["modes"]
+    for role, build in (("encoder", quantize_model), ("decoder", quantize_loop)):
+        fp32 = onnx.load(str(folder / data["graphs"][modes["fused"][role]]["file"]))
+        key = modes["fused-int8"][role]
+        data["graphs"][key]["sha256"] = write_graph(build(fp32), folder, data["graphs"][key]["file"]).sha256
+    write_manifest(folder, data)
+    task = "sine" if name == "sine" else "dates"
+    held_out = make_splits(task, TrainConfig(samples=6000, seed=3)).test
+
+    def calibrate(model) -> None:
+        if task == "sine":
+            model.generate(held_out[0][:256], mode="fused")
+        else:
+            ids, lengths = model.source_vocab.encode_batch([s for s, _ in held_out[:256]])
+            model.generate(ids, lengths=lengths, mode="fused")
+
+    int8 = static_int8_graphs(folder, calibrate)
+    data = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    data["decode"]["int8"] = {**int8, "activations": int8["activations"].replace(
+        "parity sources at export", "held-out inputs (tests/make_fixtures.py --requantize)")}
+    stamp_metadata(folder, data)
+    write_manifest(folder, data)
+    if name == "attention":
+        return {"fused_int8": load(folder).generate_text(DATE_INPUTS, mode="fused-int8")}
+    return None
+
+
 def main(names: list[str]) -> None:
+    if names[:1] == ["--requantize"]:
+        golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+        for name in names[1:] or ["dates", "sine", "attention"]:
+            golden[name].update(requantize(name) or {})
+        GOLDEN.write_text(json.dumps(golden) + "\n", encoding="utf-8")
+        print("requantized", names[1:] or "dates, sine, attention")
+        return
     makers = {"dates": dates, "sine": sine, "autoencoder": autoencoder, "keras_io": keras_io,
               "attention": attention}
     unknown = sorted(set(names) - set(makers))

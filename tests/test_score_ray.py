@@ -58,3 +58,21 @@ def test_score_dataset_keeps_the_users_columns(local_ray, dates_bundle):
     want = load(dates_bundle).generate_text([TEXTS[i] for i in (0, 1, 4, 5)], mode="fused")
     assert [r["output"] for r in rows if r["error"] is None] == want
     assert [r["key"] for r in rows] == [f"k{i}" for i in range(6)] and rows[2]["error"] == "empty source"
+
+
+def test_the_default_int8_mode_writes_on_ray_what_local_workers_write(local_ray, dates_bundle, tmp_path):
+    """fused-int8 (the bundle's default) on 300 rows, golden dates among random strings of the bundle's own
+    symbols: Ray with 2 actors in batches of 16 writes the bytes that one local worker writes in one batch
+    (int8 scales are fixed at export, so no row's answer depends on the rows batched with it)."""
+    import numpy as np
+
+    model = load(dates_bundle)
+    assert model.manifest.default_mode == "fused-int8"
+    rng = np.random.default_rng(5)
+    symbols = [s for s in model.source_vocab.tokens if len(s) == 1 and s.isprintable() and not s.isspace()]
+    texts = TEXTS[:2] + ["".join(rng.choice(symbols, rng.integers(1, 25))) for _ in range(298)]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    score_file(dates_bundle, tmp_path / "in.txt", tmp_path / "ray.jsonl", engine="ray", workers=2, batch_size=16)
+    score_file(dates_bundle, tmp_path / "in.txt", tmp_path / "local.jsonl", workers=1, batch_size=300)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert [r["output"] for r in _rows(tmp_path / "ray.jsonl")[:2]] == ["1961-05-03", "2023-07-14"]
