@@ -234,7 +234,7 @@ def _score(args: argparse.Namespace) -> int:
         summary = score_file(args.bundle, args.input, args.output, column=args.column, workers=args.workers,
                              batch_size=args.batch_size, options=pick(DecodeOptions, args), mode=args.mode,
                              max_steps=args.max_steps, force=args.force, progress=progress, engine=args.engine,
-                             address=args.address)
+                             address=args.address, allow_batch_dependence=args.allow_batch_dependence)
     finally:
         if progress:  # the progress line ends before the summary, or an error, is printed
             sys.stderr.write("\n")

@@ -177,6 +177,9 @@ def _score_flags(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--max-steps", type=int, default=None, help="decode at most this many steps")
     p.add_argument("--mode", default=None, help="decode mode (default: the bundle's)")
+    p.add_argument("--allow-batch-dependence", action="store_true",
+                   help="score on several workers in a mode whose outputs depend on the batch (int8 of bundles "
+                        "exported before static int8 scales); refused otherwise")
     _dataclass_flags(p.add_argument_group("decoding: DecodeOptions"), DecodeOptions)
 
 

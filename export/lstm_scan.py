@@ -2,8 +2,10 @@
 
 onnxruntime quantises the LSTM op as DynamicQuantizeLSTM, which scales its input and hidden state by the
 range of the whole batch: a row's answer then depends on its neighbours, and no calibrated scale can be
-given to it. Here each forward LSTM node (no peepholes, no clip, input_forget=0, layout 0; with or
-without sequence_lens, initial_h and initial_c) becomes the same computation written out:
+given to it. Here each LSTM node (forward, reverse or bidirectional; no peepholes, no clip,
+input_forget=0, layout 0; with or without sequence_lens, initial_h and initial_c) becomes the same
+computation written out, per direction (a reverse one reads each row reversed within its length, by
+ReverseSequence, and its Y is reversed back):
 
     xw = X W^T + Wb + Rb                             one MatMul over every step (outside the Scan)
     per step:  g = xw_t + h R^T;  i, o, f = sigmoid(g_iof);  c' = f c + i act(g_c);  h' = o act(c')
@@ -34,9 +36,10 @@ _ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 
 
 def lstm_ops_as_scans(proto, quantize_body=None, min_units: int = MIN_UNITS) -> int:
-    """Rewrite ``proto``'s LSTM nodes of ``min_units`` units or more that follow the pattern above in place (the main graph's and those in
-    Loop and Scan bodies); returns how many were rewritten (others stay as they are). ``quantize_body(graph,
-    model) -> graph`` quantises each new Scan body (adding the opsets it needs to ``model``)."""
+    """Rewrite ``proto``'s LSTM nodes of ``min_units`` units or more that follow the pattern above in place
+    (the main graph's and those in Loop and Scan bodies); returns how many were rewritten (others stay as they
+    are). ``quantize_body(graph, model) -> graph`` quantises each new Scan body (adding the opsets it needs to
+    ``model``)."""
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 13:  # Split and Unsqueeze take their sizes and axes as inputs from opset 13
         return 0
@@ -59,10 +62,9 @@ def _rewrite(graph, model, quantize_body, counter: list[int], min_units: int) ->
         if acts is None or numpy_helper.to_array(inits[node.input[2]]).shape[-1] < min_units:
             nodes.append(node)
             continue
-        W, R = (numpy_helper.to_array(inits[name])[0] for name in node.input[1:3])
-        hidden = R.shape[1]
-        B = numpy_helper.to_array(inits[node.input[3]])[0] if len(node.input) > 3 and node.input[3] \
-            else np.zeros(8 * hidden, np.float32)
+        W, R = (numpy_helper.to_array(inits[name]) for name in node.input[1:3])
+        B = numpy_helper.to_array(inits[node.input[3]]) if len(node.input) > 3 and node.input[3] \
+            else np.zeros((R.shape[0], 8 * R.shape[2]), np.float32)
         new_nodes, new_inits = _scan_nodes(node, W, R, B, acts, model, quantize_body, counter[0], consumed)
         nodes.extend(new_nodes)
         graph.initializer.extend(new_inits)
@@ -90,13 +92,14 @@ def _plain_lstm(node, inits: dict) -> tuple[str, str, str] | None:
     if node.op_type != "LSTM" or node.domain not in ("", "ai.onnx"):
         return None
     attrs = {a.name: a for a in node.attribute}
-    direction = attrs["direction"].s.decode() if "direction" in attrs else "forward"
+    direction = _direction(node)
     layout = attrs["layout"].i if "layout" in attrs else 0
     forget = attrs["input_forget"].i if "input_forget" in attrs else 0
     acts = ([a.decode().lower() for a in attrs["activations"].strings] if "activations" in attrs
             else ["sigmoid", "tanh", "tanh"])
     inputs = list(node.input) + [""] * (8 - len(node.input))
-    if (direction != "forward" or layout != 0 or forget or "clip" in attrs or "activation_alpha" in attrs
+    if (direction not in ("forward", "reverse", "bidirectional") or layout != 0 or forget or "clip" in attrs
+            or "activation_alpha" in attrs
             or inputs[7] or any(name and (name not in inits or inits[name].data_type != TensorProto.FLOAT)
                                 for name in inputs[1:4])
             or not inputs[1] or not inputs[2] or acts[0] != "sigmoid"
@@ -107,52 +110,78 @@ def _plain_lstm(node, inits: dict) -> tuple[str, str, str] | None:
 
 def _scan_nodes(node, W: np.ndarray, R: np.ndarray, B: np.ndarray, acts, model, quantize_body, index: int,
                 consumed: set[str]):
-    """The nodes and initializers that replace one LSTM node (its outputs that nothing reads are left out)."""
+    """The nodes and initializers that replace one LSTM node (its outputs that nothing reads are left out).
+    ``W``, ``R``, ``B``: per direction (1 or 2). A reverse direction runs the same Scan over each row reversed
+    within its length (ReverseSequence), and its outputs are reversed back."""
     from onnx import TensorProto, helper, numpy_helper
 
-    units = R.shape[1]
+    directions, units = R.shape[0], R.shape[2]
+    backward = _direction(node) == "reverse"
     p = f"lstm_scan{index}/"
     inputs = list(node.input) + [""] * (8 - len(node.input))
     x, lengths, h0, c0 = inputs[0], inputs[4], inputs[5], inputs[6]
     y, y_h, y_c = (name if name in consumed else "" for name in (list(node.output) + ["", "", ""])[:3])
-    inits = [numpy_helper.from_array(W.T.astype(np.float32), p + "W_t"),
-             numpy_helper.from_array((B[: 4 * units] + B[4 * units:]).astype(np.float32), p + "b")]
     i64 = lambda name, values: numpy_helper.from_array(np.array(values, np.int64), p + name)  # noqa: E731
-    inits += [i64("axis0", [0]), i64("axis1", [1]), i64("axis2", [2]), i64("zero", 0), i64("one", 1),
-              i64("units", [units])]
-    n = [helper.make_node("MatMul", [x, p + "W_t"], [p + "xw_raw"]),
-         helper.make_node("Add", [p + "xw_raw", p + "b"], [p + "xw"]),  # (time, batch, 4 units)
-         helper.make_node("Shape", [x], [p + "shape"])]
-    starts = []
-    for given, name in ((h0, "h0"), (c0, "c0")):
-        if given:
-            n.append(helper.make_node("Squeeze", [given, p + "axis0"], [p + name]))  # (batch, units)
-        elif not any(s.endswith("zeros") for s in starts):
-            n += [helper.make_node("Gather", [p + "shape", p + "axis1"], [p + "batch"]),
-                  helper.make_node("Concat", [p + "batch", p + "units"], [p + "state_shape"], axis=0),
-                  helper.make_node("ConstantOfShape", [p + "state_shape"], [p + "zeros"],
-                                   value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))]
-        starts.append(p + name if given else p + "zeros")
-    scan_inputs = [p + "xw"]
-    if lengths:  # (time, batch, 1): 1 while the step is within the row
-        n += [helper.make_node("Gather", [p + "shape", p + "zero"], [p + "time"]),
-              helper.make_node("Range", [p + "zero", p + "time", p + "one"], [p + "steps"]),
+    inits = [i64("axis0", [0]), i64("axis1", [1]), i64("axis2", [2]), i64("zero", 0), i64("one", 1),
+             i64("units", [units])]
+    n = [helper.make_node("Shape", [x], [p + "shape"]),
+         helper.make_node("Gather", [p + "shape", p + "axis1"], [p + "batch"]),
+         helper.make_node("Gather", [p + "shape", p + "zero"], [p + "time"])]
+    if h0 == "" or c0 == "":
+        n += [helper.make_node("Concat", [p + "batch", p + "units"], [p + "state_shape"], axis=0),
+              helper.make_node("ConstantOfShape", [p + "state_shape"], [p + "zeros"],
+                               value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))]
+    if lengths:  # (time, batch, 1): 1 while the step is within the row (a reversed row's too)
+        n += [helper.make_node("Range", [p + "zero", p + "time", p + "one"], [p + "steps"]),
               helper.make_node("Unsqueeze", [p + "steps", p + "axis1"], [p + "steps_column"]),
               helper.make_node("Cast", [lengths], [p + "lengths64"], to=TensorProto.INT64),
               helper.make_node("Unsqueeze", [p + "lengths64", p + "axis0"], [p + "lengths_row"]),
               helper.make_node("Less", [p + "steps_column", p + "lengths_row"], [p + "within"]),
               helper.make_node("Unsqueeze", [p + "within", p + "axis2"], [p + "mask"])]
-        scan_inputs.append(p + "mask")
-    body = _body(R, units, acts, bool(lengths), bool(y), model, quantize_body, p)
-    n.append(helper.make_node("Scan", starts + scan_inputs, [p + "h_last", p + "c_last"] + ([p + "ys"] if y else []),
-                              body=body, num_scan_inputs=len(scan_inputs), name=p + "scan"))
-    if y:
-        n.append(helper.make_node("Unsqueeze", [p + "ys", p + "axis1"], [y]))  # (time, 1, batch, units)
-    if y_h:
-        n.append(helper.make_node("Unsqueeze", [p + "h_last", p + "axis0"], [y_h]))  # (1, batch, units)
-    if y_c:
-        n.append(helper.make_node("Unsqueeze", [p + "c_last", p + "axis0"], [y_c]))
+    if backward or directions == 2:  # ReverseSequence needs every row's length: the given ones, or the time
+        if not lengths:
+            n.append(helper.make_node("Expand", [p + "time", p + "batch"], [p + "lengths64"]))
+        n.append(helper.make_node("ReverseSequence", [x, p + "lengths64"], [p + "x_reversed"], batch_axis=1,
+                                  time_axis=0))
+    outs = []
+    for d in range(directions):
+        q = f"{p}d{d}/"
+        reverse = backward or d == 1
+        source = p + "x_reversed" if reverse else x
+        inits += [numpy_helper.from_array(W[d].T.astype(np.float32), q + "W_t"),
+                  numpy_helper.from_array((B[d, : 4 * units] + B[d, 4 * units:]).astype(np.float32), q + "b"),
+                  i64(f"d{d}/pick", [d])]
+        n += [helper.make_node("MatMul", [source, q + "W_t"], [q + "xw_raw"]),
+              helper.make_node("Add", [q + "xw_raw", q + "b"], [q + "xw"])]  # (time, batch, 4 units)
+        starts = []
+        for given, name in ((h0, "h0"), (c0, "c0")):
+            if given:  # (directions, batch, units) -> this direction's (batch, units)
+                n += [helper.make_node("Gather", [given, q + "pick"], [q + name + "_1"], axis=0),
+                      helper.make_node("Squeeze", [q + name + "_1", p + "axis0"], [q + name])]
+            starts.append(q + name if given else p + "zeros")
+        body = _body(R[d], units, acts, bool(lengths), bool(y), model, quantize_body, q)
+        scan_out = [q + "h_last", q + "c_last"] + ([q + "ys"] if y else [])
+        n.append(helper.make_node("Scan", starts + [q + "xw"] + ([p + "mask"] if lengths else []), scan_out,
+                                  body=body, num_scan_inputs=2 if lengths else 1, name=q + "scan"))
+        if y and reverse:
+            n.append(helper.make_node("ReverseSequence", [q + "ys", p + "lengths64"], [q + "ys_forward"],
+                                      batch_axis=1, time_axis=0))
+        ys = q + ("ys_forward" if reverse else "ys")
+        outs.append((ys, q + "h_last", q + "c_last"))
+        n += ([helper.make_node("Unsqueeze", [ys, p + "axis1"], [q + "y4"])] if y else []) + [
+            helper.make_node("Unsqueeze", [q + "h_last", p + "axis0"], [q + "h3"]),
+            helper.make_node("Unsqueeze", [q + "c_last", p + "axis0"], [q + "c3"])]
+    for name, part, axis in ((y, "y4", 1), (y_h, "h3", 0), (y_c, "c3", 0)):  # (time, dirs, batch, units), (dirs, ...)
+        if name:
+            parts = [f"{p}d{d}/{part}" for d in range(directions)]
+            n.append(helper.make_node("Concat", parts, [name], axis=axis) if directions == 2 else
+                     helper.make_node("Identity", parts, [name]))
     return n, inits
+
+
+def _direction(node) -> str:
+    attrs = {a.name: a for a in node.attribute}
+    return attrs["direction"].s.decode() if "direction" in attrs else "forward"
 
 
 def _body(R: np.ndarray, units: int, acts, masked: bool, sequence: bool, model, quantize_body, prefix: str):

@@ -33,6 +33,9 @@ class Bundle:
     path: Path
     manifest: Manifest | AutoencoderManifest
     sessions: dict[str, ort.InferenceSession]
+    # Graphs that quantise by the batch's range (a DynamicQuantize* op: int8 made before static scales), so
+    # that a row's answer depends on the rows run with it; read from the graphs, not taken from the manifest.
+    batch_dependent: frozenset[str] = frozenset()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -46,13 +49,14 @@ def open_bundle(path: str | Path, threads: int | None = None) -> Bundle:
     path = Path(path)
     manifest = read_manifest(path)
     options = _session_options(threads)
-    opened = {key: _session(path, key, manifest.graphs[key], options) for key in sorted(manifest.graphs)}
+    dependent: set[str] = set()
+    opened = {key: _session(path, key, manifest.graphs[key], options, dependent) for key in sorted(manifest.graphs)}
     sessions = {key: opened[key] for key in manifest.graphs}
     if isinstance(manifest, AutoencoderManifest):
         _check_autoencoder(manifest)
     else:
         _check_contract(manifest)
-    return Bundle(path, manifest, sessions)
+    return Bundle(path, manifest, sessions, frozenset(dependent))
 
 
 def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
@@ -82,7 +86,12 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
-def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions) -> ort.InferenceSession:
+# Op types whose quantisation scales come from the batch at run time (onnxruntime's dynamic quantisation).
+BATCH_SCALED_OPS = (b"DynamicQuantizeLinear", b"DynamicQuantizeLSTM", b"DynamicQuantizeMatMul")
+
+
+def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions,
+             batch_dependent: set[str] | None = None) -> ort.InferenceSession:
     where = f"graphs.{key}"
     if Path(spec.file).name != spec.file:
         raise BundleError(f"manifest.json: graph file {show(spec.file)} must be a plain file name inside the bundle",
@@ -100,6 +109,8 @@ def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions)
                           f"{spec.sha256[:16]}...; the file was changed or corrupted after export: export again",
                           code="hash_mismatch", field=f"{where}.sha256")
     check_no_external_data(data, spec.file, f"{where}.file")  # before onnxruntime sees it: it would resolve the paths
+    if batch_dependent is not None and any(op in data for op in BATCH_SCALED_OPS):
+        batch_dependent.add(key)
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private types

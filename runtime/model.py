@@ -96,6 +96,14 @@ class Seq2SeqModel:
         """The decode modes this bundle offers ('step', 'fused', 'fused-int8': those it was exported with)."""
         return tuple(self.manifest.modes)
 
+    @property
+    def batch_dependent_modes(self) -> tuple[str, ...]:
+        """The modes in which a row's answer may depend on the rows decoded with it: int8 graphs that scale by
+        the batch's range (bundles exported before static int8; read from the graphs). Empty for bundles
+        exported now: every mode gives each row its answer alone."""
+        dependent = self.bundle.batch_dependent
+        return tuple(m for m, graphs in self.manifest.modes.items() if dependent & set(graphs.values()))
+
     def generate(self, source: Any, max_steps: int | None = None, *, lengths: Any = None,
                  first_input: Any = None, mode: str | None = None,
                  options: DecodeOptions | None = None) -> list[np.ndarray]:

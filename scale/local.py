@@ -58,7 +58,7 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
                workers: int = 1, batch_size: int = 256, options: DecodeOptions | None = None,
                mode: str | None = None, max_steps: int | None = None, force: bool = False,
                progress: Callable[[int, int | None, float], None] | None = None, engine: str = "local",
-               address: str | None = None) -> ScoreSummary:
+               address: str | None = None, allow_batch_dependence: bool = False) -> ScoreSummary:
     """Score every row of ``input`` with ``bundle`` into ``output`` (see the package docstring).
 
     ``workers`` processes (1: in this process) each load the bundle once with one onnxruntime thread and
@@ -66,6 +66,9 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     bounded whatever the input's size. ``progress(done, total, seconds)`` is called after each batch.
     ``engine='ray'``: the same on Ray Data with ``workers`` actors (scale.ray_engine), on a local Ray
     started with ``workers`` CPUs or on the cluster at ``address``; the input is read on the driver.
+    A mode whose answers depend on the batch (int8 of a bundle exported before static int8 scales) is refused
+    on more than one worker, where rows are batched differently from run to run, unless
+    ``allow_batch_dependence``.
     """
     if engine not in ("local", "ray"):
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}")
@@ -80,6 +83,14 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     probe = Scorer(str(bundle), options, mode, max_steps, threads=1)  # a broken bundle fails here, once
     if probe.windows and engine == "ray":
         raise InputError("the ray engine scores token bundles; score autoencoder windows with the local engine")
+    if not probe.windows and workers > 1 and not allow_batch_dependence:
+        used = "step" if options.strategy != "greedy" else mode or probe.model.manifest.default_mode
+        if used in probe.model.batch_dependent_modes:
+            raise InputError(
+                f"{bundle}: mode {used!r} scales int8 by each batch's range (the bundle was exported before int8 "
+                f"scales were fixed at export), so a row's output would depend on how rows are split among "
+                f"{workers} workers; export the bundle again, or pass --mode fused, or "
+                "--allow-batch-dependence (allow_batch_dependence=True) to accept it")
     writer = ResultWriter(output, force, windows=probe.windows)
     total = count_rows(input, column) if progress else None  # a second pass over the input: only to show it
     started, done, errors = time.perf_counter(), 0, 0

@@ -18,9 +18,8 @@ class Scorer:
 
     ``__call__({"id": [...], "source": [...]})`` returns the same rows with ``output``, ``log_prob``
     (beam search and sampling; None for greedy decoding in the bundle's default mode) and ``error``
-    (None, or why the row could not be decoded). Row results do not depend on the rest of the batch in
-    the fp32 modes; int8's dynamic quantisation scales by the batch, so pass ``mode='fused'`` (or 'step')
-    where outputs must not depend on how rows were batched.
+    (None, or why the row could not be decoded). Row results do not depend on the rest of the batch in any
+    mode of a bundle exported with static int8 scales (``model.batch_dependent_modes`` is empty).
     """
 
     def __init__(self, bundle: str, options: DecodeOptions | None = None, mode: str | None = None,

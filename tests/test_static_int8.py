@@ -33,11 +33,12 @@ def _matmul_model(k: int = 64, n: int = 32):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _lstm_model(units: int, inputs: int = 6, lengths: bool = True, initial: bool = True):
-    """An LSTM op as tf2onnx writes one (forward, ONNX gate order), Y, Y_h and Y_c all read."""
-    w = (RNG.standard_normal((1, 4 * units, inputs)) * 0.3).astype(np.float32)
-    r = (RNG.standard_normal((1, 4 * units, units)) / np.sqrt(units)).astype(np.float32)
-    b = (RNG.standard_normal((1, 8 * units)) * 0.1).astype(np.float32)
+def _lstm_model(units: int, inputs: int = 6, lengths: bool = True, initial: bool = True, direction="forward"):
+    """An LSTM op as tf2onnx writes one (ONNX gate order), Y, Y_h and Y_c all read."""
+    d = 2 if direction == "bidirectional" else 1
+    w = (RNG.standard_normal((d, 4 * units, inputs)) * 0.3).astype(np.float32)
+    r = (RNG.standard_normal((d, 4 * units, units)) / np.sqrt(units)).astype(np.float32)
+    b = (RNG.standard_normal((d, 8 * units)) * 0.1).astype(np.float32)
     f = TensorProto.FLOAT
     graph_inputs = [helper.make_tensor_value_info("x", f, ["time", "batch", inputs])]
     names = ["x", "W", "R", "B", "", "", ""]
@@ -45,9 +46,9 @@ def _lstm_model(units: int, inputs: int = 6, lengths: bool = True, initial: bool
         graph_inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
         names[4] = "lengths"
     if initial:
-        graph_inputs += [helper.make_tensor_value_info(n, f, [1, "batch", units]) for n in ("h0", "c0")]
+        graph_inputs += [helper.make_tensor_value_info(n, f, [d, "batch", units]) for n in ("h0", "c0")]
         names[5:7] = ["h0", "c0"]
-    node = helper.make_node("LSTM", names, ["y", "y_h", "y_c"], hidden_size=units)
+    node = helper.make_node("LSTM", names, ["y", "y_h", "y_c"], hidden_size=units, direction=direction)
     graph = helper.make_graph([node], "g", graph_inputs,
                               [helper.make_tensor_value_info(n, f, None) for n in ("y", "y_h", "y_c")],
                               initializer=[numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
@@ -91,18 +92,22 @@ def test_products_become_one_op_and_scales_follow_the_range():
     assert float(scale) == pytest.approx(4.0 / 255) and int(zero) == 64  # range [-1, 3] over both runs
 
 
-@pytest.mark.parametrize("lengths, initial", [(True, True), (False, False), (True, False)])
-def test_an_lstm_written_as_a_scan_computes_the_lstm_op(lengths, initial):
-    proto = _lstm_model(8, lengths=lengths, initial=initial)
+@pytest.mark.parametrize("lengths, initial, direction", [
+    (True, True, "forward"), (False, False, "forward"), (True, False, "forward"), (True, True, "bidirectional"),
+    (False, False, "bidirectional"), (True, False, "reverse")])
+def test_an_lstm_written_as_a_scan_computes_the_lstm_op(lengths, initial, direction):
+    proto = _lstm_model(8, lengths=lengths, initial=initial, direction=direction)
+    d = 2 if direction == "bidirectional" else 1
     scan = copy.deepcopy(proto)
     assert lstm_ops_as_scans(scan, min_units=1) == 1
-    assert [n.op_type for n in scan.graph.node].count("Scan") == 1 and "LSTM" not in [n.op_type for n in scan.graph.node]
+    ops = [n.op_type for n in scan.graph.node]
+    assert ops.count("Scan") == d and "LSTM" not in ops
     feed = {"x": RNG.standard_normal((7, 5, 6)).astype(np.float32)}
     if lengths:
         feed["lengths"] = np.array([7, 3, 1, 5, 7], np.int32)
     if initial:
-        feed.update(h0=RNG.standard_normal((1, 5, 8)).astype(np.float32),
-                    c0=RNG.standard_normal((1, 5, 8)).astype(np.float32))
+        feed.update(h0=RNG.standard_normal((d, 5, 8)).astype(np.float32),
+                    c0=RNG.standard_normal((d, 5, 8)).astype(np.float32))
     for got, want in zip(_session(scan).run(None, feed), _session(proto).run(None, feed)):
         assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
 
@@ -147,7 +152,8 @@ def test_a_calibrated_loop_body_is_static_too():
         initializer=[numpy_helper.from_array(w, "w")])
     graph = helper.make_graph(
         [helper.make_node("Loop", ["steps", "", "h"], ["h_last"], body=body)], "g",
-        [helper.make_tensor_value_info("steps", TensorProto.INT64, []), helper.make_tensor_value_info("h", f, ["batch", 8])],
+        [helper.make_tensor_value_info("steps", TensorProto.INT64, []),
+         helper.make_tensor_value_info("h", f, ["batch", 8])],
         [helper.make_tensor_value_info("h_last", f, ["batch", 8])])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     from seq2seq_edge.export.quantize import quantize_loop

@@ -66,7 +66,7 @@ def bench(folder: Path, batches=(1, 32), repeats: int = 7, min_time: float = 0.0
     loops = {"hand fp32": _session(str(folder / manifest.graphs["decode_loop"].file)),
              "generic fp32": _session(build_step_loop(step, spec)),
              "hand int8": _session(str(folder / manifest.graphs["decode_loop_int8"].file)),
-             "generic int8": _session(build_step_loop_int8(step, spec))}
+             "generic int8": _session(_static(build_step_loop_int8(step, spec), [_feed(folder, manifest, 32)]))}
     rows = []
     for batch in batches:
         feed = _feed(folder, manifest, batch)
@@ -82,6 +82,13 @@ def bench(folder: Path, batches=(1, 32), repeats: int = 7, min_time: float = 0.0
         for k in loops:
             rows.append((folder.name, batch, k, statistics.median(times[k]) * 1e6 / (batch * steps[k]), steps[k]))
     return rows
+
+
+def _static(proto, feeds: list[dict]):
+    """``proto`` with static int8 scales calibrated on ``feeds``, as export writes int8 loops."""
+    from seq2seq_edge.export.static_int8 import calibrate, make_static
+
+    return make_static(proto, calibrate(proto, feeds))
 
 
 def _once(session, feed) -> float:
