@@ -174,6 +174,12 @@ def _body(R: np.ndarray, Rb: np.ndarray, units: int, act: str, masked: bool, seq
     if sequence:
         outputs.append(vi("y" if masked else "h_new", f, ["batch", units]))
     graph = helper.make_graph(n, "gru_step", inputs, outputs, initializer=inits)
+    return finish_body(graph, prefix, model, quantize_body)
+
+
+def finish_body(graph, prefix: str, model, quantize_body):
+    """A Scan body with every name prefixed by ``prefix`` (so that none shadows a name of the enclosing graph),
+    quantised by ``quantize_body(graph, model)`` when one is given."""
     for value in list(graph.input) + list(graph.output) + list(graph.initializer):
         value.name = prefix + value.name
     for node in graph.node:

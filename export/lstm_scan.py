@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gru_scan import _names_read
+from .gru_scan import _names_read, finish_body
 
 __all__ = ["lstm_ops_as_scans", "MIN_UNITS"]
 
@@ -224,12 +224,7 @@ def _body(R: np.ndarray, units: int, acts, masked: bool, sequence: bool, model, 
     if sequence:
         outputs.append(vi("y", f, ["batch", units]))
     graph = helper.make_graph(n, "lstm_step", inputs, outputs, initializer=inits)
-    for value in list(graph.input) + list(graph.output) + list(graph.initializer):
-        value.name = prefix + value.name
-    for node in graph.node:
-        node.input[:] = [prefix + name for name in node.input]
-        node.output[:] = [prefix + name for name in node.output]
-    return graph if quantize_body is None else quantize_body(graph, model)
+    return finish_body(graph, prefix, model, quantize_body)
 
 
 def _opset(model) -> int:

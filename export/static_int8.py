@@ -10,8 +10,12 @@ the range its input took while the fp32 graphs decoded the calibration inputs (e
     make_static(proto, ranges) those nodes as QuantizeLinear with constant scale and zero point
     dynamic_ops(proto)        the ops left whose scales depend on the batch (none, in a static graph)
 
-A range is widened to hold 0 and each scale is (max - min) / 255 with zero point round(-min / scale), as
-DynamicQuantizeLinear computes them; a value outside the calibrated range saturates.
+A range is widened by MARGIN of its width on each side (so that inputs a little beyond the calibration
+sources do not saturate), then to hold 0, and each scale is (max - min) / 255 with zero point
+round(-min / scale), as DynamicQuantizeLinear computes them; a value outside the widened range saturates.
+The margin was chosen on seeded one-epoch date models (LSTM 3x12 and 2x12, calibrated on 32 sources): int8
+tokens equal to fp32 on 256 held-out dates 98.9% and 96.5% with no margin, 99.1% and 97.4% with 10%,
+99.4% and 96.0% with 25% (dynamic int8: 98.4% and 96.3%).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ DYNAMIC = "DynamicQuantizeLinear"
 DYNAMIC_OPS = (DYNAMIC, "DynamicQuantizeLSTM", "DynamicQuantizeMatMul")  # scales computed from the batch
 LOOPS = ("Loop", "Scan")
 METHOD = "static"  # the manifest's decode.int8.method
+MARGIN = 0.1  # of a calibrated range's width, added on each side
 
 
 def _bodies(node):
@@ -121,9 +126,12 @@ def calibrate(proto, feeds: list[dict]) -> dict[str, tuple[float, float]]:
 
 
 def _scale_zero_point(lo: float, hi: float) -> tuple[np.float32, np.uint8]:
-    """DynamicQuantizeLinear's formula on a fixed range (a range never seen, or NaN, counts as [0, 0])."""
-    lo = min(lo, 0.0) if np.isfinite(lo) else 0.0
-    hi = max(hi, 0.0) if np.isfinite(hi) else 0.0
+    """DynamicQuantizeLinear's formula on a fixed range, widened by MARGIN (a range never seen, or NaN, counts
+    as [0, 0])."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        lo = hi = 0.0
+    lo, hi = lo - MARGIN * (hi - lo), hi + MARGIN * (hi - lo)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = (hi - lo) / 255.0 or 1.0
     zero = np.clip(np.round(-lo / scale), 0, 255)
     return np.float32(scale), np.uint8(zero)

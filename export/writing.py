@@ -186,7 +186,7 @@ def static_int8_graphs(folder: Path, calibrate: Callable[[Any], Any] | None) -> 
     hashes in the manifest. Returns the manifest's ``decode.int8`` record, or None without an int8 mode."""
     import onnx
 
-    from .static_int8 import METHOD, calibrate as ranges_of, dynamic_ops, make_static
+    from .static_int8 import MARGIN, METHOD, calibrate as ranges_of, dynamic_ops, make_static
 
     data = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     modes = data.get("decode", {}).get("modes", {})
@@ -219,7 +219,7 @@ def static_int8_graphs(folder: Path, calibrate: Callable[[Any], Any] | None) -> 
     rows = sum(len(next(iter(f.values()))) for f in recorders["encoder"].feeds)
     return {"method": METHOD, "weights": "int8, per tensor, symmetric",
             "activations": f"uint8, one fixed scale per tensor: the range of {values} values over a greedy fp32 "
-                           f"decode of {rows} parity sources at export",
+                           f"decode of {rows} parity sources at export, widened by {MARGIN:.0%} on each side",
             "batch_independent": True}
 
 

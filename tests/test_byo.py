@@ -255,3 +255,23 @@ def test_fused_loop_from_a_brought_id_decoder(tmp_path, cell, activation):
     assert result.parity.modes["fused"]["tokens_identical"]
     texts = ["abc", "hgfedcba", "d"]
     assert model.generate_text(texts, mode="fused") == model.generate_text(texts, mode="step")
+
+
+def test_every_mode_of_a_brought_model_gives_a_row_its_answer_alone(keras_io_bundle):
+    """The keras-io pair as export_keras writes it (step, fused, fused-int8 with static scales): 120 texts of
+    its own symbols, decoded alone, in one batch and in shuffled batches of 37, the same in every mode."""
+    model = load(keras_io_bundle.path)
+    assert "fused-int8" in model.modes and model.manifest.int8["method"] == "static"
+    assert model.batch_dependent_modes == ()
+    rng = np.random.default_rng(3)
+    symbols = [s for s in model.source_vocab.tokens if s.isprintable() and not s.isspace()]
+    texts = ["".join(rng.choice(symbols, rng.integers(1, 12))) for _ in range(120)]
+    order = rng.permutation(len(texts))
+    for mode in model.modes:
+        batch = model.generate_text(texts, mode=mode)
+        alone = [model.generate_text([t], mode=mode)[0] for t in texts]
+        shuffled = {}
+        for k in range(0, len(texts), 37):
+            part = [int(i) for i in order[k:k + 37]]
+            shuffled.update(zip(part, model.generate_text([texts[i] for i in part], mode=mode)))
+        assert alone == batch and [shuffled[i] for i in range(len(texts))] == batch, mode
