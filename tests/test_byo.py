@@ -91,6 +91,7 @@ def _keras_sine_loop(enc, dec, x, steps, feeds):
     return np.stack(out, axis=1)
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_four_layer_decoder_with_zero_started_layers(tmp_path):
     enc, dec = sine_four_layer_decoder(horizon=150)
     with pytest.raises(ExportError, match=r"get no encoder output .* zero_states=\["):
@@ -147,6 +148,7 @@ def test_refusals(keras_io, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_parity_on_the_users_own_sources_of_mixed_lengths(keras_io, tmp_path):
     """parity_sources: every text is checked (Keras sees each length group unpadded, the runtime the padded
     batch), and the report says what it was checked on."""

@@ -64,6 +64,7 @@ def _compare(result, encoder_model, decoder_model, rows, state_count):
     return model
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_bidirectional_gru_encoder_with_a_dense_bridge(tmp_path):
     import keras
     from keras import layers

@@ -110,6 +110,7 @@ def test_distributed_runs_decode_as_well_as_one_process(accuracy):
         assert abs(accuracy[name] - accuracy["single"]) <= 0.01, accuracy
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_an_output_the_chief_refuses_stops_every_worker(tmp_path):
     """Had the chief stopped alone, the other worker would wait for it forever: both stop, each saying why."""
     taken = tmp_path / "multi"

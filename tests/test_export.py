@@ -163,6 +163,7 @@ def test_failed_forced_export_leaves_the_old_bundle_intact(trained_dates, export
     assert load(out).generate_text(["1 May 2000"]) == load(exported_dates.path).generate_text(["1 May 2000"])
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_export_only_the_modes_asked_for(trained_dates, exported_dates, tmp_path, capsys):
     """--modes fused: every mode is built and checked, then only the fused loop and its encoder stay; the
     summary gives each mode's size, and the manifest says the bundle decodes greedily only. This tiny

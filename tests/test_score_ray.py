@@ -60,6 +60,7 @@ def test_score_dataset_keeps_the_users_columns(local_ray, dates_bundle):
     assert [r["key"] for r in rows] == [f"k{i}" for i in range(6)] and rows[2]["error"] == "empty source"
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_the_default_int8_mode_writes_on_ray_what_local_workers_write(local_ray, dates_bundle, tmp_path):
     """fused-int8 (the bundle's default) on 300 rows, golden dates among random strings of the bundle's own
     symbols: Ray with 2 actors in batches of 16 writes the bytes that one local worker writes in one batch

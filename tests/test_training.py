@@ -123,8 +123,9 @@ def test_progress_is_a_bar_per_epoch_on_a_terminal_and_lines_in_a_pipe(tmp_path)
     assert "━━━━" in shown  # Keras's bar, redrawn in place as each epoch goes
 
 
-@pytest.mark.parametrize("task, model", [  # the default run trains the first (about 10 s); .ci/run all three
-    ("dates", ModelConfig(units=16, embedding_dim=8, attention="luong", input_feeding=True)),
+@pytest.mark.parametrize("task, model", [  # .ci/run trains all three (the first took 19 s of the default run)
+    pytest.param("dates", ModelConfig(units=16, embedding_dim=8, attention="luong", input_feeding=True),
+                 marks=pytest.mark.slow),
     pytest.param("dates", ModelConfig(units=16, embedding_dim=8, layers=2, bidirectional=True, attention="bahdanau"),
                  marks=pytest.mark.slow),
     pytest.param("ecg", None, marks=pytest.mark.slow),
@@ -232,6 +233,7 @@ def test_sequence_accuracy_counts_rows_whose_every_real_token_is_the_argmax():
     np.testing.assert_array_equal(np.asarray(sequence_accuracy(y_true, logits)), [1.0, 0.0, 1.0])
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
 def test_select_by_sequence_accuracy_is_the_greedy_exact_match(tmp_path, monkeypatch):
     """The validation sequence accuracy of the kept epoch is the share of validation pairs that greedy
     decoding of the saved model reproduces; the callbacks watch it (a real-valued task refuses it)."""
