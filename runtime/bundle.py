@@ -75,9 +75,19 @@ def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
     return parse_manifest(read_json(file.read_bytes(), str(file)))
 
 
+def max_threads() -> int:
+    """The most onnxruntime threads a session may ask for: 4 per core of this machine (200 threads took 31 s
+    for one date here; 100,000 crashed the process)."""
+    import os
+
+    return 4 * (os.cpu_count() or 1)
+
+
 def _session_options(threads: int | None) -> ort.SessionOptions:
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise InputError(f"threads must be a positive integer or None (onnxruntime's default), got {threads!r}")
+    if threads is not None and threads > max_threads():
+        raise InputError(f"threads must be at most {max_threads()} (4 per core of this machine), got {threads}")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:

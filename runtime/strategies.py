@@ -23,6 +23,10 @@ __all__ = ["DecodeOptions", "Hypothesis", "TextHypothesis", "STRATEGIES", "Token
            "make_search", "greedy_tokens", "log_softmax"]
 
 STRATEGIES = ("greedy", "sample", "beam")
+# Caps, each an InputError past it: a beam of a million took 63 s and 3.4 GB for one input; a length penalty
+# of 1e300 overflowed length ** alpha. Usual values are 1-16 and 0-2.
+MAX_BEAM_WIDTH = 256
+MAX_LENGTH_PENALTY = 10.0
 
 
 def _number(value, name: str, low: float, high: float | None = None, *, integer: bool = False,
@@ -45,8 +49,9 @@ class DecodeOptions:
     ``strategy``: 'greedy', 'sample' or 'beam'. Sampling: ``temperature`` > 0,
     ``top_k`` (keep the k likeliest tokens), ``top_p`` in (0, 1] (keep the
     smallest set whose probability reaches p), ``seed`` for reproducible draws.
-    Beam search: ``beam_width`` >= 1, ``length_penalty`` alpha >= 0 (hypotheses
-    are ranked by log_prob / length**alpha), ``n_best`` results per row.
+    Beam search: ``beam_width`` from 1 to MAX_BEAM_WIDTH (256), ``length_penalty`` alpha from 0 to
+    MAX_LENGTH_PENALTY (10; hypotheses are ranked by log_prob / length**alpha), ``n_best`` results per row
+    (at most the beam width).
     """
 
     strategy: str = field(default="greedy", metadata={"help": "greedy, sample or beam"})
@@ -68,8 +73,8 @@ class DecodeOptions:
             _number(self.top_p, "top_p", 0, 1, include_low=False)
         if self.seed is not None:
             _number(self.seed, "seed", 0, integer=True)
-        _number(self.beam_width, "beam_width", 1, integer=True)
-        _number(self.length_penalty, "length_penalty", 0)
+        _number(self.beam_width, "beam_width", 1, MAX_BEAM_WIDTH, integer=True)
+        _number(self.length_penalty, "length_penalty", 0, MAX_LENGTH_PENALTY)
         limit = self.beam_width if self.strategy == "beam" else 1
         _number(self.n_best, "n_best", 1, limit, integer=True)
         for f in fields(self):  # numpy scalars become plain Python numbers

@@ -1,5 +1,6 @@
 """`seq2seq-edge run` (numpy + onnxruntime only): flags built from DecodeOptions, errors as one line."""
 
+import os
 import subprocess
 import sys
 from dataclasses import fields
@@ -25,6 +26,13 @@ def test_every_decode_option_is_a_flag(capsys):
     (["--strategy", "beam", "--beam-width", "2", "--n-best", "3"],
      "error: n_best must be an integer >= 1 and <= 2, got 3"),
     (["--mode", "turbo"], "error: mode must be one of ['step', 'fused', 'fused-int8'] for this bundle, got 'turbo'"),
+    # issue 31: these were an OverflowError, a ValueError and a TypeError with their tracebacks
+    (["--strategy", "beam", "--length-penalty", "1e300"],
+     "error: length_penalty must be a number >= 0 and <= 10.0, got 1e+300"),
+    (["--strategy", "beam", "--beam-width", str(2 ** 63)],
+     f"error: beam_width must be an integer >= 1 and <= 256, got {2 ** 63}"),
+    (["--threads", str(2 ** 31 - 1)],
+     f"error: threads must be at most {4 * (os.cpu_count() or 1)} (4 per core of this machine), got {2 ** 31 - 1}"),
 ])
 def test_bad_flags_give_one_line_and_exit_1(dates_bundle, flags, message):
     result = subprocess.run([sys.executable, "-m", "seq2seq_edge", "run", str(dates_bundle), *flags, "1 May 2000"],

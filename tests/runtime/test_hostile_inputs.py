@@ -77,7 +77,7 @@ def test_a_tiny_temperature_is_greedy_not_nan(dates):
     ({"temperature": float("nan")}, r"temperature must be a number > 0, got nan"),
     ({"top_k": np.int64(0)}, r"top_k must be an integer >= 1, got 0"),
     ({"top_k": 2.0}, r"top_k must be an integer >= 1, got 2.0"),
-    ({"beam_width": np.bool_(True)}, r"beam_width must be an integer >= 1, got True"),
+    ({"beam_width": np.bool_(True)}, r"beam_width must be an integer >= 1 and <= 256, got True"),
 ])
 def test_bad_option_values(kwargs, match):
     with pytest.raises(InputError, match=match):

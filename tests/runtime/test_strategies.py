@@ -98,11 +98,14 @@ def test_stream_features(sine_bundle, golden):
     ({"top_p": 0}, r"top_p must be a number > 0 and <= 1, got 0"),
     ({"top_p": 1.5}, r"top_p must be a number > 0 and <= 1, got 1.5"),
     ({"top_k": 0}, r"top_k must be an integer >= 1, got 0"),
-    ({"beam_width": 0}, r"beam_width must be an integer >= 1, got 0"),
-    ({"length_penalty": -0.5}, r"length_penalty must be a number >= 0, got -0.5"),
+    ({"beam_width": 0}, r"beam_width must be an integer >= 1 and <= 256, got 0"),
+    ({"length_penalty": -0.5}, r"length_penalty must be a number >= 0 and <= 10.0, got -0.5"),
     ({"strategy": "beam", "beam_width": 2, "n_best": 3}, r"n_best must be an integer >= 1 and <= 2, got 3"),
     ({"n_best": 2}, r"n_best must be an integer >= 1 and <= 1, got 2"),
     ({"seed": -3}, r"seed must be an integer >= 0, got -3"),
+    ({"strategy": "beam", "beam_width": 2 ** 63}, r"beam_width must be an integer >= 1 and <= 256, got 9223372036854775808"),
+    ({"strategy": "beam", "beam_width": 257}, r"beam_width must be an integer >= 1 and <= 256, got 257"),
+    ({"length_penalty": 1e300}, r"length_penalty must be a number >= 0 and <= 10.0, got 1e\+300"),
 ])
 def test_invalid_options_are_refused(kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -6,6 +6,7 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const ort = require('onnxruntime-node');
 
@@ -65,10 +66,18 @@ function manifestFromBytes(bytes, file) {
   return parseManifest(readJson(bytes, file));
 }
 
+/** The most onnxruntime threads a session may ask for: 4 per core, as the Python runtime allows. */
+function maxThreads() {
+  return 4 * (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+}
+
 /** @returns {import('onnxruntime-node').InferenceSession.SessionOptions} */
 function sessionOptions(threads) {
   if (!(Number.isInteger(threads) && threads >= 1)) {
     throw new InputError(`threads must be a positive integer, got ${String(threads)}`);
+  }
+  if (threads > maxThreads()) {
+    throw new InputError(`threads must be at most ${maxThreads()} (4 per core of this machine), got ${threads}`);
   }
   return {
     executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1,

@@ -62,5 +62,9 @@ test('threads must be a positive integer', async () => {
   for (const threads of [0, -1, 1.5, '2']) {
     await assert.rejects(load(bundle('dates_tiny'), { threads }), InputError);
   }
+  const most = 4 * require('node:os').availableParallelism();
+  await assert.rejects(load(bundle('dates_tiny'), { threads: 2 ** 31 - 1 }), {
+    name: 'InputError', message: `threads must be at most ${most} (4 per core of this machine), got ${2 ** 31 - 1}`,
+  });
   await assert.rejects(load(bundle('nowhere')), BundleError);
 });
