@@ -16,7 +16,7 @@ from .chunks import TOKEN_BUDGET, encoder_chunks, length_chunks
 from .contract import LOOP_INPUT, LOOP_STEPS
 from .decoding import FeedBack, State, decode, rollout_features, run
 from .encoding import SourceEncoder
-from .errors import InputError
+from .errors import BundleError, InputError
 from .inputs import (check_features, check_normalised, check_state, check_texts, check_token_ids, normalise,
                      source_step_features)
 from .manifest import Manifest, TokenSpec
@@ -178,6 +178,13 @@ class Seq2SeqModel:
 
     def _fused_tokens(self, mode: str, state: State, start: np.ndarray, steps: int, end_id: int) -> list[np.ndarray]:
         tokens = self._fused(mode, state, start, steps, pad=end_id).T  # (batch, steps run)
+        size = len(self.manifest.target.vocabulary)
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= size):
+            graph = self.manifest.graphs[self.manifest.modes[mode]["decoder"]]
+            bad = int(tokens.min()) if tokens.min() < 0 else int(tokens.max())
+            raise BundleError(f"{graph.file}: the graph emitted token id {bad}, outside the target vocabulary's "
+                              f"ids 0 to {size - 1}; the bundle is corrupt or was altered: export it again",
+                              code="graph_output", field=f"graphs.{self.manifest.modes[mode]['decoder']}")
         ended = tokens == end_id
         lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), tokens.shape[1])
         return [tokens[i, : lengths[i]].astype(np.int32) for i in range(len(tokens))]

@@ -68,3 +68,39 @@ def test_committed_and_exported_graphs_hold_all_their_weights(dates_bundle, expo
                            for t in onnx.external_data_helper._get_all_tensors(model)), file
     assert load(dates_bundle).generate_text(["1 May 2000"]) == ["2000-05-01"]
     np.testing.assert_array_equal(load(exported_dates.path).encode(np.array([[5, 6]]))["h0"].shape, (1, 16))
+
+
+def _loop_emitting(bundle_copy, shift: int):
+    """The dates bundle with its fp32 decode loop's ids shifted by ``shift`` (an altered graph, hashes updated)."""
+    path = bundle_copy / "decode_loop.onnx"
+    proto = onnx.load(str(path))
+    final = next(n for n in proto.graph.node if "tokens" in n.output)
+    final.output[:] = ["tokens_shifted_from"]
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(shift, np.int32), "id_shift"))
+    proto.graph.node.append(helper.make_node("Add", ["tokens_shifted_from", "id_shift"], ["tokens"]))
+    path.write_bytes(proto.SerializeToString())
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["graphs"]["decode_loop"]["sha256"] = sha256_bytes(path.read_bytes())
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return bundle_copy
+
+
+@pytest.mark.parametrize("shift, shown", [(-1000, "-9"), (99999, "1000")])  # ids 0-14 shifted
+def test_ids_outside_the_vocabulary_are_a_bundle_error_in_python_and_node(bundle_copy, shift, shown):
+    """Issue 31: an id of 99999 was an IndexError traceback, and a negative one silently printed a character
+    (a list index from the end) in Python and Node. Both runtimes now name the graph."""
+    import subprocess
+
+    from test_node_binding import node_cli
+
+    bundle = _loop_emitting(bundle_copy, shift)
+    model = load(bundle)
+    with pytest.raises(BundleError, match=r"^decode_loop\.onnx: the graph emitted token id " + shown) as err:
+        model.generate_text(["3 mei 1961"], mode="fused")
+    assert err.value.code == "graph_output" and str(err.value).endswith(
+        "outside the target vocabulary's ids 0 to 14; the bundle is corrupt or was altered: export it again")
+    assert model.generate_text(["3 mei 1961"], mode="step") == ["1961-05-03"]  # the step graph is intact
+    result = node_cli(bundle, "3 mei 1961\n", "--mode", "fused")
+    assert result.returncode != 0 and result.stdout == "" and "Traceback" not in result.stderr
+    assert f"decode_loop.onnx: the graph emitted token id {shown}" in result.stderr
+    assert isinstance(result, subprocess.CompletedProcess)

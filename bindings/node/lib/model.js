@@ -7,7 +7,7 @@
 
 const ort = require('onnxruntime-node');
 
-const { InputError } = require('./errors');
+const { BundleError, InputError } = require('./errors');
 const { isBlank } = require('./vocab');
 const { STEP_MODE } = require('./manifest');
 const { zeros, takeRows, putRows, putPadded, argmaxRows, maskLengths } = require('./tensors');
@@ -301,6 +301,13 @@ class Model {
   async fusedTokens(mode, state, start, steps, endId) {
     const first = new ort.Tensor('int32', start, [start.length]);
     const { data, dims: [run, batch] } = await runFused(this, mode, state, first, steps, endId); // (steps run, batch)
+    const size = this.spec.target.vocabulary.tokens.length;
+    const bad = data.find((id) => id < 0 || id >= size);
+    if (bad !== undefined) {
+      const file = this.manifest.graphs[this.spec.modes.get(mode).decoder].file;
+      throw new BundleError(`${file}: the graph emitted token id ${bad}, outside the target vocabulary's ids 0 to `
+        + `${size - 1}; the bundle is corrupt or was altered: export it again`);
+    }
     return Array.from({ length: batch }, (_, b) => {
       const row = [];
       for (let t = 0; t < run; t++) {
