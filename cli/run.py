@@ -6,6 +6,7 @@ numpy + onnxruntime only: nothing here imports training code or TensorFlow.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +18,22 @@ from ..runtime.strategies import DecodeOptions
 from .parser import pick
 
 __all__ = ["run"]
+
+
+# C0 and C1 control characters, DEL and the Unicode line and paragraph separators: a decoded text (whose
+# tokens come from a bundle, perhaps one the user did not build) must not move the cursor, set the terminal's
+# title or clipboard (ESC ] 52), or turn one input's output into several lines.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``, ``\\n``, ``\\u2028``), for a terminal."""
+    def escape(match: re.Match) -> str:
+        c = match.group()
+        return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+    return _CONTROL.sub(escape, text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,12 +77,12 @@ def _show_attention(model, args: argparse.Namespace) -> int:
     if not found:
         raise Seq2SeqEdgeError(f"no hypothesis was decoded for {text!r}")
     best = found[0]
-    columns = [source.tokens[i] for i in ids[0, : lengths[0]]]
+    columns = [printable(source.tokens[i]) for i in ids[0, : lengths[0]]]
     weights = best.attention  # (output steps, source length), in the order the encoder read the source
     if source.reverse:  # show the source as written
         columns, weights = columns[::-1], weights[:, ::-1]
-    rows = [target.tokens[int(t)] for t in best.tokens] + (["</s>"] if best.ended else [])
-    print(f"{text} -> {target.decode(best.tokens)}")
+    rows = [printable(target.tokens[int(t)]) for t in best.tokens] + (["</s>"] if best.ended else [])
+    print(f"{printable(text)} -> {printable(target.decode(best.tokens))}")
     label = max(len(r) for r in rows)
     width = max(3, max(len(c) for c in columns))
     print(" " * label + " " + " ".join(c.rjust(width) for c in columns))
@@ -90,10 +107,11 @@ def _run_texts(model, args: argparse.Namespace) -> int:
         if scored:
             for row in model.decode_text(block, options, args.max_steps):
                 for text, log_prob, score in row:
-                    print("\t".join([text, f"{log_prob:.6g}"] + ([f"{score:.6g}"] if options.n_best > 1 else [])))
+                    print("\t".join([printable(text), f"{log_prob:.6g}"]
+                                    + ([f"{score:.6g}"] if options.n_best > 1 else [])))
         else:
             for result in model.generate_text(block, args.max_steps, mode=args.mode, options=options):
-                print(result)
+                print(printable(result))
         sys.stdout.flush()
     return 0
 

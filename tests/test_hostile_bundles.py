@@ -104,3 +104,24 @@ def test_ids_outside_the_vocabulary_are_a_bundle_error_in_python_and_node(bundle
     assert result.returncode != 0 and result.stdout == "" and "Traceback" not in result.stderr
     assert f"decode_loop.onnx: the graph emitted token id {shown}" in result.stderr
     assert isinstance(result, subprocess.CompletedProcess)
+
+
+def test_control_characters_in_tokens_are_escaped_on_the_terminal(bundle_copy, capsys):
+    """Issue 31: vocabulary tokens holding ESC / OSC 52 or a newline were written raw, so a hostile bundle could
+    set the terminal's clipboard and one input gave several lines. Python's and Node's CLIs print escapes."""
+    from seq2seq_edge.cli import main
+    from test_node_binding import node_cli
+
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    tokens = manifest["target"]["vocabulary"]["tokens"]
+    tokens[tokens.index("1")] = "\x1b]52;c;aGk=\x07"
+    tokens[tokens.index("9")] = "\n"
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    want = "\\x1b]52;c;aGk=\\x07\\n6\\x1b]52;c;aGk=\\x07-05-03\n"  # 1961-05-03, one line
+    assert main(["run", str(bundle_copy), "3 mei 1961"]) == 0
+    assert capsys.readouterr().out == want
+    assert main(["run", str(bundle_copy), "--strategy", "beam", "--scores", "3 mei 1961"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(want[:-1] + "\t") and "\x1b" not in out
+    result = node_cli(bundle_copy, "3 mei 1961\n")
+    assert result.returncode == 0 and result.stdout == want

@@ -113,6 +113,19 @@ async function readWindows(input) {
   }
 }
 
+const NAMED = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` with control characters (C0, DEL, C1, U+2028, U+2029) written as escapes (`\x1b`, `\n`, `\u2028`), as
+ * the Python CLI prints them: tokens from a bundle must not drive the terminal or split one output into lines.
+ */
+function printable(text) {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => NAMED[c]
+    || (c.charCodeAt(0) < 0x100 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
+      : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
 /** Write to stdout, waiting when the pipe is full. */
 function write(text) {
   return new Promise((resolve, reject) => {
@@ -142,7 +155,7 @@ async function main(argv) {
     }
     for await (const block of lineBlocks(process.stdin, BLOCK)) {
       const outputs = await model.generateText(block, { mode: args.mode, maxSteps: args.maxSteps });
-      await write(outputs.map((o) => `${o}\n`).join(''));
+      await write(outputs.map((o) => `${printable(o)}\n`).join(''));
     }
     return 0;
   } catch (error) {
