@@ -4,6 +4,7 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
+const { lineBlocks } = require('../cli');
 const { GOLDEN, bundle, copyBundle, editManifest, runCli } = require('./helpers');
 
 test('stdin to stdout: one output per non-blank line, in order; \\r\\n and a last line without \\n', () => {
@@ -53,4 +54,27 @@ test('usage errors exit with status 2', () => {
     assert.equal(result.status, 2, args.join(' '));
     assert.match(result.stderr, /^usage: node cli.js BUNDLE/);
   }
+});
+
+test('stdin lines are read in linear time: a long line is joined once, not at every chunk', async () => {
+  // Issue 31: a 40 MB line took 15 s and 2.2 GB when every chunk was concatenated onto the pending bytes.
+  const chunk = Buffer.alloc(1024, 'a');
+  async function* input() {
+    for (let i = 0; i < 2000; i++) yield chunk; // one 2 MB line, then a short one
+    yield Buffer.from('\nb\n');
+  }
+  const concat = Buffer.concat;
+  let copied = 0;
+  Buffer.concat = (list, ...rest) => {
+    copied += list.reduce((n, b) => n + b.length, 0);
+    return concat.call(Buffer, list, ...rest);
+  };
+  const blocks = [];
+  try {
+    for await (const block of lineBlocks(input(), 4096)) blocks.push(block);
+  } finally {
+    Buffer.concat = concat;
+  }
+  assert.deepEqual(blocks.map((b) => b.map((line) => line.length)), [[2000 * 1024, 1]]);
+  assert.ok(copied <= 2 * 2000 * 1024 + 16, `copied ${copied} bytes for a 2 MB line`); // was about 2 GB
 });
