@@ -8,6 +8,7 @@ graphs themselves).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
         raise BundleError(f"no bundle at {str(path)!r}: expected a directory holding {MANIFEST} "
                           "(write one with `seq2seq-edge export RUN_DIR --out BUNDLE`)", code="no_bundle")
     file = path / MANIFEST
+    if os.path.lexists(file):
+        _check_plain_file(file, MANIFEST, None)
     if not file.is_file():
         raise BundleError(f"{str(path)!r} has no {MANIFEST}; it is not a seq2seq-edge bundle, or it is "
                           "incomplete: export it again", code="no_manifest")
@@ -78,8 +81,6 @@ def read_manifest(path: Path) -> Manifest | AutoencoderManifest:
 def max_threads() -> int:
     """The most onnxruntime threads a session may ask for: 4 per core of this machine (200 threads took 31 s
     for one date here; 100,000 crashed the process)."""
-    import os
-
     return 4 * (os.cpu_count() or 1)
 
 
@@ -107,13 +108,14 @@ def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions,
         raise BundleError(f"manifest.json: graph file {show(spec.file)} must be a plain file name inside the bundle",
                           code="graph_path", field=f"{where}.file")
     file = root / spec.file
+    if os.path.lexists(file):  # a link or a FIFO is refused as such, not as missing
+        _check_plain_file(file, spec.file, f"{where}.file")
     if not _is_file(file):
         name = spec.file if len(spec.file) <= 80 else spec.file[:77] + "..."
         raise BundleError(f"{root / name} is missing; the bundle is incomplete: copy the whole directory "
                           "or export again",
                           code="graph_missing", field=f"{where}.file")
-    data = file.read_bytes()
-    actual = sha256_bytes(data)
+    data, actual = _read_hashed(file, spec.file, f"{where}.file")
     if actual != spec.sha256:
         raise BundleError(f"{spec.file}: sha256 {actual[:16]}... does not match the manifest's "
                           f"{spec.sha256[:16]}...; the file was changed or corrupted after export: export again",
@@ -128,6 +130,46 @@ def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions,
                           code="onnxruntime", field=f"{where}.file") from exc
     _check_interface(key, spec, session)
     return session
+
+
+# The largest graph a bundle may hold: protobuf cannot serialise a model over 2 GiB, and a bundle has no
+# external data. Checked before a byte is read (a sparse 1.5 GB file was read whole before its hash was).
+MAX_GRAPH_BYTES = 2 ** 31
+_CHUNK = 1 << 20
+
+
+def _check_plain_file(file: Path, name: str, field: str | None) -> None:
+    """Refuse a symbolic link or any file that is not a regular one (a FIFO, a device): a bundle is a directory
+    of plain files, and a link could make the runtime read, and hash into its messages, a file outside it."""
+    import stat
+
+    mode = os.lstat(file).st_mode
+    if stat.S_ISLNK(mode) or not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise BundleError(f"{_short(name)} in the bundle is {kind}; a bundle holds its files as plain files "
+                          "(copy it with `cp -rL`, or export it again)", code="not_a_file", field=field)
+
+
+def _short(name: str) -> str:
+    """A file name for a message: at most 80 characters."""
+    return name if len(name) <= 80 else name[:77] + "..."
+
+
+def _read_hashed(file: Path, name: str, field: str) -> tuple[bytes, str]:
+    """The file's bytes and their sha256, read in chunks after its size was checked against MAX_GRAPH_BYTES."""
+    size = file.stat().st_size
+    if size > MAX_GRAPH_BYTES:
+        raise BundleError(f"{_short(name)}: {size} bytes, more than a graph may hold ({MAX_GRAPH_BYTES}); "
+                          "the bundle is corrupt or hostile: export it again", code="too_big", field=field)
+    digest, data = hashlib.sha256(), bytearray()
+    with open(file, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            data += chunk
+            if len(data) > MAX_GRAPH_BYTES:  # grown since its size was read
+                raise BundleError(f"{_short(name)}: more than {MAX_GRAPH_BYTES} bytes; the bundle is corrupt or "
+                                  "hostile: export it again", code="too_big", field=field)
+    return bytes(data), digest.hexdigest()
 
 
 def _is_file(path: Path) -> bool:

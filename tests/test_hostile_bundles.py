@@ -125,3 +125,59 @@ def test_control_characters_in_tokens_are_escaped_on_the_terminal(bundle_copy, c
     assert out.count("\n") == 1 and out.startswith(want[:-1] + "\t") and "\x1b" not in out
     result = node_cli(bundle_copy, "3 mei 1961\n")
     assert result.returncode == 0 and result.stdout == want
+
+
+def test_links_and_non_regular_files_inside_a_bundle_are_refused(bundle_copy, tmp_path):
+    """Issue 31: a symlink inside a bundle pointing outside was followed and read whole, and the hash-mismatch
+    message printed the first 64 bits of the target's sha256 (an oracle on any readable file). Python and Node
+    now refuse the link itself, before reading, and print nothing of the target."""
+    import os
+
+    from test_node_binding import node_cli
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a file outside the bundle\n")
+    target = bundle_copy / "encoder.onnx"
+    target.unlink()
+    target.symlink_to(secret)
+    want = ("encoder.onnx in the bundle is a symbolic link; a bundle holds its files as plain files (copy it "
+            "with `cp -rL`, or export it again)")
+    with pytest.raises(BundleError) as err:
+        load(bundle_copy)
+    assert str(err.value) == want and err.value.code == "not_a_file" and err.value.field == "graphs.encoder.file"
+    result = node_cli(bundle_copy, "3 mei 1961\n")
+    assert result.returncode != 0 and want in result.stderr
+    secret_hash = sha256_bytes(secret.read_bytes())[:16]
+    assert secret_hash not in str(err.value) and secret_hash not in result.stderr
+    target.unlink()
+    os.mkfifo(target)  # a FIFO would block the read forever
+    with pytest.raises(BundleError, match=r"^encoder\.onnx in the bundle is not a regular file;"):
+        load(bundle_copy)
+    manifest = bundle_copy / "manifest.json"
+    moved = tmp_path / "manifest.json"
+    manifest.rename(moved)
+    manifest.symlink_to(moved)
+    with pytest.raises(BundleError, match=r"^manifest\.json in the bundle is a symbolic link;"):
+        load(bundle_copy)
+
+
+def test_a_graph_over_the_size_cap_is_refused_before_it_is_read(bundle_copy, monkeypatch):
+    """Issue 31: a sparse 1.5 GB graph file was read into memory (1.6 GB RSS) before its hash was checked. The
+    size is checked first (the cap, MAX_GRAPH_BYTES, lowered here so that a small sparse file passes it)."""
+    from seq2seq_edge.runtime import bundle as bundle_module
+
+    with open(bundle_copy / "encoder.onnx", "r+b") as f:
+        f.truncate(3 * 2 ** 20)  # sparse: 3 MB that take no disk
+    monkeypatch.setattr(bundle_module, "MAX_GRAPH_BYTES", 2 ** 20)
+    reads = []
+    monkeypatch.setattr(bundle_module, "_CHUNK", 1 << 16)
+    real_open = open
+
+    def counting_open(file, *args, **kwargs):
+        reads.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    with pytest.raises(BundleError, match=r"^encoder\.onnx: 3145728 bytes, more than a graph may hold \(1048576\)"):
+        load(bundle_copy)
+    assert not any(r.endswith("encoder.onnx") for r in reads)

@@ -6,7 +6,6 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const ort = require('onnxruntime-node');
 
@@ -33,6 +32,35 @@ function stat(file) {
   }
 }
 
+// The largest graph a bundle may hold (protobuf's 2 GiB), checked before a byte is read, as in Python.
+const MAX_GRAPH_BYTES = 2 ** 31;
+
+/** Whether anything (a dangling link too) is at `file`. */
+function lexists(file) {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A file name for a message: at most 80 characters. */
+function short(name) {
+  return name.length <= 80 ? name : `${name.slice(0, 77)}...`;
+}
+
+/** Refuse a symbolic link or anything but a regular file inside a bundle, with Python's message. */
+function checkPlainFile(file, name, field) {
+  const info = fs.lstatSync(file);
+  if (info.isSymbolicLink() || !info.isFile()) {
+    const kind = info.isSymbolicLink() ? 'a symbolic link' : 'not a regular file';
+    throw new BundleError(`${short(name)} in the bundle is ${kind}; a bundle holds its files as plain files `
+      + '(copy it with `cp -rL`, or export it again)', { code: 'not_a_file', field });
+  }
+  return info;
+}
+
 /**
  * Read and parse dir/manifest.json.
  * @param {string} dir
@@ -44,6 +72,7 @@ function readManifest(dir) {
       + '(write one with `seq2seq-edge export RUN_DIR --out BUNDLE`)', { code: 'no_bundle' });
   }
   const file = path.join(dir, MANIFEST);
+  if (lexists(file)) checkPlainFile(file, MANIFEST, null);
   const info = stat(file);
   if (!info?.isFile()) {
     throw new BundleError(`${JSON.stringify(dir)} has no ${MANIFEST}; it is not a seq2seq-edge bundle, or it is `
@@ -68,6 +97,8 @@ function manifestFromBytes(bytes, file) {
 
 /** The most onnxruntime threads a session may ask for: 4 per core, as the Python runtime allows. */
 function maxThreads() {
+  if (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) return 4 * navigator.hardwareConcurrency;
+  const os = require('node:os'); // here, not at the top: the browser demo serves this module without node:os
   return 4 * (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
 }
 
@@ -336,11 +367,17 @@ async function openBundle(dir, threads) {
   const manifest = readManifest(dir);
   const read = async (spec, field) => {
     const file = path.join(dir, spec.file);
+    if (lexists(file)) checkPlainFile(file, spec.file, field); // a link or a FIFO is refused as such
     if (!stat(file)?.isFile()) {
       const name = spec.file.length <= 80 ? spec.file : `${spec.file.slice(0, 77)}...`;
       throw new BundleError(`${path.join(dir, name)} is missing; the bundle is incomplete: copy the whole directory `
         + 'or export again',
         { code: 'graph_missing', field });
+    }
+    const info = fs.statSync(file);
+    if (info.size > MAX_GRAPH_BYTES) {
+      throw new BundleError(`${short(spec.file)}: ${info.size} bytes, more than a graph may hold (${MAX_GRAPH_BYTES}); `
+        + 'the bundle is corrupt or hostile: export it again', { code: 'too_big', field });
     }
     return fs.readFileSync(file);
   };
