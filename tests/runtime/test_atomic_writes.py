@@ -108,3 +108,54 @@ def test_outputs_under_a_file_are_refused(tmp_path):
         with atomic_directory(tmp_path / "afile" / "b"):
             pass
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_publishing_never_replaces_a_file_another_writer_created_meanwhile(tmp_path, monkeypatch):
+    """Issue 31: publish_file checked that the output was absent, then renamed onto it, so a writer arriving
+    between the two was replaced (6 times in 1,500 races). It now links, which fails if the output exists.
+    Here every check says the output is absent, as a check made just before the other writer would."""
+    from pathlib import Path
+
+    from seq2seq_edge.runtime.fsutil import OutputExistsError, publish_file
+
+    out, tmp = tmp_path / "out.jsonl", tmp_path / ".tmp-out"
+    tmp.write_text("mine\n")
+    out.write_text("theirs\n")  # the other writer published in the window
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self, *a, **k: False if self == out else real_exists(self, *a, **k))
+    with pytest.raises(OutputExistsError, match="was created by someone else"):
+        publish_file(tmp, out, force=False)
+    assert out.read_text() == "theirs\n" and tmp.read_text() == "mine\n"
+
+
+def _race(args):
+    import os
+    from pathlib import Path
+
+    from seq2seq_edge.runtime.fsutil import OutputExistsError, publish_file
+
+    folder, round_, me = args
+    tmp = Path(folder) / f".tmp-{round_}-{me}"
+    tmp.write_text(f"{me}\n")
+    try:
+        publish_file(tmp, Path(folder) / f"out{round_}", force=False)
+        return me
+    except OutputExistsError:
+        os.unlink(tmp)
+        return None
+
+
+def test_racing_writers_publish_exactly_once(tmp_path):
+    """Four processes publish to each of 200 paths at once: each path gets exactly one writer's file, the one
+    that was told it won."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        winners = {}
+        for round_ in range(200):
+            results = list(pool.map(_race, [(str(tmp_path), round_, me) for me in range(4)]))
+            won = [r for r in results if r is not None]
+            assert len(won) == 1, (round_, results)
+            winners[round_] = won[0]
+    assert all((tmp_path / f"out{r}").read_text() == f"{w}\n" for r, w in winners.items())
+    assert not list(tmp_path.glob(".tmp-*"))
