@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime import load
-from ..runtime.errors import Seq2SeqEdgeError
+from ..runtime.errors import BundleError, Seq2SeqEdgeError
 from ..runtime.metrics import exact_match, phoneme_word_error_rates, token_agreement
 
 __all__ = ["Evaluation", "open_evaluation", "evaluate", "evaluate_bundle", "g2p_metrics", "token_metrics",
@@ -47,9 +47,20 @@ def open_evaluation(path: str | Path) -> Evaluation:
     if not record:
         raise Seq2SeqEdgeError(f"{path}: the manifest has no data record; evaluate works on bundles exported "
                                "from `seq2seq-edge train` runs of a built-in task")
-    config = TrainConfig(samples=record["samples"], seed=record["seed"],
-                         validation_split=record["validation_split"], test_split=record["test_split"])
-    return Evaluation(model, record["task"], make_splits(record["task"], config))
+    keys = ("task", "samples", "seed", "validation_split", "test_split")
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise BundleError(f"{path}: the manifest's data record lacks {missing}; it says how the task's splits "
+                          f"were made, and evaluate needs all of {list(keys)}: export the run again",
+                          code="data_record", field="data")
+    try:
+        config = TrainConfig(samples=record["samples"], seed=record["seed"],
+                             validation_split=record["validation_split"], test_split=record["test_split"])
+        return Evaluation(model, record["task"], make_splits(record["task"], config))
+    except (TypeError, ValueError, Seq2SeqEdgeError) as exc:  # a value of the wrong type or out of range
+        why = str(exc) if len(str(exc)) <= 200 else str(exc)[:197] + "..."
+        raise BundleError(f"{path}: the manifest's data record cannot rebuild the task's splits ({why}); export "
+                          "the run again", code="data_record", field="data") from None
 
 
 def evaluate_bundle(path: str | Path, beam_width: int = 5) -> dict:

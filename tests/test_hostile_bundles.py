@@ -181,3 +181,26 @@ def test_a_graph_over_the_size_cap_is_refused_before_it_is_read(bundle_copy, mon
     with pytest.raises(BundleError, match=r"^encoder\.onnx: 3145728 bytes, more than a graph may hold \(1048576\)"):
         load(bundle_copy)
     assert not any(r.endswith("encoder.onnx") for r in reads)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda data: data.pop("task"), "the manifest's data record lacks ['task']; it says how the task's splits "
+     "were made, and evaluate needs all of ['task', 'samples', 'seed', 'validation_split', 'test_split']: "
+     "export the run again"),
+    (lambda data: data.update(task="nonsense"), "the manifest's data record cannot rebuild the task's splits "
+     "(unknown task 'nonsense'"),
+    (lambda data: data.update(samples="many"), "the manifest's data record cannot rebuild the task's splits"),
+])
+def test_evaluate_with_a_broken_data_record_says_so_in_one_line(bundle_copy, edit, message):
+    """Issue 31: `evaluate` on a manifest whose data record lacked a key was a KeyError traceback."""
+    import subprocess
+    import sys
+
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    edit(manifest["data"])
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "seq2seq_edge", "evaluate", str(bundle_copy)],
+                            capture_output=True, text=True, env={**__import__("os").environ,
+                                                                  "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {bundle_copy}: {message}") and result.stderr.count("\n") == 1
