@@ -44,6 +44,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Seq2SeqEdgeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print("error: out of memory; decode fewer rows at a time (--batch-size, shorter inputs)", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise  # a bug of ours: its traceback is what a report needs
+        # onnxruntime failing at run time (a graph that computes on shapes its interface did not declare, an
+        # allocation it could not make): one line, as short as every other error
+        print(f"error: onnxruntime failed while decoding: {one_line(str(exc))}; if the bundle was altered or "
+              "built elsewhere, export it again", file=sys.stderr)
+        return 1
+
+
+def one_line(text: str, width: int = 300) -> str:
+    """``text`` on one line, at most ``width`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _quickstart(args: argparse.Namespace) -> int:

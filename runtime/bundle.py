@@ -91,6 +91,9 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
         raise InputError(f"threads must be at most {max_threads()} (4 per core of this machine), got {threads}")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Fatal only: a failing run raises an exception that says what failed (callers and the CLI report it);
+    # onnxruntime's own log line would print it a second time, unasked, on the application's stderr.
+    options.log_severity_level = 4
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

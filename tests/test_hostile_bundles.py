@@ -204,3 +204,30 @@ def test_evaluate_with_a_broken_data_record_says_so_in_one_line(bundle_copy, edi
                                                                   "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: {bundle_copy}: {message}") and result.stderr.count("\n") == 1
+
+
+def test_an_onnxruntime_failure_at_run_time_is_one_line_from_the_cli(bundle_copy):
+    """Issue 31: a graph that fails inside onnxruntime while decoding (here the loop gathers a step that does not
+    exist) printed onnxruntime's traceback. The CLI prints one bounded line and exits 1."""
+    import subprocess
+    import sys
+
+    path = bundle_copy / "decode_loop.onnx"
+    proto = onnx.load(str(path))
+    final = next(n for n in proto.graph.node if "tokens" in n.output)
+    final.output[:] = ["tokens_all"]
+    proto.graph.initializer.extend([onnx.numpy_helper.from_array(np.array([1000], np.int64), "no_such_step"),
+                                    onnx.numpy_helper.from_array(np.array(0, np.int32), "zero")])
+    proto.graph.node.extend([  # tokens + 0 * tokens[1000]: the declared shapes hold, the run fails
+        helper.make_node("Gather", ["tokens_all", "no_such_step"], ["missing_step"], axis=0),
+        helper.make_node("Mul", ["missing_step", "zero"], ["nothing"]),
+        helper.make_node("Add", ["tokens_all", "nothing"], ["tokens"])])
+    path.write_bytes(proto.SerializeToString())
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["graphs"]["decode_loop"]["sha256"] = sha256_bytes(path.read_bytes())
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "seq2seq_edge", "run", str(bundle_copy), "--mode", "fused",
+                             "3 mei 1961"], capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: onnxruntime failed while decoding: ") and result.stderr.count("\n") == 1
+    assert len(result.stderr) < 500 and "export it again" in result.stderr
