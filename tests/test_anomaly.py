@@ -148,6 +148,7 @@ def test_quick_preset_learns_and_detects(task, tmp_path, capsys):
     assert f"check failed: recall = {metrics['recall']:.4g}, documented floor >= 1.01 (recipe {task}-quick:" in err
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes (the ecg_tiny fixture trains)
 def test_a_collapsed_autoencoder_fails_the_check(ecg_tiny, tmp_path, capsys):
     """One epoch of a 4-unit model predicts about the mean: the ratio is near 1 and the quick floors fail.
     `evaluate --json --plot` reports the same metrics and draws the evaluation."""

@@ -121,6 +121,7 @@ def test_ecg_data_is_the_labelled_recording():
     assert sorted(set(splits.test_events.tolist())) == [-1, 0]
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes (the ecg_tiny fixture trains)
 def test_ecg_train_export_evaluate(ecg_tiny):
     from seq2seq_edge.export.evaluate import evaluate_bundle
 
