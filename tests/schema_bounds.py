@@ -94,6 +94,8 @@ BOUNDS = [
     ("#/$defs/threshold/maximum", A, "anomaly.threshold", Raw("1e309"), "anomaly.threshold"),
     ("#/$defs/autoencoder/properties/window/minimum", A, "window", 0, "window"),
     ("#/$defs/autoencoder/properties/window/maximum", A, "window", 1000001, "window"),
+    ("#/$defs/seq2seq/properties/task/maxLength", D, "task", "t" * 257, "task"),
+    ("#/$defs/autoencoder/properties/task/maxLength", A, "task", "t" * 257, "task"),
 ]
 
 

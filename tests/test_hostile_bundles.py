@@ -231,3 +231,29 @@ def test_an_onnxruntime_failure_at_run_time_is_one_line_from_the_cli(bundle_copy
     assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: onnxruntime failed while decoding: ") and result.stderr.count("\n") == 1
     assert len(result.stderr) < 500 and "export it again" in result.stderr
+
+
+@pytest.mark.parametrize("field, command", [("task", "run"), ("data.task", "evaluate"), ("model.cell", "run"),
+                                            ("target.vocabulary.tokens.5", "run")])
+def test_a_20_mb_string_in_the_manifest_gives_a_short_error(bundle_copy, field, command):
+    """Issue 31: a manifest field holding a 20 MB string gave a 20 MB error (the CLI printed 20,000,079 bytes).
+    The top-level task had no length bound at all; every message quotes an excerpt."""
+    import os
+    import subprocess
+    import sys
+
+    from test_node_binding import node_cli
+
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    *parents, last = [int(k) if k.isdigit() else k for k in field.split(".")]
+    node = manifest
+    for key in parents:
+        node = node[key]
+    node[last] = "x" * 20_000_000
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    args = [sys.executable, "-m", "seq2seq_edge", command, str(bundle_copy)] + (["3 mei 1961"] * (command == "run"))
+    result = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 1 and len(result.stderr) < 500 and result.stderr.count("\n") == 1
+    if command == "run":
+        node_result = node_cli(bundle_copy, "3 mei 1961\n")
+        assert node_result.returncode != 0 and len(node_result.stderr) < 500
