@@ -183,6 +183,7 @@ def test_a_graph_over_the_size_cap_is_refused_before_it_is_read(bundle_copy, mon
     assert not any(r.endswith("encoder.onnx") for r in reads)
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes (each case starts the CLI)
 @pytest.mark.parametrize("edit, message", [
     (lambda data: data.pop("task"), "the manifest's data record lacks ['task']; it says how the task's splits "
      "were made, and evaluate needs all of ['task', 'samples', 'seed', 'validation_split', 'test_split']: "
@@ -233,6 +234,7 @@ def test_an_onnxruntime_failure_at_run_time_is_one_line_from_the_cli(bundle_copy
     assert len(result.stderr) < 500 and "export it again" in result.stderr
 
 
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes (each case starts the CLI)
 @pytest.mark.parametrize("field, command", [("task", "run"), ("data.task", "evaluate"), ("model.cell", "run"),
                                             ("target.vocabulary.tokens.5", "run")])
 def test_a_20_mb_string_in_the_manifest_gives_a_short_error(bundle_copy, field, command):
