@@ -29,8 +29,7 @@ def gru_ops_as_scans(proto, quantize_body=None) -> int:
     ``quantize_body(graph, model) -> graph`` quantises each Scan body (adding the opsets it needs to ``model``)."""
     from onnx import numpy_helper
 
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 13:  # Split and Unsqueeze take their sizes and axes as inputs from opset 13
+    if opset_of(proto) < 13:  # Split and Unsqueeze take their sizes and axes as inputs from opset 13
         return 0
     inits = {i.name: i for i in proto.graph.initializer}
     consumed = _names_read(proto.graph)
@@ -58,6 +57,11 @@ def gru_ops_as_scans(proto, quantize_body=None) -> int:
             del field[:]
             field.extend(kept)
     return rewritten
+
+
+def opset_of(model) -> int:
+    """The default-domain opset ``model`` imports (0 if none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _names_read(graph) -> set[str]:

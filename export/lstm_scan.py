@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gru_scan import _names_read, finish_body
+from .gru_scan import _names_read, finish_body, opset_of
 
 __all__ = ["lstm_ops_as_scans", "MIN_UNITS"]
 
@@ -40,8 +40,7 @@ def lstm_ops_as_scans(proto, quantize_body=None, min_units: int = MIN_UNITS) -> 
     (the main graph's and those in Loop and Scan bodies); returns how many were rewritten (others stay as they
     are). ``quantize_body(graph, model) -> graph`` quantises each new Scan body (adding the opsets it needs to
     ``model``)."""
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 13:  # Split and Unsqueeze take their sizes and axes as inputs from opset 13
+    if opset_of(proto) < 13:  # Split and Unsqueeze take their sizes and axes as inputs from opset 13
         return 0
     counter = [0]
     _rewrite(proto.graph, proto, quantize_body, counter, min_units)
@@ -59,10 +58,11 @@ def _rewrite(graph, model, quantize_body, counter: list[int], min_units: int) ->
             if attr.type == AttributeProto.GRAPH and node.op_type in ("Loop", "Scan"):
                 _rewrite(attr.g, model, quantize_body, counter, min_units)
         acts = _plain_lstm(node, inits)
-        if acts is None or numpy_helper.to_array(inits[node.input[2]]).shape[-1] < min_units:
+        R = None if acts is None else numpy_helper.to_array(inits[node.input[2]])
+        if R is None or R.shape[-1] < min_units:
             nodes.append(node)
             continue
-        W, R = (numpy_helper.to_array(inits[name]) for name in node.input[1:3])
+        W = numpy_helper.to_array(inits[node.input[1]])
         B = numpy_helper.to_array(inits[node.input[3]]) if len(node.input) > 3 and node.input[3] \
             else np.zeros((R.shape[0], 8 * R.shape[2]), np.float32)
         new_nodes, new_inits = _scan_nodes(node, W, R, B, acts, model, quantize_body, counter[0], consumed)
@@ -200,7 +200,7 @@ def _body(R: np.ndarray, units: int, acts, masked: bool, sequence: bool, model, 
          helper.make_node("Add", ["xw", "hr"], ["gates"]),
          helper.make_node("Split", ["gates", "sizes"], ["iof_in", "cand_in"], axis=1),
          helper.make_node(gate, ["iof_in"], ["iof"]),
-         helper.make_node("Split", ["iof"], ["i", "o", "f"], axis=1, num_outputs=3) if _opset(model) >= 18 else
+         helper.make_node("Split", ["iof"], ["i", "o", "f"], axis=1, num_outputs=3) if opset_of(model) >= 18 else
          helper.make_node("Split", ["iof", "thirds"], ["i", "o", "f"], axis=1),
          helper.make_node(cell, ["cand_in"], ["cand"]),
          helper.make_node("Mul", ["f", "c"], ["fc"]),
@@ -208,7 +208,7 @@ def _body(R: np.ndarray, units: int, acts, masked: bool, sequence: bool, model, 
          helper.make_node("Add", ["fc", "ic"], [c_new]),
          helper.make_node(hidden, [c_new], ["c_act"]),
          helper.make_node("Mul", ["o", "c_act"], [h_new])]
-    if _opset(model) < 18:
+    if opset_of(model) < 18:
         inits.append(numpy_helper.from_array(np.array([units] * 3, np.int64), "thirds"))
     inputs = [vi("h", f, ["batch", units]), vi("c", f, ["batch", units]), vi("xw", f, ["batch", 4 * units])]
     outputs = [vi("h_out", f, ["batch", units]), vi("c_out", f, ["batch", units])]
@@ -225,7 +225,3 @@ def _body(R: np.ndarray, units: int, acts, masked: bool, sequence: bool, model, 
         outputs.append(vi("y", f, ["batch", units]))
     graph = helper.make_graph(n, "lstm_step", inputs, outputs, initializer=inits)
     return finish_body(graph, prefix, model, quantize_body)
-
-
-def _opset(model) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -114,8 +114,7 @@ def _session(root: Path, key: str, spec: GraphSpec, options: ort.SessionOptions,
     if os.path.lexists(file):  # a link or a FIFO is refused as such, not as missing
         _check_plain_file(file, spec.file, f"{where}.file")
     if not _is_file(file):
-        name = spec.file if len(spec.file) <= 80 else spec.file[:77] + "..."
-        raise BundleError(f"{root / name} is missing; the bundle is incomplete: copy the whole directory "
+        raise BundleError(f"{root / _short(spec.file)} is missing; the bundle is incomplete: copy the whole directory "
                           "or export again",
                           code="graph_missing", field=f"{where}.file")
     data, actual = _read_hashed(file, spec.file, f"{where}.file")

@@ -179,12 +179,13 @@ class Seq2SeqModel:
     def _fused_tokens(self, mode: str, state: State, start: np.ndarray, steps: int, end_id: int) -> list[np.ndarray]:
         tokens = self._fused(mode, state, start, steps, pad=end_id).T  # (batch, steps run)
         size = len(self.manifest.target.vocabulary)
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= size):
-            graph = self.manifest.graphs[self.manifest.modes[mode]["decoder"]]
-            bad = int(tokens.min()) if tokens.min() < 0 else int(tokens.max())
-            raise BundleError(f"{graph.file}: the graph emitted token id {bad}, outside the target vocabulary's "
-                              f"ids 0 to {size - 1}; the bundle is corrupt or was altered: export it again",
-                              code="graph_output", field=f"graphs.{self.manifest.modes[mode]['decoder']}")
+        low, high = (int(tokens.min()), int(tokens.max())) if tokens.size else (0, 0)
+        if low < 0 or high >= size:
+            key = self.manifest.modes[mode]["decoder"]
+            raise BundleError(f"{self.manifest.graphs[key].file}: the graph emitted token id "
+                              f"{low if low < 0 else high}, outside the target vocabulary's ids 0 to {size - 1}; "
+                              "the bundle is corrupt or was altered: export it again",
+                              code="graph_output", field=f"graphs.{key}")
         ended = tokens == end_id
         lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), tokens.shape[1])
         return [tokens[i, : lengths[i]].astype(np.int32) for i in range(len(tokens))]

@@ -369,8 +369,7 @@ async function openBundle(dir, threads) {
     const file = path.join(dir, spec.file);
     if (lexists(file)) checkPlainFile(file, spec.file, field); // a link or a FIFO is refused as such
     if (!stat(file)?.isFile()) {
-      const name = spec.file.length <= 80 ? spec.file : `${spec.file.slice(0, 77)}...`;
-      throw new BundleError(`${path.join(dir, name)} is missing; the bundle is incomplete: copy the whole directory `
+      throw new BundleError(`${path.join(dir, short(spec.file))} is missing; the bundle is incomplete: copy the whole directory `
         + 'or export again',
         { code: 'graph_missing', field });
     }
