@@ -11,8 +11,9 @@ from dataclasses import replace
 import numpy as np
 
 from .decoding import State
-from .errors import InputError
+from .errors import BundleError, InputError
 from .manifest import Manifest, TokenSpec
+from .schema import show
 from .strategies import Hypothesis
 
 __all__ = ["StepRunner"]
@@ -40,6 +41,13 @@ class StepRunner:
         feed = dict(state)  # the caller's dict stays as it was
         feed[self.manifest.io.step_input] = x[:, None] if self.ids else x
         out, *next_values = self.run(self.outputs, feed)
+        if out.shape != (len(x), self.width):  # wider logits would let argmax pick an id outside the vocabulary
+            file = self.manifest.graphs[self.manifest.modes["step"]["decoder"]].file
+            name = show(self.manifest.io.step_output)
+            raise BundleError(f"{file}: the graph's {name} came back with shape {out.shape}, not "
+                              f"({len(x)}, {self.width}) (a row per input, a value per target "
+                              f"{'token' if self.ids else 'feature'}); the bundle is corrupt or was altered: "
+                              "export it again", code="graph_output", field="graphs.decoder_step")
         after = dict(zip(self.state_names, next_values))
         for name in self.constants:
             after[name] = state[name]

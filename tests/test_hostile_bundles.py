@@ -1,6 +1,7 @@
 """Attacks on the runtime with real ONNX graphs (built with onnx): a bundle may not read outside itself."""
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -104,6 +105,48 @@ def test_ids_outside_the_vocabulary_are_a_bundle_error_in_python_and_node(bundle
     assert result.returncode != 0 and result.stdout == "" and "Traceback" not in result.stderr
     assert f"decode_loop.onnx: the graph emitted token id {shown}" in result.stderr
     assert isinstance(result, subprocess.CompletedProcess)
+
+
+def _step_logits_widened(bundle_copy):
+    """The dates bundle with its step graph's logits padded by one column of 1e6 (so argmax picks id 15 of a
+    15-token vocabulary), behind a pad width computed at run time so the declared shape still loads."""
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    path, out = bundle_copy / "decoder_step.onnx", manifest["io"]["step_output"]
+    proto = onnx.load(str(path))
+    node = next(n for n in proto.graph.node if out in n.output)
+    node.output[list(node.output).index(out)] = "logits_narrow"
+    value = onnx.numpy_helper.from_array
+    proto.graph.initializer.extend([value(np.array([0, 0, 0, 1], np.int64), "pads"),
+                                    value(np.array(1e6, np.float32), "pad_value"), value(np.array(1), "index_1")])
+    proto.graph.node.extend([helper.make_node("Shape", [manifest["io"]["step_input"]], ["input_shape"]),
+                             helper.make_node("Gather", ["input_shape", "index_1"], ["one"]),
+                             helper.make_node("Mul", ["pads", "one"], ["run_time_pads"]),
+                             helper.make_node("Pad", ["logits_narrow", "run_time_pads", "pad_value"], [out])])
+    path.write_bytes(proto.SerializeToString())
+    manifest["graphs"]["decoder_step"]["sha256"] = sha256_bytes(path.read_bytes())
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return bundle_copy
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_a_step_graph_with_logits_wider_than_the_vocabulary_is_a_bundle_error(bundle_copy, strategy):
+    """Issue 31, item 4 in step mode: logits one wider than the vocabulary let argmax pick id 15 of 15 tokens,
+    which was onnxruntime's traceback from the next step's Gather (Python) and its log lines (Node)."""
+    from seq2seq_edge.cli import main
+    from seq2seq_edge.runtime import DecodeOptions
+    from test_node_binding import node_cli
+
+    model = load(_step_logits_widened(bundle_copy))
+    assert model.generate_text(["3 mei 1961"], mode="fused") == ["1961-05-03"]  # the loop graph is intact
+    want = (r"decoder_step.onnx: the graph's 'logits' came back with shape \((\d+), 16\), not \(\1, 15\) "
+            r"\(a row per input, a value per target token\); the bundle is corrupt or was altered: export it again")
+    with pytest.raises(BundleError, match="^" + want + "$") as err:
+        model.decode_text(["3 mei 1961"], DecodeOptions(strategy=strategy))
+    assert err.value.code == "graph_output"
+    result = node_cli(bundle_copy, "3 mei 1961\n", "--mode", "step")  # Node decodes greedily
+    assert result.returncode == 1 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert re.search(r"decoder_step.onnx: the graph's step output came back with shape \((\d+), 16\), not \(\1, 15\)",
+                     result.stderr)
 
 
 def test_control_characters_in_tokens_are_escaped_on_the_terminal(bundle_copy, capsys):

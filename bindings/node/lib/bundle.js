@@ -112,6 +112,7 @@ function sessionOptions(threads) {
   }
   return {
     executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1,
+    logSeverityLevel: 4, // onnxruntime's own log lines: a failure is reported once, as an error we raise
   };
 }
 

@@ -176,7 +176,7 @@ class Model {
       const values = await this.sessions.get('decoder_step').run(feed, [...this.decoderOutputs, m.io.attention]);
       const w = Array.from(values[m.io.attention].data).slice(0, row.length);
       weights.push(source.reverse ? w.reverse() : w);
-      const token = argmaxRows(values[m.io.stepOutput])[0];
+      const token = argmaxRows(this.checkStepOutput(values[m.io.stepOutput], 1))[0];
       ended = token === target.endId;
       if (!ended) ids.push(token);
       const next = {};
@@ -348,7 +348,21 @@ class Model {
     const next = {};
     m.state.forEach((s) => { next[s.name] = values[s.output]; });
     for (const name of this.constantNames) next[name] = state[name];
-    return [values[m.io.stepOutput], next];
+    return [this.checkStepOutput(values[m.io.stepOutput], x.length), next];
+  }
+
+  /** The step graph's logits must be (rows, target tokens): wider ones would let argmax pick an id outside
+   * the vocabulary. */
+  checkStepOutput(output, rows) {
+    const width = this.spec.target.vocabulary.tokens.length;
+    const [r, w] = output.dims;
+    if (output.dims.length !== 2 || r !== rows || w !== width) {
+      const file = this.manifest.graphs[this.spec.modes.get(STEP_MODE).decoder].file;
+      throw new BundleError(`${file}: the graph's step output came back with shape (${output.dims.join(', ')}), not `
+        + `(${rows}, ${width}) (a row per input, a value per target token); the bundle is corrupt or was altered: `
+        + 'export it again');
+    }
+    return output;
   }
 
   /**
