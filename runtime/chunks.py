@@ -7,6 +7,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from .inputs import check_source_length
 from .vocab import Vocabulary
 
 __all__ = ["TOKEN_BUDGET", "ENCODE_CHUNK_ROWS", "ENCODE_MAX_CHUNKS", "ENCODE_MIN_SAVING", "length_chunks",
@@ -52,7 +53,10 @@ def encoder_chunks(lengths: np.ndarray) -> list[np.ndarray] | None:
 def by_text_chunks(texts: list[str], vocab: Vocabulary, run: Callable[[np.ndarray, np.ndarray], list]) -> list:
     """``run(ids, lengths)`` over length-sorted chunks of ``texts`` of at most TOKEN_BUDGET padded ids, so
     memory follows the input's total size; one result per text, in the caller's order."""
-    rows = [vocab.encode(t) for t in texts]
+    rows = []
+    for i, text in enumerate(texts):
+        rows.append(vocab.encode(text))
+        check_source_length(len(rows[-1]), f"item {i}", "tokens")
     results: list = [None] * len(rows)
     for chunk in length_chunks([len(r) for r in rows], TOKEN_BUDGET):
         ids, lengths = vocab.pad([rows[i] for i in chunk])  # (chunk, longest in chunk)

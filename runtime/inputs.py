@@ -8,8 +8,12 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_texts", "check_token_ids", "check_lengths", "check_features", "check_state", "normalise",
+__all__ = ["MAX_SOURCE_STEPS", "check_texts", "check_source_length", "check_token_ids", "check_lengths", "check_features", "check_state", "normalise",
            "check_normalised"]
+
+# The longest source a row may have, in tokens or time steps: the encoder's memory grows with it (a row of a
+# million characters took 1.2 GB), and no model here is trained on sources of more than a few hundred steps.
+MAX_SOURCE_STEPS = 4096
 
 # An empty batch ([] or an array whose first axis is 0) is valid input everywhere: the calls return an empty
 # result of their usual type without running a graph.
@@ -36,6 +40,13 @@ def check_texts(texts: Any) -> list[str]:
     return list(texts)
 
 
+def check_source_length(steps: int, what: str, unit: str = "steps") -> None:
+    """InputError when one row's source is longer than MAX_SOURCE_STEPS."""
+    if steps > MAX_SOURCE_STEPS:
+        raise InputError(f"{what} has {steps} {unit}; a source has at most {MAX_SOURCE_STEPS} (MAX_SOURCE_STEPS): "
+                         "split it into shorter sources")
+
+
 def check_token_ids(ids: Any, vocab_size: int, name: str = "source", rank: int = 2) -> np.ndarray:
     """Integer ids of the given rank, each in [0, vocab_size); returned as int32. ``[]``: no rows."""
     if _no_rows(ids):
@@ -49,6 +60,8 @@ def check_token_ids(ids: Any, vocab_size: int, name: str = "source", rank: int =
         raise InputError(f"{name}: expected shape {want}, got {arr.shape}")
     if rank == 2 and arr.shape[0] and arr.shape[1] == 0:
         raise InputError(f"{name}: sequences have no time steps; pass at least one token each")
+    if rank == 2:
+        check_source_length(arr.shape[1], f"{name}: each row")
     if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
         raise InputError(f"{name}: ids must lie in [0, {vocab_size}), got values from {arr.min()} to {arr.max()}")
     return arr.astype(np.int32, copy=False)
@@ -95,6 +108,8 @@ def check_features(x: Any, features: int, name: str = "source", rank: int = 3) -
         raise InputError(f"{name}: the model takes {features} features, got {arr.shape[-1]} (shape {arr.shape})")
     if rank == 3 and arr.shape[0] and arr.shape[1] == 0:
         raise InputError(f"{name}: empty input of shape {arr.shape}; pass at least one step of each sequence")
+    if rank == 3:
+        check_source_length(arr.shape[1], f"{name}: each row")
     with np.errstate(over="ignore"):  # overflow is reported below, as an InputError
         out = arr.astype(np.float32, copy=False)
     if not np.isfinite(out).all():

@@ -1,5 +1,6 @@
 """Careless and hostile inputs to the runtime and to `seq2seq-edge run`: each a clear error, nothing lost."""
 
+import re
 import subprocess
 import sys
 import warnings
@@ -163,3 +164,24 @@ def test_an_output_path_under_a_regular_file(sine_bundle, golden, tmp_path):
     assert result.stderr.decode() == (f"error: {tmp_path / 'afile' / 'out.npy'}: {tmp_path / 'afile'} is a file, not "
                                       "a directory; choose another output path\n")
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_source_longer_than_the_cap_is_refused_with_the_cap(dates, sine, dates_bundle):
+    """Issue 31, item 6: a row of a million characters took 1.2 GB; a source now has at most MAX_SOURCE_STEPS
+    tokens or time steps, and the message names the row and the cap."""
+    from seq2seq_edge.runtime.inputs import MAX_SOURCE_STEPS
+
+    assert MAX_SOURCE_STEPS == 4096
+    cap = "a source has at most 4096 (MAX_SOURCE_STEPS): split it into shorter sources"
+    with pytest.raises(InputError, match=r"^item 1 has 4097 tokens; " + re.escape(cap) + "$"):
+        dates.generate_text(["3 mei 1961", "1" * 4097])
+    with pytest.raises(InputError, match=r"^item 0 has 1000000 tokens; "):
+        dates.decode_text(["1" * 1_000_000], DecodeOptions(strategy="beam"))
+    assert dates.generate_text(["1 " * 2048]) == dates.generate_text(["1 " * 2048])  # 4096 tokens still decode
+    with pytest.raises(InputError, match=r"^source: each row has 4097 steps; " + re.escape(cap)):
+        dates.generate(np.ones((2, 4097), np.int32))
+    with pytest.raises(InputError, match=r"^source: each row has 5000 steps; " + re.escape(cap)):
+        sine.generate(np.zeros((1, 5000, 2), np.float32))
+    result = run_cli(dates_bundle, stdin=b"3 mei 1961\n" + b"1" * 10_000 + b"\n")
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert result.stderr.decode() == f"error: item 1 has 10000 tokens; {cap}\n"

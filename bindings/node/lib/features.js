@@ -10,6 +10,16 @@ const ort = require('onnxruntime-node');
 const { InputError } = require('./errors');
 const { runFused } = require('./fused');
 
+const MAX_SOURCE_STEPS = 4096; // runtime/inputs.py's cap on one row's source, in tokens or time steps
+
+/** InputError when one row's source is longer than MAX_SOURCE_STEPS. */
+function checkSourceLength(steps, what, unit = 'steps') {
+  if (steps > MAX_SOURCE_STEPS) {
+    throw new InputError(`${what} has ${steps} ${unit}; a source has at most ${MAX_SOURCE_STEPS} (MAX_SOURCE_STEPS): `
+      + 'split it into shorter sources');
+  }
+}
+
 /**
  * Raw values (batch, time, features) as nested arrays, checked: equal lengths, `features` finite numbers a step.
  * @returns {{data: Float32Array, batch: number, time: number}}
@@ -19,6 +29,7 @@ function checkWindows(windows, features, name = 'source') {
   if (windows.length === 0) return { data: new Float32Array(0), batch: 0, time: 0 };
   const time = Array.isArray(windows[0]) ? windows[0].length : -1;
   if (time === 0) throw new InputError(`${name}: empty input; pass at least one step of each sequence`);
+  checkSourceLength(time, `${name}: each row`);
   const data = new Float32Array(windows.length * time * features);
   windows.forEach((row, b) => {
     if (!Array.isArray(row) || row.length !== time) {
@@ -119,4 +130,4 @@ async function generateFeatures(model, windows, { mode, maxSteps, firstInput } =
       + Math.fround(mean[f])))));
 }
 
-module.exports = { generateFeatures, checkWindows, normalise };
+module.exports = { generateFeatures, checkWindows, normalise, checkSourceLength, MAX_SOURCE_STEPS };

@@ -121,7 +121,11 @@ class Model {
     this.checkMode(mode);
     this.checkMaxSteps(maxSteps);
     const source = this.spec.source.vocabulary;
-    const rows = texts.map((t) => source.encode(t));
+    const rows = texts.map((t, i) => {
+      const row = source.encode(t);
+      features.checkSourceLength(row.length, `item ${i}`, 'tokens');
+      return row;
+    });
     const results = new Array(rows.length);
     for (const chunk of lengthChunks(rows.map((r) => r.length), TOKEN_BUDGET)) {
       const ids = await this.generate(chunk.map((i) => rows[i]), maxSteps, mode);
@@ -164,6 +168,7 @@ class Model {
     checkTexts([text]);
     const [source, target] = [m.source.vocabulary, m.target.vocabulary];
     const row = source.encode(text);
+    features.checkSourceLength(row.length, 'item 0', 'tokens');
     const steps = this.checkMaxSteps(maxSteps);
     let state = await this.encode([row], STEP_MODE);
     let x = Int32Array.of(target.startId);

@@ -68,3 +68,18 @@ test('threads must be a positive integer', async () => {
   });
   await assert.rejects(load(bundle('nowhere')), BundleError);
 });
+
+test('a source longer than MAX_SOURCE_STEPS is refused with the cap, as in Python', async () => {
+  const model = await load(bundle('dates_tiny'));
+  await assert.rejects(model.generateText(['3 mei 1961', '1'.repeat(4097)]), {
+    name: 'InputError',
+    message: 'item 1 has 4097 tokens; a source has at most 4096 (MAX_SOURCE_STEPS): split it into shorter sources',
+  });
+  const sine = await load(bundle('sine_tiny'));
+  const long = [Array.from({ length: 5000 }, () => [0, 0])];
+  await assert.rejects(sine.generateFeatures(long), {
+    name: 'InputError',
+    message: 'source: each row has 5000 steps; a source has at most 4096 (MAX_SOURCE_STEPS): split it into shorter '
+      + 'sources',
+  });
+});
