@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             import_tensorflow()
         return HANDLERS[args.command](args)
+    except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM during score): one line, the shell's status for SIGINT
+        print(f"error: {exc}" if str(exc) else "error: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader went away (`... | head -1`): stop quietly, as `yes` would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
@@ -240,6 +245,10 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a job as Ctrl-C does: what was scored is kept for --resume
+
+
 def _score(args: argparse.Namespace) -> int:
     from ..scale import score_file
     from ..scale.local import print_progress
@@ -247,12 +256,16 @@ def _score(args: argparse.Namespace) -> int:
     if args.address and args.engine != "ray":
         raise Seq2SeqEdgeError("--address names a Ray cluster: pass it with --engine ray")
     progress = print_progress if sys.stderr.isatty() else None
+    stop = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         summary = score_file(args.bundle, args.input, args.output, column=args.column, workers=args.workers,
                              batch_size=args.batch_size, options=pick(DecodeOptions, args), mode=args.mode,
                              max_steps=args.max_steps, force=args.force, progress=progress, engine=args.engine,
-                             address=args.address, allow_batch_dependence=args.allow_batch_dependence)
+                             address=args.address, allow_batch_dependence=args.allow_batch_dependence,
+                             resume=args.resume)
     finally:
+        if stop is not None:
+            signal.signal(signal.SIGTERM, stop)
         if progress:  # the progress line ends before the summary, or an error, is printed
             sys.stderr.write("\n")
     print(summary)

@@ -174,7 +174,10 @@ def _score_flags(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes (or Ray actors), each with the bundle loaded "
                    "once and one onnxruntime thread (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=256, help="rows per batch (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="replace --output if it exists")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists, and start over where an "
+                   "earlier run left OUTPUT.partial")
+    p.add_argument("--resume", action="store_true", help="continue the job an interrupted or killed run of the same "
+                   "command left in OUTPUT.partial, from its first missing row (without one: score everything)")
     p.add_argument("--max-steps", type=int, default=None, help="decode at most this many steps")
     p.add_argument("--mode", default=None, help="decode mode (default: the bundle's)")
     p.add_argument("--allow-batch-dependence", action="store_true",

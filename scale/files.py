@@ -6,18 +6,21 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import tempfile
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..runtime.errors import InputError
-from ..runtime.fsutil import check_output_path, publish_file
+from ..runtime.fsutil import OutputExistsError, check_output_path, publish_file, write_bytes_atomic
 
 __all__ = ["read_sources", "ResultWriter", "INPUT_KINDS", "OUTPUT_KINDS", "count_rows"]
 
 INPUT_KINDS = {".txt": "text", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet", ".npy": "npy"}
 OUTPUT_KINDS = {".jsonl": "jsonl", ".parquet": "parquet"}
 MAX_FIELD = 1 << 24  # characters in one CSV field
+MAX_ROW_BYTES = 1 << 20  # bytes in one line of a text or JSON Lines input; a longer line is that row's error
 
 
 def _kind(path: Path, kinds: dict, what: str) -> str:
@@ -54,27 +57,63 @@ def read_sources(path: str | Path, column: str = "source") -> Iterator[tuple[int
         for number in range(len(windows)):
             yield number, np.array(windows[number])
         return
-    # Lines end at \n (or \r\n) only, so ids are line numbers (csv needs newline=""); a BOM is not data.
-    with open(path, encoding="utf-8-sig", newline="" if kind == "csv" else "\n") as f:
-        try:
-            if kind == "text":
-                for number, line in enumerate(f):
-                    yield number, line.removesuffix("\n").removesuffix("\r")
-            elif kind == "csv":  # ids are record numbers (csv skips blank lines: they are no records)
+    if kind == "csv":  # ids are record numbers (csv skips blank lines: they are no records); a BOM is not data
+        # Undecodable bytes become lone surrogates, so one bad record is that record's error, not the job's.
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+            try:
                 csv.field_size_limit(MAX_FIELD)
                 reader = csv.DictReader(f)
                 if column not in (reader.fieldnames or []):
-                    raise InputError(f"{path}: no column {column!r} (columns: {reader.fieldnames}); pick one with "
-                                     "--column")
+                    raise InputError(f"{path}: no column {column!r} (columns: {_bounded(reader.fieldnames)}); "
+                                     "pick one with --column")
                 for number, row in enumerate(reader):
-                    yield number, row[column]
+                    value = row[column]
+                    yield number, value if _utf8(value) else _Bad(
+                        f"record {number + 1} (line {reader.line_num}) is not valid UTF-8; convert the file")
+            except csv.Error as exc:
+                raise InputError(f"{path}: not readable as CSV ({str(exc)[:200]})") from None
+        return
+    for number, line in _lines(path):  # text and JSON Lines
+        yield number, line if kind == "text" or isinstance(line, _Bad) else _json_row(path, number, line, column)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(number, line) for each line of ``path``, read a line at a time in binary: lines end at \n (or \r\n)
+    only, a BOM is not data, and a line that is not UTF-8 or longer than MAX_ROW_BYTES is a ``_Bad`` row
+    (the longer line is skipped a block at a time, never held)."""
+    with open(path, "rb") as f:
+        number = 0
+        while line := f.readline(MAX_ROW_BYTES + 1):
+            if len(line) > MAX_ROW_BYTES and not line.endswith(b"\n"):
+                size = len(line)
+                while rest := f.readline(1 << 20):
+                    size += len(rest)
+                    if rest.endswith(b"\n"):
+                        break
+                yield number, _Bad(f"line {number + 1} is {size:,} bytes long; a row has at most {MAX_ROW_BYTES:,}")
             else:
-                for number, line in enumerate(f):
-                    yield number, _json_row(path, number, line, column)
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path} is not valid UTF-8 ({exc.reason}); convert it") from None
-        except csv.Error as exc:
-            raise InputError(f"{path}: not readable as CSV ({exc})") from None
+                if number == 0:
+                    line = line.removeprefix(b"\xef\xbb\xbf")
+                line = line.removesuffix(b"\n").removesuffix(b"\r")
+                try:
+                    yield number, line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield number, _Bad(f"line {number + 1} is not valid UTF-8 (byte {line[exc.start]:#04x} at "
+                                       f"byte {exc.start + 1} of the line); convert the file")
+            number += 1
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bounded(names) -> str:
+    text = repr(names)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _json_row(path: Path, number: int, line: str, column: str) -> Any:
@@ -134,55 +173,159 @@ def count_rows(path: str | Path, column: str = "source") -> int | None:
 
 
 class ResultWriter:
-    """Rows written to a temporary sibling of ``out`` as they come, renamed into place by ``close``; an
-    existing ``out`` is replaced only with ``force``, and nothing is left behind on failure (``abort``)."""
+    """Rows appended, batch by batch, to ``OUT.partial`` (JSON Lines, flushed after each batch), which
+    ``close`` publishes as ``out`` exactly once (Parquet: converted first). ``OUT.partial.json`` records the
+    job (bundle, input, options) beside it. A job that is killed leaves just these two, and ``resume=True``
+    continues from them: the rows already written are kept (a line torn by the kill is cut off) and
+    ``resumed`` says how many input rows to skip. An existing ``out`` is replaced only with ``force``; a
+    partial output of an earlier run is an error unless ``resume`` (continue it) or ``force`` (start over).
+    ``abort`` removes both files; ``suspend`` keeps them, for a later ``resume``. While a job writes, it holds
+    an exclusive lock on the partial file, so a second job cannot write or remove it."""
 
     COLUMNS = ("id", "source", "output", "log_prob", "error")
     WINDOW_COLUMNS = ("id", "score", "anomalous", "error")
 
-    def __init__(self, out: str | Path, force: bool = False, windows: bool = False) -> None:
+    def __init__(self, out: str | Path, force: bool = False, windows: bool = False, *, job: dict | None = None,
+                 resume: bool = False) -> None:
         self.out, self.force = Path(out), force
         self.columns = self.WINDOW_COLUMNS if windows else self.COLUMNS
         self.kind = _kind(self.out, OUTPUT_KINDS, "output")
+        self.partial = self.out.with_name(self.out.name + ".partial")
+        self.job_file = self.out.with_name(self.out.name + ".partial.json")
+        self.job = json.loads(json.dumps({"columns": self.columns, "format": self.kind, **(job or {})},
+                                         default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+        self.resumed = self.resumed_errors = 0
         check_output_path(self.out, force, directory=False)
         if self.kind == "parquet":
-            pq = _pyarrow_parquet()  # before anything is created: a missing pyarrow leaves nothing behind
-            import pyarrow as pa
-
-            self._pa = pa
-            types = {"id": pa.int64(), "source": pa.string(), "output": pa.string(), "log_prob": pa.float64(),
-                     "error": pa.string(), "score": pa.float64(), "anomalous": pa.bool_()}
-            self._schema = pa.schema([(c, types[c]) for c in self.columns])
+            _pyarrow_parquet()  # before anything is created: a missing pyarrow leaves nothing behind
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent)
-        os.close(fd)
+        self._file = None
+        if os.path.lexists(self.partial):
+            if not (resume or force):
+                raise OutputExistsError(
+                    f"{self.partial} holds the rows of an earlier run that did not finish (or of a job writing it "
+                    "now): pass --resume (resume=True) to continue it, or --force to start over")
+            self._file = self._open_locked(os.O_RDWR)
+            if resume:
+                self._continue()
+            else:
+                self._file.truncate(0)
+        if self._file is None:
+            self._file = self._open_locked(os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        if not self.resumed:
+            write_bytes_atomic(self.job_file, json.dumps(self.job, sort_keys=True).encode(), force=True)
+
+    def _open_locked(self, flags: int):
         try:
-            self._file = (open(self.tmp, "w", encoding="utf-8") if self.kind == "jsonl"
-                          else pq.ParquetWriter(self.tmp, self._schema))
-        except BaseException:
-            os.unlink(self.tmp)
-            raise
+            fd = os.open(self.partial, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
+        except FileExistsError:
+            raise OutputExistsError(f"{self.partial} was created by another job meanwhile; choose another "
+                                    "output path") from None
+        except OSError as exc:  # a link (O_NOFOLLOW), a folder
+            raise InputError(f"{self.partial} is not a regular file ({exc.strerror}); move it away") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"{self.partial} is not a regular file; move it away")
+        f = os.fdopen(fd, "r+b")
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock (Windows): the O_EXCL creation above is the only guard
+            pass
+        except BlockingIOError:
+            f.close()
+            raise OutputExistsError(f"another job is writing {self.partial} now; wait for it, or choose another "
+                                    "output path") from None
+        return f
+
+    def _continue(self) -> None:
+        """Check that the partial output was written by this same job, cut a torn last line, count the rows."""
+        try:
+            recorded = json.loads(self.job_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+        if not isinstance(recorded, dict):
+            self._file.close()
+            raise InputError(f"{self.job_file}, which says what job wrote {self.partial}, is missing or unreadable; "
+                             "pass --force to start over")
+        for key in sorted(set(recorded) | set(self.job)):
+            if recorded.get(key) != self.job.get(key):
+                self._file.close()
+                raise InputError(f"{self.partial} was written by another job: its {key} was "
+                                 f"{_bounded(recorded.get(key))}, now {_bounded(self.job.get(key))}; run that job "
+                                 "again to continue it, or pass --force to start over")
+        kept = rows = errors = 0
+        self._file.seek(0)
+        for line in self._file:
+            if not line.endswith(b"\n"):
+                break  # the line the kill tore
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or row.get("id") != rows:
+                self._file.close()
+                raise InputError(f"{self.partial}: line {rows + 1} is not the result of row {rows}; the file was "
+                                 "altered: pass --force to start over")
+            kept += len(line)
+            rows += 1
+            errors += row.get("error") is not None
+        self._file.truncate(kept)
+        self._file.seek(kept)
+        self.resumed, self.resumed_errors = rows, errors
 
     def write(self, columns: dict[str, list]) -> None:
-        if self.kind == "jsonl":
-            for values in zip(*(columns[c] for c in self.columns)):
-                self._file.write(json.dumps(dict(zip(self.columns, values)), ensure_ascii=False) + "\n")
-        else:
-            data = {c: [v if not isinstance(v, _Bad) else str(v) for v in columns[c]] for c in self.columns}
-            self._file.write_table(self._pa.table(data, schema=self._schema))
+        """Append rows, then flush: a row written is a row a kill cannot take back."""
+        lines = [json.dumps(dict(zip(self.columns, values)), ensure_ascii=False) + "\n"
+                 for values in zip(*(columns[c] for c in self.columns))]
+        self._file.write("".join(lines).encode("utf-8"))
+        self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        """Publish the complete output as ``out`` (exactly once) and remove the job record."""
         try:
-            publish_file(Path(self.tmp), self.out, self.force)
+            if self.kind == "jsonl":
+                self._file.close()  # the lock goes with it; publishing is one link (or rename)
+                publish_file(self.partial, self.out, self.force)
+            else:
+                self._publish_parquet()
         except BaseException:
             self.abort()
             raise
+        self.job_file.unlink(missing_ok=True)
+
+    def _publish_parquet(self) -> None:
+        pq = _pyarrow_parquet()
+        import pyarrow as pa
+
+        types = {"id": pa.int64(), "source": pa.string(), "output": pa.string(), "log_prob": pa.float64(),
+                 "error": pa.string(), "score": pa.float64(), "anomalous": pa.bool_()}
+        schema = pa.schema([(c, types[c]) for c in self.columns])
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent)
+        os.close(fd)
+        try:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                self._file.seek(0)
+                while block := list(islice(self._file, 65536)):
+                    rows = [json.loads(line) for line in block]
+                    writer.write_table(pa.table({c: [r[c] for r in rows] for c in self.columns}, schema=schema))
+            publish_file(Path(tmp), self.out, self.force)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self._file.close()
+        self.partial.unlink()
+
+    def suspend(self) -> None:
+        """Stop writing and keep the partial output and its job record, for ``resume``."""
+        if not self._file.closed:
+            self._file.flush()
+            self._file.close()
 
     def abort(self) -> None:
-        try:
+        """Remove the partial output and its job record."""
+        if self._file is not None and not self._file.closed:
             self._file.close()
-        except Exception:  # noqa: BLE001 - already failing; the temporary file goes either way
-            pass
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        for path in (self.partial, self.job_file):
+            path.unlink(missing_ok=True)

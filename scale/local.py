@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
 import sys
 import time
 from collections import deque
@@ -24,21 +27,44 @@ _worker: Scorer | None = None
 
 @dataclass(frozen=True)
 class ScoreSummary:
+    """``rows`` in the output (``resumed`` of them from an earlier, interrupted run), ``errors`` among them,
+    ``seconds`` this run took."""
     rows: int
     errors: int
     seconds: float
     output: Path
+    resumed: int = 0
 
     def __str__(self) -> str:
-        rate = self.rows / self.seconds if self.seconds > 0 else float("inf")
+        scored = self.rows - self.resumed
+        rate = scored / self.seconds if self.seconds > 0 else float("inf")
         shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
-        return (f"scored {self.rows} rows ({self.errors} with an error) in {self.seconds:.1f} s, {shown} rows/s "
+        kept = f", after {self.resumed} resumed" if self.resumed else ""
+        return (f"scored {scored} rows{kept} ({self.errors} with an error) in {self.seconds:.1f} s, {shown} rows/s "
                 f"-> {self.output}")
 
 
-def _init(bundle: str, options: DecodeOptions, mode: str | None, max_steps: int | None) -> None:
+class ScoreInterrupted(KeyboardInterrupt):
+    """score_file stopped by Ctrl-C or SIGTERM: the rows written so far are kept for ``resume``."""
+
+
+def _init(bundle: str, options: DecodeOptions, mode: str | None, max_steps: int | None, parent: int) -> None:
     global _worker
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the job
     _worker = Scorer(bundle, options, mode, max_steps, threads=1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this process when its parent dies (a `kill -9` of the job leaves no worker
+    scoring on); elsewhere the pool's own pipe tells workers their parent is gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
 def _score(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -58,7 +84,8 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
                workers: int = 1, batch_size: int = 256, options: DecodeOptions | None = None,
                mode: str | None = None, max_steps: int | None = None, force: bool = False,
                progress: Callable[[int, int | None, float], None] | None = None, engine: str = "local",
-               address: str | None = None, allow_batch_dependence: bool = False) -> ScoreSummary:
+               address: str | None = None, allow_batch_dependence: bool = False,
+               resume: bool = False) -> ScoreSummary:
     """Score every row of ``input`` with ``bundle`` into ``output`` (see the package docstring).
 
     ``workers`` processes (1: in this process) each load the bundle once with one onnxruntime thread and
@@ -69,6 +96,12 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
     A mode whose answers depend on the batch (int8 of a bundle exported before static int8 scales) is refused
     on more than one worker, where rows are batched differently from run to run, unless
     ``allow_batch_dependence``.
+
+    Rows are appended to ``OUTPUT.partial`` as they are scored, and published as ``output`` once, when all are
+    done. A job stopped by Ctrl-C or SIGTERM (ScoreInterrupted) or killed keeps that file and a record of the
+    job beside it; ``resume=True`` continues it from the first row it lacks (the same bundle, input and
+    options, or an InputError), and does a whole job where there is nothing to continue. Worker processes die
+    with this one.
     """
     if engine not in ("local", "ray"):
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}")
@@ -91,9 +124,11 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
                 f"scales were fixed at export), so a row's output would depend on how rows are split among "
                 f"{workers} workers; export the bundle again, or pass --mode fused, or "
                 "--allow-batch-dependence (allow_batch_dependence=True) to accept it")
-    writer = ResultWriter(output, force, windows=probe.windows)
+    writer = ResultWriter(output, force, windows=probe.windows, resume=resume,
+                          job=_job(bundle, input, column, options, mode, max_steps))
+    rows = islice(rows, writer.resumed, None)  # the rows an interrupted run already wrote
     total = count_rows(input, column) if progress else None  # a second pass over the input: only to show it
-    started, done, errors = time.perf_counter(), 0, 0
+    started, done, errors = time.perf_counter(), writer.resumed, writer.resumed_errors
     results = iter(())
     try:
         if engine == "ray":
@@ -110,12 +145,28 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
             if progress:
                 progress(done, total, time.perf_counter() - started)
         writer.close()
+    except KeyboardInterrupt:
+        writer.suspend()
+        raise ScoreInterrupted(f"interrupted: {done} rows are kept in {writer.partial}; run the same command "
+                               "with --resume (resume=True) to continue from there") from None
     except BaseException:
         writer.abort()
         raise
     finally:
         results.close() if hasattr(results, "close") else None  # stops the worker pool, closes the input
-    return ScoreSummary(done, errors, time.perf_counter() - started, Path(output))
+    return ScoreSummary(done, errors, time.perf_counter() - started, Path(output), writer.resumed)
+
+
+def _job(bundle, input, column, options, mode, max_steps) -> dict:
+    """What makes a job's rows what they are, recorded beside its partial output so that a resume is the
+    same job: the bundle's manifest (its graphs' hashes are in it), the input file, the decode settings."""
+    from dataclasses import asdict
+
+    manifest = Path(bundle) / "manifest.json"
+    info = Path(input).stat()
+    return {"bundle_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            "input": str(Path(input).resolve()), "input_bytes": info.st_size, "input_mtime_ns": info.st_mtime_ns,
+            "column": column, "options": asdict(options), "mode": mode, "max_steps": max_steps}
 
 
 def _chain(first, rest):
@@ -129,7 +180,7 @@ def _run(bundle: str, scorer: Scorer | None, rows, workers: int, batch_size: int
         yield from (scorer(b) for b in batches)
         return
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                               initargs=(bundle, options, mode, max_steps))
+                               initargs=(bundle, options, mode, max_steps, os.getpid()))
     try:
         pending: deque = deque()
         for batch in batches:

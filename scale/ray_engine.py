@@ -7,12 +7,15 @@ by Ray (``max_restarts``, ``max_task_retries``), so every row still comes back e
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..runtime import DecodeOptions
-from ..runtime.errors import InputError
+from ..runtime.errors import BundleError, InputError, Seq2SeqEdgeError
 from .files import _Bad
 from .scorer import Scorer, unreadable
 
@@ -21,6 +24,7 @@ __all__ = ["score_dataset", "RayScorer", "run_ray"]
 # Tests only: the path of a marker file; the first actor to score a batch creates it and exits at once.
 DIE_ONCE = "SEQ2SEQ_EDGE_TEST_DIE_ONCE"
 READ_ERROR = "_read_error"  # a row the reader could not read (rides beside the source through Ray)
+FAILURE = "_failure"  # a batch that failed as a whole: the error's class and message
 
 
 def _ray():
@@ -51,7 +55,11 @@ class RayScorer:
             errors = batch.column(READ_ERROR).to_pylist()
             sources = [s if e is None else _Bad(e) for s, e in zip(sources, errors)]
             batch = batch.drop_columns([READ_ERROR])
-        result = self.scorer({"id": list(range(len(sources))), "source": sources})
+        try:
+            result = self.scorer({"id": list(range(len(sources))), "source": sources})
+        except Seq2SeqEdgeError as exc:  # the job's error, not a row's (a bundle that fails while decoding):
+            # passed back as data, since Ray reports an exception as a wrapper that has lost the original
+            return pa.table({FAILURE: [type(exc).__name__], "message": [str(exc)]})
         batch = batch.set_column(batch.column_names.index(self.column), self.column,
                                  pa.array(result["source"], pa.string()))
         for name, kind in (("output", pa.string()), ("log_prob", pa.float64()), ("error", pa.string())):
@@ -96,16 +104,44 @@ def run_ray(bundle: str, rows: Iterator[tuple[int, Any]], workers: int, batch_si
     ray.data.DataContext.get_current()  # importing ray.data configures its loggers, which are quieted next
     for name in ("ray", "ray.data"):  # its INFO lines about execution plans and progress bars
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("ray", "ray.data"):  # Ray Data's own ERROR lines and stack traces: the error is ours to report
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     started = not ray.is_initialized()
     if started:  # a local Ray of `workers` CPUs, unless a cluster is named (here or in RAY_ADDRESS)
         joining = address or os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, num_cpus=None if joining else workers, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        with _quiet_stderr():  # Ray's C++ core says which log level it read from the environment
+            ray.init(address=address, num_cpus=None if joining else workers, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
     try:
         yield from _scored(ray, bundle, rows, workers, batch_size, options, mode, max_steps)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("ray"):
+            raise
+        raise _worker_error(exc) from None  # one line, not Ray's 75 lines of stack
     finally:
         if started:
             ray.shutdown()
+
+
+def _worker_error(exc: BaseException) -> Seq2SeqEdgeError:
+    """A Ray failure as one bounded line: the last line of what Ray reports, without its colour codes."""
+    lines = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    last = " ".join((lines[-1] if lines else "").split())
+    return Seq2SeqEdgeError(f"a Ray worker failed ({type(exc).__name__}): {last[:300]}")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 points at /dev/null for the block (output of native code included)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _scored(ray, bundle, rows, workers, batch_size, options, mode, max_steps) -> Iterator[dict[str, list]]:
@@ -129,5 +165,9 @@ def _scored(ray, bundle, rows, workers, batch_size, options, mode, max_steps) ->
     scored = score_dataset(ray.data.from_arrow(blocks), bundle, options=options, mode=mode, max_steps=max_steps,
                            batch_size=batch_size, concurrency=workers)
     for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
+        if FAILURE in batch.column_names:
+            kind = {"BundleError": BundleError, "InputError": InputError}.get(batch.column(FAILURE)[0].as_py(),
+                                                                                Seq2SeqEdgeError)
+            raise kind(batch.column("message")[0].as_py())
         yield batch.select(["id", "source", "output", "log_prob", "error"]).to_pydict()
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..runtime import DecodeOptions, load
 from ..runtime.errors import InputError, Seq2SeqEdgeError
+from ..runtime.inputs import check_source_length
 from .files import _Bad
 
 __all__ = ["Scorer", "unreadable"]
@@ -77,7 +78,7 @@ class Scorer:
         if not text.strip():
             return "empty source"
         try:
-            self.model.source_vocab.encode(text)
+            check_source_length(len(self.model.source_vocab.encode(text)), "the source", "tokens")
         except Seq2SeqEdgeError as exc:
             return str(exc)
         return None

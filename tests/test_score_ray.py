@@ -77,3 +77,24 @@ def test_the_default_int8_mode_writes_on_ray_what_local_workers_write(local_ray,
     score_file(dates_bundle, tmp_path / "in.txt", tmp_path / "local.jsonl", workers=1, batch_size=300)
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert [r["output"] for r in _rows(tmp_path / "ray.jsonl")[:2]] == ["1961-05-03", "2023-07-14"]
+
+
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
+def test_a_worker_that_fails_is_one_line_from_the_cli(bundle_copy, tmp_path):
+    """Issue 31, item 1: a worker's failure printed 75 lines of Ray's logging and stack. A bundle whose step
+    graph fails while decoding is now the runtime's own one-line error, and nothing is written."""
+    import subprocess
+    import sys
+
+    from test_hostile_bundles import _step_logits_widened
+
+    _step_logits_widened(bundle_copy)
+    (tmp_path / "in.txt").write_text("3 mei 1961\n1 May 2000\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "seq2seq_edge", "score", str(bundle_copy), "--input", "in.txt",
+                             "--output", "out.jsonl", "--engine", "ray", "--workers", "1", "--strategy", "beam"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr == ("error: decoder_step.onnx: the graph's 'logits' came back with shape (8, 16), not (8, 15) "
+                             "(a row per input, a value per target token); the bundle is corrupt or was altered: "
+                             "export it again\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "in.txt"]

@@ -86,9 +86,26 @@ def test_outputs_are_never_lost_or_left_half_written(dates_bundle, text_input, t
         return real(self, batch)
 
     monkeypatch.setattr(scorer.Scorer, "__call__", fail_second)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"^interrupted: 4 rows are kept in .*out.jsonl.partial; run the same "
+                                                r"command with --resume \(resume=True\) to continue from there$"):
         score_file(dates_bundle, path, out, batch_size=4, force=True)
-    assert out.read_text() == "keep me\n" and sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+    assert out.read_text() == "keep me\n"  # the old output stays until the new one is complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl", "out.jsonl.partial",
+                                                          "out.jsonl.partial.json"]
+    monkeypatch.setattr(scorer.Scorer, "__call__", real)
+    summary = score_file(dates_bundle, path, out, batch_size=4, force=True, resume=True)
+    assert summary.resumed == 4 and summary.rows == 64 and str(summary).startswith("scored 60 rows, after 4 resumed")
+    assert [r["id"] for r in _rows(out)] == list(range(64))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+    def bug(self, batch):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(scorer.Scorer, "__call__", bug)
+    with pytest.raises(RuntimeError):  # any other failure: nothing is kept, the output stays as it was
+        score_file(dates_bundle, path, out, batch_size=4, force=True)
+    assert [r["id"] for r in _rows(out)] == list(range(64))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -171,3 +188,70 @@ def test_a_byte_order_mark_and_a_lone_carriage_return_are_not_rows(dates_bundle,
     rows = _rows(tmp_path / "txt.jsonl")
     assert [r["id"] for r in rows] == [0, 1, 2] and rows[0]["source"] == "3 mei 1961"
     assert rows[1]["source"] == "July 14,\r 2023" and rows[2]["output"] == "2000-05-01"
+
+
+def test_a_bad_row_is_that_rows_error_and_the_job_goes_on(dates_bundle, tmp_path):
+    """Issue 31, item 7: one invalid UTF-8 byte discarded every good result and named no line, and a line of a
+    million characters took 1.2 GB. Now each is one row's error with its line, in text, JSON Lines and CSV, and
+    a line over MAX_ROW_BYTES is skipped without being held."""
+    from seq2seq_edge.scale.files import MAX_ROW_BYTES
+
+    good = "3 mei 1961\n".encode()
+    text = good + b"1 May \xff2000\n" + b"1" * (3 * MAX_ROW_BYTES) + b"\n" + b"1" * 5000 + b"\n" + good
+    (tmp_path / "in.txt").write_bytes(text)
+    rows = _scored(dates_bundle, tmp_path / "in.txt", tmp_path / "txt.jsonl")
+    assert [r["output"] for r in rows] == ["1961-05-03", None, None, None, "1961-05-03"]
+    assert rows[1]["error"] == "line 2 is not valid UTF-8 (byte 0xff at byte 7 of the line); convert the file"
+    assert rows[2]["error"] == "line 3 is 3,145,729 bytes long; a row has at most 1,048,576" and not rows[2]["source"]
+    assert rows[3]["error"] == ("the source has 5000 tokens; a source has at most 4096 (MAX_SOURCE_STEPS): split it "
+                                "into shorter sources")
+    (tmp_path / "in.jsonl").write_bytes(b'{"source": "3 mei 1961"}\n{"source": "1 May \xff2000"}\n'
+                                        b'{"source": "1 May 2000"}\n')
+    rows = _scored(dates_bundle, tmp_path / "in.jsonl", tmp_path / "jsonl.jsonl")
+    assert [r["output"] for r in rows] == ["1961-05-03", None, "2000-05-01"]
+    assert rows[1]["error"] == "line 2 is not valid UTF-8 (byte 0xff at byte 19 of the line); convert the file"
+    (tmp_path / "in.csv").write_bytes(b"id,source\n1,3 mei 1961\n2,1 May \xff2000\n3,1 May 2000\n")
+    rows = _scored(dates_bundle, tmp_path / "in.csv", tmp_path / "csv.jsonl")
+    assert [r["output"] for r in rows] == ["1961-05-03", None, "2000-05-01"]
+    assert rows[1]["error"] == "record 2 (line 3) is not valid UTF-8; convert the file" and rows[1]["source"] is None
+
+
+def _scored(bundle, path, out):
+    assert main(["score", str(bundle), "--input", str(path), "--output", str(out)]) == 0
+    return _rows(out)
+
+
+def test_a_partial_output_is_continued_only_by_the_same_job(dates_bundle, text_input, tmp_path, capsys):
+    """--resume continues only what the same bundle, input and options wrote; a partial output without
+    --resume or --force is refused, --force starts over, and a line torn by a kill is cut off."""
+    path, lines = text_input
+    out = tmp_path / "out.jsonl"
+    score_file(dates_bundle, path, out)
+    whole = out.read_bytes()
+    partial = tmp_path / "out.jsonl.partial"
+    job = (tmp_path / "out.jsonl.partial.json")
+    out.rename(partial)
+    with open(partial, "r+b") as f:  # as a kill leaves it: 10 rows and half of the 11th
+        kept = b"".join(f.readlines()[:10])
+        f.seek(0)
+        f.truncate()
+        f.write(kept + b'{"id": 10, "sou')
+    import seq2seq_edge.scale.local as local
+
+    job.write_text(json.dumps(json.loads(json.dumps(
+        {"columns": ["id", "source", "output", "log_prob", "error"], "format": "jsonl",
+         **local._job(dates_bundle, path, "source", DecodeOptions(), None, None)}))))
+    assert main(["score", str(dates_bundle), "--input", str(path), "--output", str(out)]) == 1
+    assert capsys.readouterr().err == (f"error: {partial} holds the rows of an earlier run that did not finish (or "
+                                       "of a job writing it now): pass --resume (resume=True) to continue it, or "
+                                       "--force to start over\n")
+    assert main(["score", str(dates_bundle), "--input", str(path), "--output", str(out), "--resume",
+                 "--strategy", "beam"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {partial} was written by another job: its options was ")
+    assert main(["score", str(dates_bundle), "--input", str(path), "--output", str(out), "--resume"]) == 0
+    assert capsys.readouterr().out.startswith(f"scored {len(lines) - 10} rows, after 10 resumed (2 with an error)")
+    assert out.read_bytes() == whole and not partial.exists() and not job.exists()
+    out.rename(partial)
+    job.write_text("{}")
+    assert main(["score", str(dates_bundle), "--input", str(path), "--output", str(out), "--force"]) == 0
+    assert out.read_bytes() == whole and not partial.exists() and not job.exists()
