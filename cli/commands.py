@@ -245,6 +245,24 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from ..serve.oip import serve
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+        import prometheus_client  # noqa: F401
+    except ImportError as exc:
+        raise Seq2SeqEdgeError(f"serve needs {exc.name}: pip install 'seq2seq-edge[serve]'") from None
+
+    def ready(port: int) -> None:
+        print(f"serving {args.bundle} on http://{args.host}:{port}/v2 (Open Inference Protocol); Ctrl-C stops",
+              file=sys.stderr, flush=True)
+
+    serve(args.bundle, host=args.host, port=args.port, name=args.name, mode=args.mode, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, threads=args.threads, ready=ready)
+    return 0
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM stops a job as Ctrl-C does: what was scored is kept for --resume
 
@@ -273,4 +291,5 @@ def _score(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"quickstart": _quickstart, "train": _train, "export-keras": _export_keras, "evaluate": _evaluate,
-            "export": _export, "bench": _bench, "demo": _demo, "score": _score, "run": run}
+            "export": _export, "bench": _bench, "demo": _demo, "serve": _serve, "score": _score,
+            "run": run}

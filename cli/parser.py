@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seq2seq-edge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_flags in (_quickstart_flags, _train_flags, _export_keras_flags, _evaluate_flags, _export_flags,
-                      _bench_flags, _demo_flags, _score_flags, _run_flags):  # the order --help lists them in
+                      _bench_flags, _demo_flags, _serve_flags, _score_flags, _run_flags):  # --help's order
         add_flags(sub)
     return parser
 
@@ -155,6 +155,24 @@ def _demo_flags(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default: %(default)s; 0: any free one)")
     p.add_argument("--ort", metavar="DIR", help="onnxruntime-web's dist folder (default: bindings/web/node_modules/"
                    "onnxruntime-web/dist of this checkout, after `npm ci` in bindings/web)")
+
+
+def _serve_flags(sub) -> None:
+    p = sub.add_parser("serve", help="serve a bundle over HTTP with the Open Inference Protocol (KServe v2), "
+                       "batching concurrent requests (needs the [serve] extra)")
+    p.add_argument("bundle")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0: every "
+                   "interface)")
+    p.add_argument("--port", type=int, default=8000, help="(default: %(default)s; 0: any free one)")
+    p.add_argument("--name", help="the model's name in the protocol's paths (default: the bundle folder's name)")
+    p.add_argument("--max-batch", type=int, default=32, help="most rows decoded together (default: %(default)s; "
+                   "1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="under concurrent load, how long a batch may wait "
+                   "for more rows; a lone request never waits (default: %(default)s)")
+    p.add_argument("--max-queue", type=int, default=1024, help="most rows waiting; beyond it requests get 503 with "
+                   "Retry-After (default: %(default)s)")
+    p.add_argument("--mode", default=None, help="decode mode (default: the bundle's)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: %(default)s)")
 
 
 def _score_flags(sub) -> None:
