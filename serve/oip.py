@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import signal
 import struct
 import time
 from contextlib import asynccontextmanager
@@ -566,8 +567,11 @@ def serve(bundle: str | Path, *, host: str = "127.0.0.1", port: int = 8000, back
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):
+            # As uvicorn's, without raising the signal again once drained: a drained shutdown exits with 0.
             app.state.draining = True  # /v2/health/ready says so at once
-            super().handle_exit(sig, frame)
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True  # a second Ctrl-C: stop without waiting
+            self.should_exit = True
 
         async def startup(self, sockets=None):
             await super().startup(sockets)

@@ -86,7 +86,7 @@ def _infer(texts, **extra):
                        **extra}).encode()
 
 
-@pytest.mark.parametrize("path, body, status, message", [
+MALFORMED = [
     ("dates_tiny/infer", b"{bad", 400, "the request body is not JSON"),
     ("dates_tiny/infer", b"[1, 2]", 400, "the request body must be a JSON object"),
     ("dates_tiny/infer", _infer([]), 400, "input 'source' holds no rows; send at least one"),
@@ -111,7 +111,10 @@ def _infer(texts, **extra):
     ("dates_tiny/generate", b'{"text_input": ""}', 400, "generate needs text_input, a non-empty string"),
     ("dates_tiny/generate_stream", b'{"text_input": "3 mei 1961", "parameters": {"strategy": "beam"}}', 400,
      "greedy or sample, not beam"),
-])
+]
+
+
+@pytest.mark.parametrize("path, body, status, message", MALFORMED, ids=[m[3][:30] for m in MALFORMED])
 def test_malformed_requests_are_4xx_with_a_json_error(server, path, body, status, message):
     code, headers, payload = _post(f"{server}/v2/models/{path}", body)  # no Content-Type: accepted as JSON
     assert code == status and headers["content-type"] == "application/json"
@@ -253,25 +256,27 @@ def test_the_app_answers_503_with_retry_after_when_the_queue_is_full(dates_bundl
 
 
 def test_sigterm_drains_the_queue_before_the_server_exits(dates_bundle, dates):
-    proc, port = _start(dates_bundle)
-    texts = [TEXTS[i % 5] for i in range(300)]
+    proc, port = _start(dates_bundle, "--max-queue", "100000")
+    texts = [TEXTS[i % 5] for i in range(4000)]
     want = dates.generate_text(texts)
     answers = []
 
     def call():
-        answers.append(_post(f"127.0.0.1:{port}/v2/models/dates_tiny/infer", _infer(texts)))
+        answers.append((*_post(f"127.0.0.1:{port}/v2/models/dates_tiny/infer", _infer(texts)), time.monotonic()))
 
-    threads = [threading.Thread(target=call) for _ in range(12)]
+    threads = [threading.Thread(target=call) for _ in range(10)]
     for t in threads:
         t.start()
     time.sleep(0.3)  # the requests are in; most are queued behind the first decodes
+    signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     for t in threads:
-        t.join(60)
+        t.join(120)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "Traceback" not in err
-    assert len(answers) == 12 and all(code == 200 for code, _, _ in answers)
-    assert all(json.loads(body)["outputs"][0]["data"] == want for _, _, body in answers)
+    assert len(answers) == 10 and all(code == 200 for code, _, _, _ in answers)
+    assert all(json.loads(body)["outputs"][0]["data"] == want for _, _, body, _ in answers)
+    assert sum(at > signalled for *_, at in answers) >= 3  # answered while draining, after the signal
 
 
 def test_readiness_says_draining_and_the_cli_refuses_bad_flags(dates_bundle, ae_bundle, capsys):
