@@ -167,8 +167,9 @@ def _serve_flags(sub) -> None:
     p.add_argument("--name", help="the model's name in the protocol's paths (default: the bundle folder's name)")
     p.add_argument("--max-batch", type=int, default=32, help="most rows decoded together (default: %(default)s; "
                    "1: no batching)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="under concurrent load, how long a batch may wait "
-                   "for more rows; a lone request never waits (default: %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=0.0, help="how long an idle decoder may wait for more rows "
+                   "while requests arrive faster than they are served; batches form anyway while one decodes, and a "
+                   "lone request never waits (default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=1024, help="most rows waiting; beyond it requests get 503 with "
                    "Retry-After (default: %(default)s)")
     p.add_argument("--mode", default=None, help="decode mode (default: the bundle's)")

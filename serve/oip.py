@@ -133,7 +133,7 @@ def _metrics():
 
 
 def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None = None, max_batch: int = 32,
-               max_wait_ms: float = 5.0, max_queue: int = 1024, threads: int = 1, max_body: int = MAX_BODY):
+               max_wait_ms: float = 0.0, max_queue: int = 1024, threads: int = 1, max_body: int = MAX_BODY):
     """The ASGI app serving ``bundle`` (loaded here: a broken bundle fails now, not at the first request).
     ``app.state.batcher`` is its Batcher, ``app.state.served`` the loaded bundle."""
     from starlette.applications import Starlette
@@ -220,9 +220,15 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
             return failure("health", exc)
         return await ready(request)
 
+    def check_room() -> None:
+        """Refuse before reading the body when the queue is already full: a refusal costs next to nothing."""
+        if batcher.queued_rows >= batcher.max_queue:
+            raise QueueFull(f"the queue holds {batcher.queued_rows} rows (--max-queue {batcher.max_queue})")
+
     async def infer(request):
         try:
             check_model(request)
+            check_room()
             header, binary = await _read_body(request, max_body)
             rows, key, deadline, wanted, request_id = _parse_infer(served, header, binary)
             results = await _await_or_disconnect(request, batcher.submit(rows, key, deadline))
@@ -235,6 +241,7 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
     async def generate(request):
         try:
             check_model(request)
+            check_room()
             text, params = await _generate_body(served, request, max_body)
             key, deadline = _key(served, params)
             results = await _await_or_disconnect(request, batcher.submit([text], key, deadline))
