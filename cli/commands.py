@@ -258,8 +258,19 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"serving {args.bundle} on http://{args.host}:{port}/v2 (Open Inference Protocol); Ctrl-C stops",
               file=sys.stderr, flush=True)
 
-    serve(args.bundle, host=args.host, port=args.port, name=args.name, mode=args.mode, max_batch=args.max_batch,
-          max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, threads=args.threads, ready=ready)
+    if not 0 <= args.port <= 65535 or (args.engine == "ray" and args.port == 0):
+        raise Seq2SeqEdgeError(f"--port must be from {1 if args.engine == 'ray' else 0} to 65535, got {args.port}")
+    if args.engine != "ray" and (args.address or args.replicas != 2):
+        raise Seq2SeqEdgeError("--replicas and --address are for --engine ray")
+    options = dict(name=args.name, mode=args.mode, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                   max_queue=args.max_queue, threads=args.threads)
+    if args.engine == "ray":
+        from ..serve.ray_serve import serve_on_ray
+
+        serve_on_ray(args.bundle, replicas=args.replicas, host=args.host, port=args.port, address=args.address,
+                     ready=ready, **options)
+    else:
+        serve(args.bundle, host=args.host, port=args.port, ready=ready, **options)
     return 0
 
 

@@ -174,6 +174,12 @@ def _serve_flags(sub) -> None:
                    "Retry-After (default: %(default)s)")
     p.add_argument("--mode", default=None, help="decode mode (default: the bundle's)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: %(default)s)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: one process; ray: Ray Serve replicas behind its HTTP proxy, on a local Ray or the "
+                        "cluster at --address (needs ray[serve]) (default: %(default)s)")
+    p.add_argument("--replicas", type=int, default=2, help="ray: replicas, one CPU and one loaded bundle each "
+                   "(default: %(default)s)")
+    p.add_argument("--address", help="ray: the cluster to join (default: start a local Ray)")
 
 
 def _score_flags(sub) -> None:

@@ -288,3 +288,35 @@ def test_readiness_says_draining_and_the_cli_refuses_bad_flags(dates_bundle, ae_
         create_app(dates_bundle, max_batch=0)
     assert main(["serve", str(ae_bundle)]) == 1
     assert "an autoencoder bundle; serve takes seq2seq bundles" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # CI runs it; the default run stays under 5 minutes
+def test_ray_serve_replicas_give_the_same_answers(dates_bundle, dates):
+    """`serve --engine ray --replicas 2`: Ray Serve's proxy in front of two replicas of the same app; tritonclient
+    gets the runtime's answers, and SIGTERM stops Ray."""
+    import socket
+
+    import tritonclient.http as httpclient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "seq2seq_edge", "serve", str(dates_bundle), "--engine", "ray",
+                             "--replicas", "2", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "the server stopped"
+            if line.startswith("serving "):
+                break
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+        assert client.is_server_ready() and client.get_model_metadata("dates_tiny")["platform"] == "seq2seq-edge"
+        source = httpclient.InferInput("source", [len(TEXTS)], "BYTES")
+        source.set_data_from_numpy(np.array(TEXTS, dtype=object))
+        for _ in range(4):  # several requests: both replicas answer
+            assert client.infer("dates_tiny", [source]).as_numpy("output").tolist() == dates.generate_text(TEXTS)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in err

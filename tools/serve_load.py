@@ -4,7 +4,8 @@
                                       [--configs batched,unbatched,overload] [--max-queue N]
 
 For each server configuration (``batched``: the defaults, ``--max-batch 32``; ``unbatched``: ``--max-batch 1``;
-``overload``: the defaults with a small ``--max-queue``; ``wait5``: ``--max-wait-ms 5``) it starts the server as its own process, then for each concurrency
+``overload``: the defaults with a small ``--max-queue``; ``wait5``: ``--max-wait-ms 5``; ``ray``: Ray Serve
+with 2 replicas) it starts the server as its own process, then for each concurrency
 runs that many clients, each sending one-text infer requests back to back on a kept-alive connection, for
 ``--seconds`` or ``--max-requests`` in all. Every answer is checked against ``load(BUNDLE).generate_text`` of
 the same text in the server's mode. It prints, per configuration and concurrency: requests/s, p50 and p99
@@ -28,8 +29,17 @@ DATES = ["3 mei 1961", "July 14, 2023", "1 gennaio 2000", "Sunday, 31 December 2
          "5 juni 1970", "1 May 2000", "12 ottobre 1492", "2 février 1988", "23 Mar 1999"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_server(bundle: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "seq2seq_edge", "serve", bundle, "--port", "0", *extra],
+    port = free_port() if "ray" in extra else 0  # Ray Serve's proxy takes a given port
+    proc = subprocess.Popen([sys.executable, "-m", "seq2seq_edge", "serve", bundle, "--port", str(port), *extra],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -128,7 +138,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,64,256")
     parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level (default: %(default)s)")
     parser.add_argument("--max-requests", type=int, default=200_000, help="per level (default: %(default)s)")
-    parser.add_argument("--configs", default="batched,unbatched", help="batched, unbatched, overload, wait5")
+    parser.add_argument("--configs", default="batched,unbatched", help="batched, unbatched, overload, wait5, ray")
     parser.add_argument("--max-queue", type=int, default=32, help="the overload configuration's --max-queue")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -143,7 +153,7 @@ def main() -> None:
         model.generate_text([DATES[k % len(DATES)]])
         times.append(time.perf_counter() - started)
     configs = {"batched": [], "unbatched": ["--max-batch", "1"], "overload": ["--max-queue", str(args.max_queue)],
-               "wait5": ["--max-wait-ms", "5"]}
+               "wait5": ["--max-wait-ms", "5"], "ray": ["--engine", "ray", "--replicas", "2"]}
     print(f"bundle {args.bundle} (mode {model.manifest.default_mode}), {os.cpu_count()} cores, "
           f"{args.seconds:g} s per level, one text per request; load(...).generate_text of one text alone: "
           f"p50 {1000 * percentile(times, 0.5):.2f} ms")
