@@ -320,3 +320,21 @@ def test_ray_serve_replicas_give_the_same_answers(dates_bundle, dates):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_the_node_package_calls_the_server_with_fetch(server, dates):
+    """The Node binding's connect(): the same texts as the runtime, and a server's 4xx as an InputError."""
+    from test_node_binding import NODE_DIR
+
+    script = f"""
+const {{ connect }} = require({json.dumps(str(NODE_DIR))});
+(async () => {{
+  const model = await connect('http://{server}', 'dates_tiny');
+  console.log(JSON.stringify(await model.generateText({json.dumps(TEXTS)})));
+  try {{ await model.generateText(['3 mei 1961 \\u2603']); }} catch (e) {{ console.log(e.name); }}
+}})();
+"""
+    result = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out, error = result.stdout.splitlines()
+    assert json.loads(out) == dates.generate_text(TEXTS) and error == "InputError"

@@ -14,6 +14,7 @@
 const { openBundle } = require('./lib/bundle');
 const { BundleError, InputError, Seq2SeqEdgeError, UnknownTokenError } = require('./lib/errors');
 const { Model } = require('./lib/model');
+const { connect, RemoteModel } = require('./lib/remote');
 
 function deepFreeze(value) {
   if (value && typeof value === 'object') {
@@ -36,4 +37,6 @@ async function load(dir, { threads = 1 } = {}) {
   return new Model(manifest, sessions, deepFreeze(structuredClone(manifest.raw)), { threads });
 }
 
-module.exports = { load, Model, BundleError, InputError, UnknownTokenError, Seq2SeqEdgeError };
+module.exports = {
+  load, connect, Model, RemoteModel, BundleError, InputError, UnknownTokenError, Seq2SeqEdgeError,
+};
