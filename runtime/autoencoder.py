@@ -79,7 +79,8 @@ class AutoencoderModel:
                                  "or export it with a threshold rule")
         elif not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not threshold >= 0:
             raise InputError(f"threshold must be a number >= 0, got {threshold!r}")
-        return self.score(x, per_step=per_step) > threshold
+        # in float64: a threshold near float32's largest value would overflow a float32 cast
+        return self.score(x, per_step=per_step) > np.float64(threshold)
 
     def _run_autoencoder(self, normalised: np.ndarray) -> np.ndarray:
         m = self.manifest

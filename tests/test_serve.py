@@ -338,3 +338,45 @@ const {{ connect }} = require({json.dumps(str(NODE_DIR))});
     assert result.returncode == 0, result.stderr
     out, error = result.stdout.splitlines()
     assert json.loads(out) == dates.generate_text(TEXTS) and error == "InputError"
+
+
+def test_a_real_valued_bundle_takes_and_gives_fp32_tensors(sine_bundle, sine):
+    """Feature bundles: FP32 source [batch, time, features] in, FP32 forecasts [batch, steps, features] out, the
+    runtime's own numbers; a wrong feature count is a 400."""
+    import httpx
+
+    app = create_app(sine_bundle)
+    x = np.random.default_rng(0).normal(size=(2, 30, 2)).astype(np.float32)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                meta = (await client.get("/v2/models/sine_tiny")).json()
+                body = {"inputs": [{"name": "source", "datatype": "FP32", "shape": [2, 30, 2],
+                                    "data": x.reshape(-1).tolist()}], "parameters": {"max_steps": 5}}
+                good = await client.post("/v2/models/sine_tiny/infer", json=body)
+                body["inputs"][0]["shape"] = [2, 20, 3]
+                bad = await client.post("/v2/models/sine_tiny/infer", json=body)
+                return meta, good, bad
+
+    meta, good, bad = asyncio.run(scenario())
+    assert meta["inputs"] == [{"name": "source", "datatype": "FP32", "shape": [-1, -1, 2]}]
+    out = good.json()["outputs"][0]
+    assert good.status_code == 200 and out["shape"] == [2, 5, 2]
+    np.testing.assert_allclose(np.reshape(out["data"], (2, 5, 2)), np.stack(sine.generate(x, 5)), rtol=1e-6)
+    assert bad.status_code == 400 and bad.json()["error"] == "input 'source' has shape [batch, time, 2], got [2, 20, 3]"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the listening socket's backlog with ss")
+def test_the_listen_backlog_is_above_256(server):
+    """A backlog of 5 stalled clients for 11 s: the server listens with 2,048 (the kernel may cap it lower)."""
+    import shutil
+
+    if shutil.which("ss") is None:
+        pytest.fail("ss (iproute2) is needed to read the backlog")
+    port = server.rsplit(":", 1)[1]
+    lines = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout.split("\n")
+    backlog = int(lines[0].split()[2])  # Send-Q of a listening socket: its backlog
+    with open("/proc/sys/net/core/somaxconn") as f:
+        assert backlog == min(2048, int(f.read())) and backlog > 256

@@ -13,7 +13,8 @@
 #     tree, so a change is tested as soon as it is saved, with no reinstall (a user's install is `pip install .`;
 #     tests/test_install.py checks that such a non-editable install works from the repository root);
 #   - the npm packages of the Node binding and of the browser demo, from their committed lockfiles (npm ci);
-#   - Debian's chromium and chromium-driver (the browser demo's test) and Node.js with npm, when missing.
+#   - Debian's chromium and chromium-driver (the browser demo's test), iproute2 (`ss`, the server's backlog test)
+#     and Node.js with npm, when missing.
 # Set SEQ2SEQ_EDGE_TEST_NO_INSTALL=1 to skip the installs (everything already in place) and only run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,7 @@ if [ "${SEQ2SEQ_EDGE_TEST_NO_INSTALL:-0}" != 1 ]; then
     command -v npm > /dev/null || missing+=(npm)
     command -v chromium > /dev/null || missing+=(chromium)
     command -v chromedriver > /dev/null || missing+=(chromium-driver)
+    command -v ss > /dev/null || missing+=(iproute2)  # the server's backlog test reads the listening socket
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_install "${missing[@]}"
     fi

@@ -14,7 +14,7 @@
 const { openBundle } = require('./lib/bundle');
 const { BundleError, InputError, Seq2SeqEdgeError, UnknownTokenError } = require('./lib/errors');
 const { Model } = require('./lib/model');
-const { connect, RemoteModel } = require('./lib/remote');
+const { connect, RemoteModel } = require('./remote');
 
 function deepFreeze(value) {
   if (value && typeof value === 'object') {

@@ -8,7 +8,7 @@
  *   await model.generateText(['14 juillet 2023']); // ['2023-07-14']
  */
 
-const { InputError, Seq2SeqEdgeError } = require('./errors');
+const { InputError, Seq2SeqEdgeError } = require('./lib/errors');
 
 class RemoteModel {
   constructor(base, name, metadata) {
