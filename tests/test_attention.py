@@ -28,7 +28,7 @@ SLOW = pytest.mark.slow
                                         pytest.param(("bahdanau", "lstm", False, False, 1), marks=SLOW, id="bahdanau"),
                                         pytest.param(("luong", "lstm", True, False, 1), marks=SLOW,
                                                      id="luong-bidirectional"),
-                                        pytest.param(("bahdanau", "gru", False, False, 1), id="bahdanau-gru"),
+                                        pytest.param(("bahdanau", "gru", False, False, 1), marks=SLOW, id="bahdanau-gru"),
                                         pytest.param(("luong", "lstm", True, True, 2),
                                                      id="luong-bidirectional-input-feeding-2-layers"),
                                         pytest.param(("bahdanau", "gru", False, True, 1), marks=SLOW,
