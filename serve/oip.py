@@ -317,9 +317,37 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
               Route(v + "/generate", generate, methods=["POST"]),
               Route(m + "/generate_stream", generate_stream, methods=["POST"]),
               Route(v + "/generate_stream", generate_stream, methods=["POST"]), Route("/metrics", metrics)]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
+    from starlette.middleware import Middleware
+
+    shed = Middleware(_Shed, batcher=batcher, refused=metric["requests"].labels("infer", "503"),
+                      errors=metric["errors"].labels("503"))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[shed],
+                    exception_handlers={404: not_found, 405: not_found})
     app.state.batcher, app.state.served, app.state.draining = batcher, served, True
     return app
+
+
+class _Shed:
+    """While the queue is full, an infer or generate request is answered 503 before routing, parsing or reading
+    its body: under overload, refusals are most of the traffic, and their cost is what keeps them quick."""
+
+    def __init__(self, app, batcher: Batcher, refused, errors) -> None:
+        self.app, self.batcher, self.refused, self.errors = app, batcher, refused, errors
+
+    async def __call__(self, scope, receive, send) -> None:
+        b = self.batcher
+        if (scope["type"] == "http" and b.queued_rows >= b.max_queue and scope["method"] == "POST"
+                and scope["path"].endswith(("/infer", "/generate"))):
+            body = json.dumps({"error": f"overloaded: the queue holds {b.queued_rows} rows (--max-queue "
+                                        f"{b.max_queue}); retry later"}).encode()
+            self.refused.inc()
+            self.errors.inc()
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 async def _read_body(request, max_body: int) -> tuple[dict, bytes]:
