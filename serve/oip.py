@@ -44,6 +44,7 @@ from .batching import Batcher, DeadlineExceeded, QueueFull
 __all__ = ["create_app", "serve", "MAX_BODY"]
 
 MAX_BODY = 1 << 20  # bytes in one request body
+DRAIN_LIMIT = 1 << 24  # a larger body than MAX_BODY is still read (and dropped) up to this size before the 413
 VERSION = "1"
 OPTION_NAMES = tuple(f.name for f in fields(DecodeOptions))
 PARAMETERS = OPTION_NAMES + ("max_steps", "mode", "timeout")
@@ -354,6 +355,9 @@ async def _read_body(request, max_body: int) -> tuple[dict, bytes]:
     """The JSON header and the binary tensor data after it (empty without the binary extension)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
+        if int(declared) <= DRAIN_LIMIT:  # read and drop it, so that the client, still sending, reads the answer
+            async for _ in request.stream():
+                pass
         raise RequestError(f"the request body is {int(declared):,} bytes; at most {max_body:,}", 413)
     body = bytearray()
     async for chunk in request.stream():
