@@ -40,12 +40,17 @@ def _start(bundle, *extra):
 
 
 def _post(url: str, body: bytes, headers: dict | None = None):
-    request = urllib.request.Request(f"http://{url}", data=body, method="POST", headers=headers or {})
+    """POST with no Content-Type unless ``headers`` give one (the protocol's JSON is the default)."""
+    import http.client
+
+    host, path = url.split("/", 1)
+    connection = http.client.HTTPConnection(host, timeout=60)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        connection.request("POST", "/" + path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
 
 
 def _get(url: str):
