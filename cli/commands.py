@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
     except (Seq2SeqEdgeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+        print(f"error: {exc}{notes}", file=sys.stderr)
         return 1
     except MemoryError:
         print("error: out of memory; decode fewer rows at a time (--batch-size, shorter inputs)", file=sys.stderr)

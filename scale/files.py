@@ -68,8 +68,11 @@ def read_sources(path: str | Path, column: str = "source") -> Iterator[tuple[int
                                      "pick one with --column")
                 for number, row in enumerate(reader):
                     value = row[column]
-                    yield number, value if _utf8(value) else _Bad(
-                        f"record {number + 1} (line {reader.line_num}) is not valid UTF-8; convert the file")
+                    if value is None:  # a record with fewer fields than the header
+                        yield number, _Bad(f"record {number + 1} (line {reader.line_num}) has no field {column!r}")
+                    else:
+                        yield number, value if _utf8(value) else _Bad(
+                            f"record {number + 1} (line {reader.line_num}) is not valid UTF-8; convert the file")
             except csv.Error as exc:
                 raise InputError(f"{path}: not readable as CSV ({str(exc)[:200]})") from None
         return
@@ -283,15 +286,16 @@ class ResultWriter:
         self._file.flush()
 
     def close(self) -> None:
-        """Publish the complete output as ``out`` (exactly once) and remove the job record."""
+        """Publish the complete output as ``out`` (exactly once) and remove the job record. If publishing fails
+        (``out`` was created meanwhile by someone else), the partial output is kept for ``resume``."""
         try:
             if self.kind == "jsonl":
-                self._file.close()  # the lock goes with it; publishing is one link (or rename)
-                publish_file(self.partial, self.out, self.force)
+                publish_file(self.partial, self.out, self.force)  # under the lock: no other job touches it
+                self._file.close()
             else:
                 self._publish_parquet()
         except BaseException:
-            self.abort()
+            self.suspend()
             raise
         self.job_file.unlink(missing_ok=True)
 

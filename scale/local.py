@@ -149,8 +149,13 @@ def score_file(bundle: str | Path, input: str | Path, output: str | Path, *, col
         writer.suspend()
         raise ScoreInterrupted(f"interrupted: {done} rows are kept in {writer.partial}; run the same command "
                                "with --resume (resume=True) to continue from there") from None
-    except BaseException:
-        writer.abort()
+    except BaseException as exc:
+        if done == 0:  # nothing scored (this run or before): nothing to keep
+            writer.abort()
+        else:  # a failure after hours of work (a worker killed for memory, a full disk) keeps the rows
+            writer.suspend()
+            exc.add_note(f"the {done} rows scored are kept in {writer.partial}: run the same command with "
+                         "--resume (resume=True) to continue from there")
         raise
     finally:
         results.close() if hasattr(results, "close") else None  # stops the worker pool, closes the input

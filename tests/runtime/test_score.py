@@ -255,3 +255,52 @@ def test_a_partial_output_is_continued_only_by_the_same_job(dates_bundle, text_i
     job.write_text("{}")
     assert main(["score", str(dates_bundle), "--input", str(path), "--output", str(out), "--force"]) == 0
     assert out.read_bytes() == whole and not partial.exists() and not job.exists()
+
+
+def test_a_failure_after_rows_were_scored_keeps_them_for_resume(dates_bundle, text_input, tmp_path, monkeypatch,
+                                                                 capsys):
+    """An output created by someone else meanwhile, or a failure mid-job, no longer deletes the rows scored: they
+    stay in OUT.partial and the message says how to continue. A short CSV record is that record's error."""
+    import seq2seq_edge.scale.scorer as scorer
+
+    path, lines = text_input
+    out = tmp_path / "out.jsonl"
+    real = scorer.Scorer.__call__
+    calls = []
+
+    def intruder(self, batch):  # another process creates the output while the job runs
+        calls.append(1)
+        if len(calls) == 2:
+            out.write_text("someone else's\n")
+        return real(self, batch)
+
+    monkeypatch.setattr(scorer.Scorer, "__call__", intruder)
+    with pytest.raises(OutputExistsError) as err:
+        score_file(dates_bundle, path, out, batch_size=8)
+    assert out.read_text() == "someone else's\n"
+    assert err.value.__notes__ == [f"the {len(lines)} rows scored are kept in {out}.partial: run the same command "
+                                   "with --resume (resume=True) to continue from there"]
+    monkeypatch.setattr(scorer.Scorer, "__call__", real)
+    summary = score_file(dates_bundle, path, out, batch_size=8, resume=True, force=True)
+    assert summary.resumed == len(lines) and [r["id"] for r in _rows(out)] == list(range(len(lines)))
+
+    calls.clear()
+
+    def fail_third(self, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise InputError("the disk is full (simulated)")
+        return real(self, batch)
+
+    monkeypatch.setattr(scorer.Scorer, "__call__", fail_third)
+    assert main(["score", str(dates_bundle), "--input", str(path), "--output", str(tmp_path / "b.jsonl"),
+                 "--batch-size", "8"]) == 1
+    assert capsys.readouterr().err == (f"error: the disk is full (simulated); the 16 rows scored are kept in "
+                                       f"{tmp_path / 'b.jsonl'}.partial: run the same command with --resume "
+                                       "(resume=True) to continue from there\n")
+    (tmp_path / "in.csv").write_text("id,source\n1,3 mei 1961\n2\n3,1 May 2000\n", encoding="utf-8")
+    monkeypatch.setattr(scorer.Scorer, "__call__", real)
+    score_file(dates_bundle, tmp_path / "in.csv", tmp_path / "csv.jsonl")
+    rows = _rows(tmp_path / "csv.jsonl")
+    assert [r["output"] for r in rows] == ["1961-05-03", None, "2000-05-01"]
+    assert rows[1]["error"] == "record 2 (line 3) has no field 'source'"
