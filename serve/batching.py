@@ -141,22 +141,24 @@ class Batcher:
             if not batch:
                 continue
             self._last_requests = len(batch)
-            rows = [r for job in batch for r in job.rows]
-            started = time.monotonic()
             try:
-                results, tokens = await loop.run_in_executor(self._pool, self.decode, batch[0].key, rows)
-            except Exception as exc:  # noqa: BLE001 - the error goes to every request of the batch
+                rows = [r for job in batch for r in job.rows]
+                started = time.monotonic()
+                try:
+                    results, tokens = await loop.run_in_executor(self._pool, self.decode, batch[0].key, rows)
+                finally:
+                    self.batches += 1
+                computed = time.monotonic()
+                if len(results) != len(rows):
+                    raise RuntimeError(f"the decode returned {len(results)} results for {len(rows)} rows")
+                k = 0
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_result(results[k: k + len(job.rows)])
+                    k += len(job.rows)
+                self.on_batch(len(batch), len(rows), [started - job.queued for job in batch], computed - started,
+                              tokens)
+            except Exception as exc:  # noqa: BLE001 - the batch's requests get the error; the batcher goes on
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
-                continue
-            finally:
-                self.batches += 1
-            computed = time.monotonic()
-            k = 0
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_result(results[k: k + len(job.rows)])
-                k += len(job.rows)
-            self.on_batch(len(batch), len(rows), [started - job.queued for job in batch], computed - started,
-                          tokens)

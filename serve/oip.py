@@ -10,14 +10,14 @@ uvicorn, which is what `seq2seq-edge serve` does. Endpoints:
 - ``POST /v2/models/{name}[/versions/1]/infer``: JSON tensors, or the binary tensor extension that
   tritonclient uses by default (``Inference-Header-Content-Length``); decode options as request
   ``parameters`` (strategy, beam_width, n_best, temperature, top_k, top_p, seed, length_penalty, max_steps,
-  mode) and Triton's ``timeout`` (microseconds a request may wait in the queue);
+  mode) and Triton's ``timeout`` (microseconds a request may wait in the queue; 0: none);
 - ``POST /v2/models/{name}/generate`` and ``generate_stream`` (Triton's generate extension: ``text_input``
   in, ``text_output`` out; the stream sends one server-sent event per token);
 - ``GET /metrics``: Prometheus text format.
 
 Concurrent requests are decoded together (serve.batching). Every error is ``{"error": "..."}``: 400 for a
-malformed request, 404 for an unknown model or path, 413 for a body over ``max_body`` bytes, 503 (with
-Retry-After) when the queue is full or the server is draining, 504 when a request's ``timeout`` passed in
+malformed request, 404 for an unknown model or path, 413 for a body over ``max_body`` bytes or more rows than
+``max_queue``, 503 (with Retry-After) when the queue is full or the server is draining, 504 when a request's ``timeout`` passed in
 the queue, 500 only for a failure of the bundle itself.
 """
 
@@ -44,6 +44,7 @@ from .batching import Batcher, DeadlineExceeded, QueueFull
 __all__ = ["create_app", "serve", "MAX_BODY"]
 
 MAX_BODY = 1 << 20  # bytes in one request body
+MAX_TIMEOUT_US = 3_600_000_000  # a request's timeout parameter, at most an hour
 DRAIN_LIMIT = 1 << 24  # a larger body than MAX_BODY is still read (and dropped) up to this size before the 413
 VERSION = "1"
 OPTION_NAMES = tuple(f.name for f in fields(DecodeOptions))
@@ -101,7 +102,7 @@ class Served:
         if not self.tokens:
             out = self.model.generate(np.stack(rows), max_steps, mode=mode)
             return out, sum(len(o) for o in out)
-        if options == DecodeOptions():
+        if options.strategy == "greedy":  # in the requested mode; options that only sampling reads change nothing
             texts = self.model.generate_text(rows, max_steps, mode=mode)
             return [[(t, None)] for t in texts], sum(self.count_tokens(t) for t in texts)
         hyps = self.model.decode_text(rows, options, max_steps)
@@ -168,6 +169,11 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
         return JSONResponse(body, status_code=status, headers=headers)
 
     def failure(endpoint: str, exc: Exception) -> Response:
+        from starlette.requests import ClientDisconnect
+
+        if isinstance(exc, ClientDisconnect):  # the client went away mid-upload: nobody reads an answer
+            metric["requests"].labels(endpoint, "499").inc()
+            return Response(status_code=499)
         if isinstance(exc, RequestError):
             return answer(endpoint, {"error": str(exc)}, exc.status, exc.headers)
         if isinstance(exc, QueueFull):
@@ -231,7 +237,7 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
             check_model(request)
             check_room()
             header, binary = await _read_body(request, max_body)
-            rows, key, deadline, wanted, request_id = _parse_infer(served, header, binary)
+            rows, key, deadline, wanted, request_id = _checked(_parse_infer, served, header, binary, max_queue)
             results = await _await_or_disconnect(request, batcher.submit(rows, key, deadline))
             if results is None:
                 return Response(status_code=499)  # the client went away; nobody reads this
@@ -244,7 +250,7 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
             check_model(request)
             check_room()
             text, params = await _generate_body(served, request, max_body)
-            key, deadline = _key(served, params)
+            key, deadline = _checked(_key, served, params)
             results = await _await_or_disconnect(request, batcher.submit([text], key, deadline))
             if results is None:
                 return Response(status_code=499)
@@ -255,36 +261,55 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
         except Exception as exc:  # noqa: BLE001
             return failure("generate", exc)
 
+    streams = [0]  # streams being decoded now: each holds a thread of the default executor
+
     async def generate_stream(request):
         try:
             check_model(request)
+            if request.app.state.draining:
+                raise QueueFull("the server is shutting down")
+            if streams[0] >= max_batch:
+                raise QueueFull(f"{streams[0]} streams are being decoded (at most --max-batch {max_batch} at once)")
             text, params = await _generate_body(served, request, max_body)
-            mode, max_steps, options = _key(served, params)[0][:3]
+            mode, max_steps, options = _checked(_key, served, params)[0][:3]
             if options.strategy == "beam":
                 raise RequestError("generate_stream sends tokens as they are decoded: greedy or sample, not beam")
-            ids, lengths = served.model.source_vocab.encode_batch([text])
-            stream = served.model.stream(ids, max_steps, lengths=lengths, options=options)
+            loop = asyncio.get_running_loop()
+
+            def start():
+                ids, lengths = served.model.source_vocab.encode_batch([text])
+                return served.model.stream(ids, max_steps, lengths=lengths, options=options)
+
+            stream = await loop.run_in_executor(None, start)
         except Exception as exc:  # noqa: BLE001
             return failure("generate_stream", exc)
         vocab = served.model.target_vocab
-        loop = asyncio.get_running_loop()
+        skip = {vocab.pad_id, vocab.start_id} - {None}
+        streams[0] += 1
 
         async def events():
-            done = object()
-            while True:
-                try:
-                    step = await loop.run_in_executor(None, next, stream, done)
-                except Exception as exc:  # noqa: BLE001 - the status is sent: the error is the last event
-                    metric["errors"].labels("500").inc()
-                    yield ("event: error\ndata: " + json.dumps({"error": f"the bundle failed: {exc}"})
-                           + "\n\n").encode()
-                    return
-                if step is done or step[0] < 0 or step[0] == vocab.end_id:
-                    return
-                token = vocab.tokens[int(step[0])]
-                metric["tokens"].inc()
-                yield ("data: " + json.dumps({"model_name": served.name, "model_version": VERSION,
-                                              "text_output": token}) + "\n\n").encode()
+            done, first = object(), True
+            try:
+                while True:
+                    try:
+                        step = await loop.run_in_executor(None, next, stream, done)
+                    except Exception as exc:  # noqa: BLE001 - the status is sent: the error is the last event
+                        metric["errors"].labels("500").inc()
+                        yield ("event: error\ndata: " + json.dumps({"error": f"the bundle failed: {exc}"})
+                               + "\n\n").encode()
+                        return
+                    if step is done or step[0] < 0 or step[0] == vocab.end_id:
+                        return
+                    if int(step[0]) in skip:  # as Vocabulary.decode: pad and start ids are no text
+                        continue
+                    # the separator before every token but the first: the events join to generate's text
+                    token = ("" if first else vocab.separator) + vocab.tokens[int(step[0])]
+                    first = False
+                    metric["tokens"].inc()
+                    yield ("data: " + json.dumps({"model_name": served.name, "model_version": VERSION,
+                                                  "text_output": token}) + "\n\n").encode()
+            finally:
+                streams[0] -= 1
 
         metric["requests"].labels("generate_stream", "200").inc()
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -328,6 +353,17 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
     return app
 
 
+def _checked(parse, *args):
+    """``parse(*args)``, where a value the request holds that Python cannot use (a 400-digit number where a
+    float goes, a list where a name goes) is the caller's mistake: a 400, not a 500."""
+    try:
+        return parse(*args)
+    except Seq2SeqEdgeError:  # InputError is a ValueError too, and says more
+        raise
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise RequestError(f"a value in the request cannot be used: {type(exc).__name__}: {str(exc)[:120]}") from None
+
+
 class _Shed:
     """While the queue is full, an infer or generate request is answered 503 before routing, parsing or reading
     its body: under overload, refusals are most of the traffic, and their cost is what keeps them quick."""
@@ -354,7 +390,7 @@ class _Shed:
 async def _read_body(request, max_body: int) -> tuple[dict, bytes]:
     """The JSON header and the binary tensor data after it (empty without the binary extension)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body:
         if int(declared) <= DRAIN_LIMIT:  # read and drop it, so that the client, still sending, reads the answer
             async for _ in request.stream():
                 pass
@@ -366,7 +402,7 @@ async def _read_body(request, max_body: int) -> tuple[dict, bytes]:
             raise RequestError(f"the request body is over {max_body:,} bytes", 413)
     size = request.headers.get("inference-header-content-length")
     if size is not None:
-        if not size.isdigit() or int(size) > len(body):
+        if not (size.isascii() and size.isdigit()) or int(size) > len(body):
             raise RequestError(f"Inference-Header-Content-Length {_excerpt(size)} does not fit a body of "
                                f"{len(body)} bytes")
         head, binary = bytes(body[:int(size)]), bytes(body[int(size):])
@@ -381,7 +417,7 @@ async def _read_body(request, max_body: int) -> tuple[dict, bytes]:
     return header, binary
 
 
-def _parse_infer(served: Served, header: dict, binary: bytes):
+def _parse_infer(served: Served, header: dict, binary: bytes, max_rows: int):
     unknown = set(header) - {"id", "inputs", "outputs", "parameters"}
     if unknown:
         raise RequestError(f"unknown field(s) {_excerpt(sorted(unknown))} in the request; it has id, inputs, "
@@ -406,6 +442,10 @@ def _parse_infer(served: Served, header: dict, binary: bytes):
     count = math.prod(shape)
     if count == 0:
         raise RequestError("input 'source' holds no rows; send at least one")
+    rows_asked = shape[0]
+    if rows_asked > max_rows:  # it could never be queued: a 413 now, not a 503 that retrying cannot cure
+        raise RequestError(f"input 'source' holds {rows_asked} rows; a request holds at most {max_rows} (the "
+                           "server's --max-queue): split it", 413)
     params = tensor.get("parameters") or {}
     if not isinstance(params, dict):
         raise RequestError("input 'source': parameters must be an object")
@@ -501,6 +541,8 @@ def _key(served: Served, parameters: dict, time_steps: int | None = None):
             raise RequestError(f"parameter {k} must be a number or a string, got {_excerpt(value)}")
     decode = DecodeOptions(**options)  # InputError (400) names a bad value
     mode = parameters.get("mode", served.mode)
+    if not isinstance(mode, str):
+        raise RequestError(f"parameter mode must be a string, one of {list(served.model.modes)}; got {_excerpt(mode)}")
     max_steps = parameters.get("max_steps")
     if served.tokens:
         served.model.check_decoding(mode if decode.strategy == "greedy" else parameters.get("mode"), decode)
@@ -512,10 +554,10 @@ def _key(served: Served, parameters: dict, time_steps: int | None = None):
     timeout = parameters.get("timeout")
     deadline = None
     if timeout is not None:
-        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
-            raise RequestError(f"parameter timeout is in microseconds, a non-negative integer; got "
-                               f"{_excerpt(timeout)}")
-        deadline = time.monotonic() + timeout / 1e6
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 <= timeout <= MAX_TIMEOUT_US:
+            raise RequestError(f"parameter timeout is in microseconds, an integer from 0 (none) to "
+                               f"{MAX_TIMEOUT_US}; got {_excerpt(timeout)}")
+        deadline = time.monotonic() + timeout / 1e6 if timeout else None  # Triton: 0 means no timeout
     seeded = decode.strategy == "sample" and decode.seed is not None
     # Seeded sampling is decoded alone: its draws would otherwise depend on the other rows of the batch.
     key = (mode if decode.strategy == "greedy" else "step", max_steps, decode, time_steps,

@@ -78,6 +78,9 @@ def serve_on_ray(bundle: str | Path, *, replicas: int = 2, host: str = "127.0.0.
         stop.wait()
     finally:
         try:
-            serve.shutdown()  # Ray Serve drains its replicas' ongoing requests
+            if joining:  # a shared cluster: remove our application only
+                serve.delete("seq2seq-edge")
+            else:
+                serve.shutdown()  # Ray Serve drains its replicas' ongoing requests
         finally:
             ray.shutdown()

@@ -116,10 +116,20 @@ MALFORMED = [
     ("dates_tiny/generate", b'{"text_input": ""}', 400, "generate needs text_input, a non-empty string"),
     ("dates_tiny/generate_stream", b'{"text_input": "3 mei 1961", "parameters": {"strategy": "beam"}}', 400,
      "greedy or sample, not beam"),
+    # values Python cannot use were 500s (found in review)
+    ("dates_tiny/infer", _infer(["3 mei 1961"], parameters={"strategy": "sample", "temperature": 10**400}), 400,
+     "a value in the request cannot be used: OverflowError"),
+    ("dates_tiny/infer", _infer(["3 mei 1961"], parameters={"timeout": 10**400}), 400,
+     "parameter timeout is in microseconds, an integer from 0 (none) to 3600000000"),
+    ("dates_tiny/infer", _infer(["3 mei 1961"], parameters={"mode": ["fused"]}), 400,
+     "parameter mode must be a string, one of ['step', 'fused', 'fused-int8']; got ['fused']"),
+    ("dates_tiny/generate", b'{"text_input": "3 mei 1961", "parameters": {"seed": 1e400}}', 400, "seed"),
+    ("dates_tiny/infer", _infer(["3 mei 1961"] * 1025), 413,
+     "input 'source' holds 1025 rows; a request holds at most 1024 (the server's --max-queue): split it"),
 ]
 
 
-@pytest.mark.parametrize("path, body, status, message", MALFORMED, ids=[m[3][:30] for m in MALFORMED])
+@pytest.mark.parametrize("path, body, status, message", MALFORMED, ids=[m[3][:40] for m in MALFORMED])
 def test_malformed_requests_are_4xx_with_a_json_error(server, path, body, status, message):
     code, headers, payload = _post(f"{server}/v2/models/{path}", body)  # no Content-Type: accepted as JSON
     assert code == status and headers["content-type"] == "application/json"
@@ -385,3 +395,33 @@ def test_the_listen_backlog_is_above_256(server):
     backlog = int(lines[0].split()[2])  # Send-Q of a listening socket: its backlog
     with open("/proc/sys/net/core/somaxconn") as f:
         assert backlog == min(2048, int(f.read())) and backlog > 256
+
+
+def test_review_findings_timeout_zero_greedy_options_binary_header_and_stream_separators(server, dates, bundle_copy):
+    """timeout 0 is Triton's "none" (it was an immediate 504); greedy with a sampling-only option stays greedy in
+    the requested mode, without log_prob; a non-ASCII digit in Inference-Header-Content-Length is a 400; and a
+    stream of a bundle whose tokens are separated by spaces joins to generate's text."""
+    code, _, body = _post(f"{server}/v2/models/dates_tiny/infer", _infer(["3 mei 1961"], parameters={"timeout": 0}))
+    assert code == 200
+    code, _, body = _post(f"{server}/v2/models/dates_tiny/infer",
+                          _infer(["3 mei 1961"], parameters={"temperature": 0.5, "mode": "fused"}))
+    assert code == 200 and [o["name"] for o in json.loads(body)["outputs"]] == ["output"]
+    code, _, body = _post(f"{server}/v2/models/dates_tiny/infer", _infer(["3 mei 1961"]),
+                          {"Inference-Header-Content-Length": "\u00b2".encode().decode("latin-1")})
+    assert code == 400 and "Inference-Header-Content-Length" in json.loads(body)["error"]
+
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["target"]["vocabulary"]["separator"] = " "
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    proc, port = _start(bundle_copy)
+    try:
+        url = f"127.0.0.1:{port}/v2/models/bundle"
+        code, _, body = _post(f"{url}/generate", b'{"text_input": "3 mei 1961"}')
+        whole = json.loads(body)["text_output"]
+        assert code == 200 and whole == "1 9 6 1 - 0 5 - 0 3"
+        code, _, body = _post(f"{url}/generate_stream", b'{"text_input": "3 mei 1961"}')
+        events = [json.loads(e[len("data: "):])["text_output"] for e in body.decode().split("\n\n") if e]
+        assert code == 200 and "".join(events) == whole and events[:2] == ["1", " 9"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
