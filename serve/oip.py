@@ -17,8 +17,8 @@ uvicorn, which is what `seq2seq-edge serve` does. Endpoints:
 
 Concurrent requests are decoded together (serve.batching). Every error is ``{"error": "..."}``: 400 for a
 malformed request, 404 for an unknown model or path, 413 for a body over ``max_body`` bytes or more rows than
-``max_queue``, 503 (with Retry-After) when the queue is full or the server is draining, 504 when a request's ``timeout`` passed in
-the queue, 500 only for a failure of the bundle itself.
+``max_queue``, 503 (with Retry-After) when the queue is full or the server is draining, 504 when a request's
+``timeout`` passed in the queue, 500 only for a failure of the bundle itself.
 """
 
 from __future__ import annotations
