@@ -4,16 +4,17 @@
 JSON Lines with a column), decodes them in batches on N worker processes that each load the bundle once
 with one onnxruntime thread, and writes one row per input row (JSON Lines): its ``id`` (the input row
 number), the ``source``, the ``output`` and the ``log_prob`` where the strategy gives one; a bad row (an
-empty source, an unknown symbol) gets an ``error`` instead of stopping the job. Needs the runtime only.
+empty source, an unknown symbol) gets an ``error`` instead of stopping the job. Rows go to ``OUTPUT.partial``
+as they are scored; a stopped or killed job continues with ``--resume``. Needs the runtime only.
 """
 
 from __future__ import annotations
 
 from .files import read_sources, INPUT_KINDS, OUTPUT_KINDS
-from .local import ScoreSummary, score_file
+from .local import ScoreInterrupted, ScoreSummary, score_file
 from .scorer import Scorer
 
-__all__ = ["score_file", "score_dataset", "ScoreSummary", "Scorer", "read_sources", "INPUT_KINDS", "OUTPUT_KINDS"]
+__all__ = ["score_file", "score_dataset", "ScoreSummary", "ScoreInterrupted", "Scorer", "read_sources", "INPUT_KINDS", "OUTPUT_KINDS"]
 
 
 def score_dataset(dataset, bundle, **kwargs):

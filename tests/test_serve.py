@@ -282,7 +282,12 @@ def test_sigterm_drains_the_queue_before_the_server_exits(dates_bundle, dates):
     threads = [threading.Thread(target=call) for _ in range(10)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # the requests are in; most are queued behind the first decodes
+    deadline = time.monotonic() + 60
+    while True:  # until every request is in: answered, queued, or the one being decoded
+        queued = _metric_values(f"127.0.0.1:{port}").get("seq2seq_edge_queue_rows", 0) // len(texts)
+        if len(answers) + queued + 1 >= len(threads) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     for t in threads:
