@@ -345,7 +345,8 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
               Route(v + "/generate_stream", generate_stream, methods=["POST"]), Route("/metrics", metrics)]
     from starlette.middleware import Middleware
 
-    shed = Middleware(_Shed, batcher=batcher, refused=metric["requests"].labels("infer", "503"),
+    shed = Middleware(_Shed, batcher=batcher, refused={e: metric["requests"].labels(e, "503")
+                                                       for e in ("infer", "generate")},
                       errors=metric["errors"].labels("503"))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[shed],
                     exception_handlers={404: not_found, 405: not_found})
@@ -377,7 +378,7 @@ class _Shed:
                 and scope["path"].endswith(("/infer", "/generate"))):
             body = json.dumps({"error": f"overloaded: the queue holds {b.queued_rows} rows (--max-queue "
                                         f"{b.max_queue}); retry later"}).encode()
-            self.refused.inc()
+            self.refused["generate" if scope["path"].endswith("/generate") else "infer"].inc()
             self.errors.inc()
             await send({"type": "http.response.start", "status": 503,
                         "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
