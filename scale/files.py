@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..runtime.errors import InputError
+from ..runtime.schema import show
 from ..runtime.fsutil import OutputExistsError, check_output_path, publish_file, write_bytes_atomic
 
 __all__ = ["read_sources", "ResultWriter", "INPUT_KINDS", "OUTPUT_KINDS", "count_rows"]
@@ -64,7 +65,7 @@ def read_sources(path: str | Path, column: str = "source") -> Iterator[tuple[int
                 csv.field_size_limit(MAX_FIELD)
                 reader = csv.DictReader(f)
                 if column not in (reader.fieldnames or []):
-                    raise InputError(f"{path}: no column {column!r} (columns: {_bounded(reader.fieldnames)}); "
+                    raise InputError(f"{path}: no column {column!r} (columns: {show(reader.fieldnames, 200)}); "
                                      "pick one with --column")
                 for number, row in enumerate(reader):
                     value = row[column]
@@ -112,11 +113,6 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _bounded(names) -> str:
-    text = repr(names)
-    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _json_row(path: Path, number: int, line: str, column: str) -> Any:
@@ -256,7 +252,7 @@ class ResultWriter:
             if recorded.get(key) != self.job.get(key):
                 self._file.close()
                 raise InputError(f"{self.partial} was written by another job: its {key} was "
-                                 f"{_bounded(recorded.get(key))}, now {_bounded(self.job.get(key))}; run that job "
+                                 f"{show(recorded.get(key), 200)}, now {show(self.job.get(key), 200)}; run that job "
                                  "again to continue it, or pass --force to start over")
         kept = rows = errors = 0
         self._file.seek(0)

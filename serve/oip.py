@@ -39,6 +39,7 @@ import numpy as np
 from ..runtime import BundleError, DecodeOptions, InputError, load
 from ..runtime.errors import Seq2SeqEdgeError
 from ..runtime.inputs import check_source_length
+from ..runtime.schema import show
 from .batching import Batcher, DeadlineExceeded, QueueFull
 
 __all__ = ["create_app", "serve", "MAX_BODY"]
@@ -61,11 +62,6 @@ class RequestError(Exception):
         self.status, self.headers = status, headers or {}
 
 
-def _excerpt(value: Any, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[:width] + "..."
-
-
 class Served:
     """One loaded bundle and what the endpoints need to know about it."""
 
@@ -82,6 +78,7 @@ class Served:
         self.target_features = None if self.tokens else m.target.features
         sep = m.target.vocabulary.separator if self.tokens else ""
         self.count_tokens = (len if sep == "" else (lambda text: len([t for t in text.split(sep) if t])))
+        self.output_names = [o["name"] for o in self.metadata()["outputs"]]
 
     def metadata(self) -> dict:
         if self.tokens:
@@ -189,9 +186,9 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
     def check_model(request) -> None:
         model, version = request.path_params["model"], request.path_params.get("version")
         if model != served.name:
-            raise RequestError(f"unknown model {_excerpt(model)}; this server serves {served.name!r}", 404)
+            raise RequestError(f"unknown model {show(model, 60)}; this server serves {served.name!r}", 404)
         if version not in (None, VERSION):
-            raise RequestError(f"unknown version {_excerpt(version)} of {served.name!r}; it has version {VERSION}",
+            raise RequestError(f"unknown version {show(version, 60)} of {served.name!r}; it has version {VERSION}",
                                404)
 
     async def live(request):
@@ -227,15 +224,9 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
             return failure("health", exc)
         return await ready(request)
 
-    def check_room() -> None:
-        """Refuse before reading the body when the queue is already full: a refusal costs next to nothing."""
-        if batcher.queued_rows >= batcher.max_queue:
-            raise QueueFull(f"the queue holds {batcher.queued_rows} rows (--max-queue {batcher.max_queue})")
-
     async def infer(request):
         try:
             check_model(request)
-            check_room()
             header, binary = await _read_body(request, max_body)
             rows, key, deadline, wanted, request_id = _checked(_parse_infer, served, header, binary, max_queue)
             results = await _await_or_disconnect(request, batcher.submit(rows, key, deadline))
@@ -248,7 +239,6 @@ def create_app(bundle: str | Path, *, name: str | None = None, mode: str | None 
     async def generate(request):
         try:
             check_model(request)
-            check_room()
             text, params = await _generate_body(served, request, max_body)
             key, deadline = _checked(_key, served, params)
             results = await _await_or_disconnect(request, batcher.submit([text], key, deadline))
@@ -404,7 +394,7 @@ async def _read_body(request, max_body: int) -> tuple[dict, bytes]:
     size = request.headers.get("inference-header-content-length")
     if size is not None:
         if not (size.isascii() and size.isdigit()) or int(size) > len(body):
-            raise RequestError(f"Inference-Header-Content-Length {_excerpt(size)} does not fit a body of "
+            raise RequestError(f"Inference-Header-Content-Length {show(size, 60)} does not fit a body of "
                                f"{len(body)} bytes")
         head, binary = bytes(body[:int(size)]), bytes(body[int(size):])
     else:
@@ -421,21 +411,21 @@ async def _read_body(request, max_body: int) -> tuple[dict, bytes]:
 def _parse_infer(served: Served, header: dict, binary: bytes, max_rows: int):
     unknown = set(header) - {"id", "inputs", "outputs", "parameters"}
     if unknown:
-        raise RequestError(f"unknown field(s) {_excerpt(sorted(unknown))} in the request; it has id, inputs, "
+        raise RequestError(f"unknown field(s) {show(sorted(unknown), 60)} in the request; it has id, inputs, "
                            "outputs and parameters")
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise RequestError("inputs must be a list of one tensor, named 'source'")
     tensor = inputs[0]
     if tensor.get("name") != "source":
-        raise RequestError(f"unknown input {_excerpt(tensor.get('name'))}; this model takes one input, 'source'")
+        raise RequestError(f"unknown input {show(tensor.get('name'), 60)}; this model takes one input, 'source'")
     want = "BYTES" if served.tokens else "FP32"
     if tensor.get("datatype") != want:
-        raise RequestError(f"input 'source' has datatype {want}, got {_excerpt(tensor.get('datatype'))}")
+        raise RequestError(f"input 'source' has datatype {want}, got {show(tensor.get('datatype'), 60)}")
     shape = tensor.get("shape")
     if (not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                for d in shape)):
-        raise RequestError(f"input 'source': shape must be a list of sizes, got {_excerpt(shape)}")
+        raise RequestError(f"input 'source': shape must be a list of sizes, got {show(shape, 60)}")
     if served.tokens and (len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1)):
         raise RequestError(f"input 'source' has shape [n] (or [n, 1]): one text a row, got {shape}")
     if not served.tokens and (len(shape) != 3 or shape[2] != served.features):
@@ -453,7 +443,7 @@ def _parse_infer(served: Served, header: dict, binary: bytes, max_rows: int):
     if "binary_data_size" in params:
         size = params["binary_data_size"]
         if not isinstance(size, int) or size != len(binary):
-            raise RequestError(f"input 'source': binary_data_size {_excerpt(size)} but {len(binary)} bytes follow "
+            raise RequestError(f"input 'source': binary_data_size {show(size, 60)} but {len(binary)} bytes follow "
                                "the JSON header")
         values = _binary_values(binary, want, count)
     else:
@@ -535,15 +525,15 @@ def _key(served: Served, parameters: dict, time_steps: int | None = None):
     """(mode, max_steps, options[, time]) from request parameters, and the deadline from ``timeout`` (us)."""
     unknown = set(parameters) - set(PARAMETERS) - set(IGNORED_PARAMETERS)
     if unknown:
-        raise RequestError(f"unknown parameter(s) {_excerpt(sorted(unknown))}; known: {', '.join(PARAMETERS)}")
+        raise RequestError(f"unknown parameter(s) {show(sorted(unknown), 60)}; known: {', '.join(PARAMETERS)}")
     options = {k: parameters[k] for k in OPTION_NAMES if k in parameters}
     for k, value in options.items():
         if not (value is None or isinstance(value, (int, float, str)) and not isinstance(value, bool)):
-            raise RequestError(f"parameter {k} must be a number or a string, got {_excerpt(value)}")
+            raise RequestError(f"parameter {k} must be a number or a string, got {show(value, 60)}")
     decode = DecodeOptions(**options)  # InputError (400) names a bad value
     mode = parameters.get("mode", served.mode)
     if not isinstance(mode, str):
-        raise RequestError(f"parameter mode must be a string, one of {list(served.model.modes)}; got {_excerpt(mode)}")
+        raise RequestError(f"parameter mode must be a string, one of {list(served.model.modes)}; got {show(mode, 60)}")
     max_steps = parameters.get("max_steps")
     if served.tokens:
         served.model.check_decoding(mode if decode.strategy == "greedy" else parameters.get("mode"), decode)
@@ -557,7 +547,7 @@ def _key(served: Served, parameters: dict, time_steps: int | None = None):
     if timeout is not None:
         if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 <= timeout <= MAX_TIMEOUT_US:
             raise RequestError(f"parameter timeout is in microseconds, an integer from 0 (none) to "
-                               f"{MAX_TIMEOUT_US}; got {_excerpt(timeout)}")
+                               f"{MAX_TIMEOUT_US}; got {show(timeout, 60)}")
         deadline = time.monotonic() + timeout / 1e6 if timeout else None  # Triton: 0 means no timeout
     seeded = decode.strategy == "sample" and decode.seed is not None
     # Seeded sampling is decoded alone: its draws would otherwise depend on the other rows of the batch.
@@ -567,7 +557,7 @@ def _key(served: Served, parameters: dict, time_steps: int | None = None):
 
 
 def _wanted_outputs(served: Served, outputs) -> list[str]:
-    names = [o["name"] for o in served.metadata()["outputs"]]
+    names = served.output_names
     if outputs is None:
         return names
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
@@ -575,7 +565,7 @@ def _wanted_outputs(served: Served, outputs) -> list[str]:
         raise RequestError("outputs must be a list of objects with a name")
     for o in outputs:
         if o["name"] not in names:
-            raise RequestError(f"unknown output {_excerpt(o['name'])}; this model has {names}")
+            raise RequestError(f"unknown output {show(o['name'], 60)}; this model has {names}")
     return [o["name"] for o in outputs]
 
 

@@ -183,11 +183,14 @@ class Gate:
         return self.decode(key, rows)
 
 
+def _gated(bundle):
+    """The bundle as the server loads it, a Gate around its decode, and a greedy request's batching key."""
+    served = create_app(bundle).state.served
+    return served, Gate(served.decode), (served.mode, None, DecodeOptions(), None, None)
+
+
 def test_concurrent_requests_are_decoded_together_and_each_gets_its_own_rows(dates_bundle, dates):
-    app = create_app(dates_bundle, max_wait_ms=0)
-    served = app.state.served
-    gate = Gate(served.decode)
-    key = (served.mode, None, DecodeOptions(), None, None)
+    served, gate, key = _gated(dates_bundle)
 
     async def scenario():
         batcher = Batcher(gate, max_batch=32)
@@ -208,10 +211,7 @@ def test_concurrent_requests_are_decoded_together_and_each_gets_its_own_rows(dat
 
 
 def test_a_full_queue_refuses_at_once_and_withdrawn_or_expired_requests_are_not_decoded(dates_bundle, dates):
-    app = create_app(dates_bundle, max_queue=3)
-    served = app.state.served
-    gate = Gate(served.decode)
-    key = (served.mode, None, DecodeOptions(), None, None)
+    served, gate, key = _gated(dates_bundle)
 
     async def scenario():
         batcher = Batcher(gate, max_batch=32, max_queue=3)
